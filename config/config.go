@@ -1,0 +1,335 @@
+// Package config loads Switchyard's YAML configuration strictly: unknown
+// keys, bad values and dangling references are reported together, each
+// with its file, line and column.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a whole Switchyard configuration.
+type Config struct {
+	Server  Server   `yaml:"server"`
+	Storage Storage  `yaml:"storage"`
+	Sources []Source `yaml:"sources"`
+	Sinks   []Sink   `yaml:"sinks"`
+	Routes  []Route  `yaml:"routes"`
+
+	// Warnings are doubtful but valid settings, such as a sink that no
+	// route uses; they never stop a load.
+	Warnings []Problem `yaml:"-"`
+
+	file     string
+	nodes    map[string]*yaml.Node
+	problems []Problem
+}
+
+// File is the path the configuration was loaded from.
+func (c *Config) File() string { return c.file }
+
+// Server configures the HTTP edge.
+type Server struct {
+	Listen          string   `yaml:"listen"`
+	BodyLimit       ByteSize `yaml:"body_limit"`
+	ReadTimeout     Duration `yaml:"read_timeout"`
+	WriteTimeout    Duration `yaml:"write_timeout"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Storage configures the embedded SQLite queue.
+type Storage struct {
+	Dir string `yaml:"dir"`
+}
+
+// Source is a platform posting webhooks to Switchyard.
+type Source struct {
+	Name     string `yaml:"name"`
+	Provider string `yaml:"provider"`
+	// Path is where the source is served; "/hooks/<name>" by default.
+	Path string `yaml:"path"`
+	// Secret verifies signatures. Secrets holds extra secrets accepted
+	// while rotating: any one that verifies passes.
+	Secret  Secret   `yaml:"secret"`
+	Secrets []Secret `yaml:"secrets"`
+}
+
+// AllSecrets returns Secret followed by Secrets, without empty entries.
+func (s *Source) AllSecrets() []Secret {
+	var out []Secret
+	for _, sec := range append([]Secret{s.Secret}, s.Secrets...) {
+		if sec != "" {
+			out = append(out, sec)
+		}
+	}
+	return out
+}
+
+// Route sends events whose type matches, and for which When holds, to
+// the sinks in To.
+type Route struct {
+	Name  string   `yaml:"name"`
+	Match []string `yaml:"match"`
+	When  string   `yaml:"when"`
+	To    []string `yaml:"to"`
+}
+
+// Retry is a sink's retry policy.
+type Retry struct {
+	// MaxAttempts ends retrying after this many attempts; 0 means no
+	// limit other than MaxAge.
+	MaxAttempts    int      `yaml:"max_attempts"`
+	InitialBackoff Duration `yaml:"initial_backoff"`
+	MaxBackoff     Duration `yaml:"max_backoff"`
+	// MaxAge ends retrying once a delivery is this old.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// Defaults, documented in README.md and config.example.yaml.
+const (
+	DefaultListen          = ":8080"
+	DefaultBodyLimit       = ByteSize(1 << 20)
+	DefaultReadTimeout     = Duration(10 * time.Second)
+	DefaultWriteTimeout    = Duration(10 * time.Second)
+	DefaultIdleTimeout     = Duration(60 * time.Second)
+	DefaultShutdownTimeout = Duration(30 * time.Second)
+	DefaultStorageDir      = "./data"
+	DefaultSinkTimeout     = Duration(10 * time.Second)
+	DefaultConcurrency     = 4
+	DefaultInitialBackoff  = Duration(time.Second)
+	DefaultMaxBackoff      = Duration(5 * time.Minute)
+	DefaultMaxAge          = Duration(72 * time.Hour)
+)
+
+// Load reads, expands and validates the configuration at path. The
+// error, if any, is an *Error listing every problem.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse is Load for bytes already read; file names them in problems and
+// lookup resolves ${VAR} references.
+func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	c := &Config{file: file, nodes: map[string]*yaml.Node{}}
+	c.setDefaults()
+
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			c.add(Problem{Msg: "the file is empty; see config.example.yaml"})
+		} else {
+			c.add(syntaxProblem(err))
+		}
+		return nil, &Error{Problems: c.problems}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	c.expandEnv(root, lookup)
+	d := &decoder{cfg: c}
+	d.decode(root, reflect.ValueOf(c).Elem(), "")
+	c.applyDefaults()
+	c.validate()
+	if len(c.problems) > 0 {
+		return nil, &Error{Problems: c.problems}
+	}
+	return c, nil
+}
+
+var lineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxProblem turns a yaml.v3 parse error ("yaml: line 3: ...") into
+// a Problem with that line.
+func syntaxProblem(err error) Problem {
+	msg := err.Error()
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		var line int
+		fmt.Sscanf(m[1], "%d", &line)
+		return Problem{Line: line, Column: 1, Msg: "YAML syntax: " + m[2]}
+	}
+	return Problem{Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+func (c *Config) setDefaults() {
+	c.Server = Server{
+		Listen:          DefaultListen,
+		BodyLimit:       DefaultBodyLimit,
+		ReadTimeout:     DefaultReadTimeout,
+		WriteTimeout:    DefaultWriteTimeout,
+		IdleTimeout:     DefaultIdleTimeout,
+		ShutdownTimeout: DefaultShutdownTimeout,
+	}
+	c.Storage = Storage{Dir: DefaultStorageDir}
+}
+
+// applyDefaults fills what list entries left unset.
+func (c *Config) applyDefaults() {
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.Path == "" && s.Name != "" {
+			s.Path = "/hooks/" + s.Name
+		}
+	}
+	for i := range c.Sinks {
+		s := &c.Sinks[i]
+		if s.Timeout == 0 {
+			s.Timeout = DefaultSinkTimeout
+		}
+		if s.Concurrency == 0 {
+			s.Concurrency = DefaultConcurrency
+			if s.Type == "slack" {
+				s.Concurrency = 1 // keep a channel's messages in order
+			}
+		}
+		if s.Retry.InitialBackoff == 0 {
+			s.Retry.InitialBackoff = DefaultInitialBackoff
+		}
+		if s.Retry.MaxBackoff == 0 {
+			s.Retry.MaxBackoff = DefaultMaxBackoff
+		}
+		if s.Retry.MaxAge == 0 {
+			s.Retry.MaxAge = DefaultMaxAge
+		}
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func (c *Config) validate() {
+	if c.Server.Listen == "" {
+		c.add(c.Problem("server.listen", "must not be empty; for example \":8080\""))
+	}
+	if c.Server.BodyLimit <= 0 {
+		c.add(c.Problem("server.body_limit", "must be larger than 0"))
+	}
+	if strings.TrimSpace(c.Storage.Dir) == "" {
+		c.add(c.Problem("storage.dir", "must not be empty"))
+	}
+	if len(c.Sources) == 0 && !c.given("sources") {
+		c.add(c.Problem("sources", "no sources: add at least one under sources:"))
+	}
+
+	names := map[string]string{}
+	paths := map[string]string{"/healthz": "the health check"}
+	for i, s := range c.Sources {
+		p := fmt.Sprintf("sources[%d]", i)
+		c.checkName(names, p, s.Name, "source")
+		if s.Provider == "" {
+			c.add(c.Problem(p+".provider", "missing provider; for Darwin write provider: darwin"))
+		}
+		if !strings.HasPrefix(s.Path, "/") {
+			c.add(c.Problem(p+".path", "must start with /"))
+		} else if other, dup := paths[s.Path]; dup {
+			c.add(c.Problem(p+".path", "%s is already served by %s", s.Path, other))
+		} else {
+			paths[s.Path] = fmt.Sprintf("source %q", s.Name)
+		}
+	}
+
+	sinks := map[string]bool{}
+	names = map[string]string{}
+	for i, s := range c.Sinks {
+		p := fmt.Sprintf("sinks[%d]", i)
+		if c.checkName(names, p, s.Name, "sink") {
+			sinks[s.Name] = true
+		}
+		s.validate(c, p)
+	}
+
+	used := map[string]bool{}
+	names = map[string]string{}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		c.checkName(names, p, r.Name, "route")
+		if len(r.Match) == 0 && !c.given(p+".match") {
+			c.add(c.Problem(p+".match", "missing match: list event types such as [\"session.forwarded.*\"], or [\"*\"] for all"))
+		}
+		if len(r.To) == 0 && !c.given(p+".to") {
+			c.add(c.Problem(p+".to", "missing to: list the sinks this route delivers to"))
+		}
+		for j, to := range r.To {
+			switch {
+			case sinks[to]:
+				used[to] = true
+			case to == "":
+				c.add(c.Problem(fmt.Sprintf("%s.to[%d]", p, j), "empty sink name"))
+			default:
+				c.add(c.Problem(fmt.Sprintf("%s.to[%d]", p, j), "unknown sink %q%s", to, suggest(to, keys(sinks))))
+			}
+		}
+	}
+	for i, s := range c.Sinks {
+		if s.Name != "" && !used[s.Name] {
+			c.add(c.Warning(fmt.Sprintf("sinks[%d].name", i), "sink %q is not used by any route", s.Name))
+		}
+	}
+}
+
+// given reports whether the file set path, even to a value that was
+// rejected: a malformed value is reported once, not also as missing.
+func (c *Config) given(path string) bool {
+	_, ok := c.nodes[path]
+	return ok
+}
+
+// checkName reports a missing, malformed or duplicated name.
+func (c *Config) checkName(seen map[string]string, path, name, what string) bool {
+	switch {
+	case name == "":
+		c.add(c.Problem(path+".name", "missing name"))
+	case !nameRE.MatchString(name):
+		c.add(c.Problem(path+".name", "invalid %s name %q: use letters, digits, '.', '_' and '-'", what, name))
+	case seen[name] != "":
+		c.add(c.Problem(path+".name", "duplicate %s name %q (also %s)", what, name, seen[name]))
+	default:
+		seen[name] = path
+		return true
+	}
+	return false
+}
+
+func suggest(s string, candidates []string) string {
+	if near := nearest(s, candidates); near != "" {
+		return fmt.Sprintf("; did you mean %q?", near)
+	}
+	if len(candidates) > 0 {
+		return "; defined: " + strings.Join(candidates, ", ")
+	}
+	return ""
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkURL reports a URL that is not absolute http(s) with a host. The
+// URL itself is not repeated: it may carry a token.
+func (c *Config) checkURL(path, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		c.add(c.Problem(path, "must be an absolute http:// or https:// URL"))
+	}
+}
