@@ -1,0 +1,192 @@
+// Package rules routes events to sinks: each route matches event types
+// by pattern and, optionally, a condition over the event.
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/lang"
+)
+
+// Route is a route as configured.
+type Route struct {
+	Name  string
+	Match []string
+	When  string
+	To    []string
+}
+
+// CompileError is a route that does not compile. Field is "match[i]" or
+// "when"; Line and Column, when set, are positions inside that field's
+// text.
+type CompileError struct {
+	Route        int
+	Field        string
+	Line, Column int
+	Msg          string
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("routes[%d].%s: %s", e.Route, e.Field, e.Msg)
+}
+
+// Set is a compiled, immutable set of routes, safe for concurrent use.
+type Set struct {
+	routes []route
+}
+
+type route struct {
+	name     string
+	patterns []string
+	when     *lang.Condition
+	to       []string
+}
+
+// Compile checks every pattern and compiles every condition, returning
+// all problems (each a *CompileError) joined.
+func Compile(routes []Route) (*Set, error) {
+	s := &Set{}
+	var errs []error
+	for i, r := range routes {
+		cr := route{name: r.Name, patterns: r.Match, to: r.To}
+		for j, p := range r.Match {
+			if err := ValidPattern(p); err != nil {
+				errs = append(errs, &CompileError{Route: i, Field: fmt.Sprintf("match[%d]", j), Msg: err.Error()})
+			}
+		}
+		if strings.TrimSpace(r.When) != "" {
+			cond, err := lang.CompileCondition(r.When)
+			if err != nil {
+				ce := &CompileError{Route: i, Field: "when", Msg: err.Error()}
+				var serr *lang.SyntaxError
+				if errors.As(err, &serr) {
+					ce.Line, ce.Column, ce.Msg = serr.Line, serr.Column, serr.Msg
+				}
+				errs = append(errs, ce)
+			}
+			cr.when = cond
+		}
+		s.routes = append(s.routes, cr)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// ValidPattern checks an event-type pattern: an exact type such as
+// "session.forwarded.escalated", a prefix ending in ".*" such as
+// "session.*" (every type below it, at any depth), or "*" for all.
+func ValidPattern(p string) error {
+	if p == "*" {
+		return nil
+	}
+	if p == "" {
+		return errors.New("empty pattern: write an event type, a prefix ending in .*, or *")
+	}
+	body := strings.TrimSuffix(p, ".*")
+	for _, seg := range strings.Split(body, ".") {
+		if seg == "" {
+			return fmt.Errorf("invalid pattern %q: empty segment between dots", p)
+		}
+		if strings.Contains(seg, "*") {
+			return fmt.Errorf("invalid pattern %q: * may only be the whole pattern or a last segment after a dot, as in session.*", p)
+		}
+		for _, r := range seg {
+			if r <= ' ' || r == 0x7f {
+				return fmt.Errorf("invalid pattern %q: contains a space or control character", p)
+			}
+		}
+	}
+	return nil
+}
+
+// MatchPattern reports whether eventType matches the pattern p. A prefix
+// pattern "a.*" matches "a.b" and "a.b.c" but not "a" itself, as in
+// Darwin's own subscriptions.
+func MatchPattern(p, eventType string) bool {
+	if p == "*" {
+		return true
+	}
+	if prefix, ok := strings.CutSuffix(p, "*"); ok {
+		return len(eventType) > len(prefix) && strings.HasPrefix(eventType, prefix)
+	}
+	return p == eventType
+}
+
+// Target is a sink an event must reach, with the routes that named it.
+type Target struct {
+	Sink   string
+	Routes []string
+}
+
+// RouteError is a condition that failed at run time; the route does not
+// match.
+type RouteError struct {
+	Route string
+	Err   error
+}
+
+func (e *RouteError) Error() string { return fmt.Sprintf("route %s: %v", e.Route, e.Err) }
+func (e *RouteError) Unwrap() error { return e.Err }
+
+// Match returns the sinks ev must reach, each once, in the order routes
+// and their targets are configured. Conditions that fail at run time are
+// returned as *RouteError and count as no match; the expression
+// environment is decoded only if a matching route has a condition.
+func (s *Set) Match(ev *event.Event) ([]Target, []error) {
+	var (
+		targets []Target
+		errs    []error
+		env     *event.Env
+		envErr  error
+	)
+	for _, r := range s.routes {
+		if !r.matches(ev.EventType) {
+			continue
+		}
+		if r.when != nil {
+			if env == nil && envErr == nil {
+				env, envErr = ev.Env()
+			}
+			if envErr != nil {
+				errs = append(errs, &RouteError{Route: r.name, Err: envErr})
+				continue
+			}
+			ok, err := r.when.Eval(env)
+			if err != nil {
+				errs = append(errs, &RouteError{Route: r.name, Err: err})
+				continue
+			}
+			if !ok {
+				continue
+			}
+		}
+		for _, sink := range r.to {
+			targets = addTarget(targets, sink, r.name)
+		}
+	}
+	return targets, errs
+}
+
+func (r *route) matches(eventType string) bool {
+	for _, p := range r.patterns {
+		if MatchPattern(p, eventType) {
+			return true
+		}
+	}
+	return false
+}
+
+func addTarget(ts []Target, sink, route string) []Target {
+	for i := range ts {
+		if ts[i].Sink == sink {
+			ts[i].Routes = append(ts[i].Routes, route)
+			return ts
+		}
+	}
+	return append(ts, Target{Sink: sink, Routes: []string{route}})
+}

@@ -1,0 +1,178 @@
+package rules
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/event"
+)
+
+func TestMatchPattern(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		pattern, eventType string
+		want               bool
+	}{
+		{"*", "session.opened", true},
+		{"*", "anything", true},
+		{"session.opened", "session.opened", true},
+		{"session.opened", "session.opened.x", false},
+		{"session.opened", "session.open", false},
+		{"session.*", "session.opened", true},
+		{"session.*", "session.forwarded.escalated", true},
+		{"session.*", "session", false},
+		{"session.*", "sessions.opened", false},
+		{"session.forwarded.*", "session.forwarded.qualified", true},
+		{"session.forwarded.*", "session.forwarded", false},
+		{"session.forwarded.*", "session.closed", false},
+		{"function.call.*", "function.call.sendEmail", true},
+		{"function.*", "function.call.sendEmail", true},
+		{"function.call.sendEmail", "function.call.sendemail", false},
+	} {
+		if got := MatchPattern(tc.pattern, tc.eventType); got != tc.want {
+			t.Errorf("MatchPattern(%q, %q) = %v, want %v", tc.pattern, tc.eventType, got, tc.want)
+		}
+	}
+}
+
+func TestValidPattern(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"*", "session.*", "session.forwarded.escalated", "function.call.send_email"} {
+		if err := ValidPattern(ok); err != nil {
+			t.Errorf("ValidPattern(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "session.", ".session", "session..x", "session*", "*.opened", "session.*.x", "session.**", "session opened", "**"} {
+		if err := ValidPattern(bad); err == nil {
+			t.Errorf("ValidPattern(%q) passed", bad)
+		}
+	}
+}
+
+func ev(eventType, data string) *event.Event {
+	return &event.Event{ID: "evt_1", Source: "darwin", EventType: eventType, Data: json.RawMessage(data)}
+}
+
+func TestMatch(t *testing.T) {
+	t.Parallel()
+	set, err := Compile([]Route{
+		{Name: "escalations", Match: []string{"session.forwarded.*"}, When: `data.forwardType == "escalated"`, To: []string{"ops-slack", "archive"}},
+		{Name: "summaries", Match: []string{"session.analyzed"}, To: []string{"archive"}},
+		{Name: "all", Match: []string{"*"}, To: []string{"archive", "crm"}},
+		{Name: "broken", Match: []string{"session.closed"}, When: `data.a.b == 1`, To: []string{"ops-slack"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		ev      *event.Event
+		want    []Target
+		errWith string
+	}{
+		{
+			name: "escalated reaches slack once and archive once",
+			ev:   ev("session.forwarded.escalated", `{"forwardType":"escalated"}`),
+			want: []Target{{"ops-slack", []string{"escalations"}}, {"archive", []string{"escalations", "all"}}, {"crm", []string{"all"}}},
+		},
+		{
+			name: "qualified misses the condition",
+			ev:   ev("session.forwarded.qualified", `{"forwardType":"qualified"}`),
+			want: []Target{{"archive", []string{"all"}}, {"crm", []string{"all"}}},
+		},
+		{
+			name: "analyzed",
+			ev:   ev("session.analyzed", `{}`),
+			want: []Target{{"archive", []string{"summaries", "all"}}, {"crm", []string{"all"}}},
+		},
+		{
+			name:    "runtime error is no match",
+			ev:      ev("session.closed", `{}`),
+			want:    []Target{{"archive", []string{"all"}}, {"crm", []string{"all"}}},
+			errWith: "route broken: cannot fetch b",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, errs := set.Match(tc.ev)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("targets = %v, want %v", got, tc.want)
+			}
+			joined := errors.Join(errs...)
+			switch {
+			case tc.errWith == "" && joined != nil:
+				t.Errorf("errors: %v", joined)
+			case tc.errWith != "" && (joined == nil || !strings.Contains(joined.Error(), tc.errWith)):
+				t.Errorf("errors = %v, want %q", joined, tc.errWith)
+			}
+		})
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	t.Parallel()
+	_, err := Compile([]Route{
+		{Name: "a", Match: []string{"session.*", "bad*"}, To: []string{"x"}},
+		{Name: "b", Match: []string{"*"}, When: "data.x ==", To: []string{"x"}},
+		{Name: "c", Match: []string{"*"}, When: "eventType", To: []string{"x"}},
+	})
+	var got []*CompileError
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *CompileError
+		if !errors.As(e, &ce) {
+			t.Fatalf("%v is not a *CompileError", e)
+		}
+		got = append(got, ce)
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d errors, want 3: %v", len(got), err)
+	}
+	if got[0].Route != 0 || got[0].Field != "match[1]" {
+		t.Errorf("first = %+v", got[0])
+	}
+	if got[1].Route != 1 || got[1].Field != "when" || got[1].Line != 1 || got[1].Column != 9 {
+		t.Errorf("second = %+v", got[1])
+	}
+	if got[2].Route != 2 || !strings.Contains(got[2].Msg, "expected bool") {
+		t.Errorf("third = %+v", got[2])
+	}
+}
+
+func BenchmarkMatch(b *testing.B) {
+	set, err := Compile([]Route{
+		{Name: "escalations", Match: []string{"session.forwarded.*"}, When: `data.forwardType == "escalated"`, To: []string{"ops-slack"}},
+		{Name: "summaries", Match: []string{"session.analyzed"}, To: []string{"archive"}},
+		{Name: "functions", Match: []string{"function.*"}, To: []string{"crm"}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := ev("session.forwarded.escalated", `{"conversationId":"c1","sessionId":"s1","channelName":"WhatsApp Vendas","conversationTitle":"Maria Silva","forwardType":"escalated","forwardedToName":"Ana"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if ts, _ := set.Match(e); len(ts) != 1 {
+			b.Fatal(ts)
+		}
+	}
+}
+
+func FuzzValidPattern(f *testing.F) {
+	for _, s := range []string{"*", "session.*", "a.b.c", "a..b", ".*", "*.*"} {
+		f.Add(s, "session.opened")
+	}
+	f.Fuzz(func(t *testing.T, p, typ string) {
+		if ValidPattern(p) != nil {
+			return
+		}
+		// A valid pattern without wildcards matches exactly itself.
+		if !strings.Contains(p, "*") && MatchPattern(p, typ) != (p == typ) {
+			t.Fatalf("MatchPattern(%q, %q) disagrees with equality", p, typ)
+		}
+		if MatchPattern(p, typ) && p != "*" && !strings.HasPrefix(typ, strings.TrimSuffix(p, "*")) {
+			t.Fatalf("MatchPattern(%q, %q) matched without the prefix", p, typ)
+		}
+	})
+}
