@@ -1,0 +1,218 @@
+// Package receiver is Switchyard's HTTP edge: it serves each source's
+// webhook path, verifies and normalizes requests, and hands events to an
+// Ingester, answering 2xx only once the event is durably stored.
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchyard/switchyard/event"
+)
+
+// Ingester stores an event and its deliveries. It returns an error only
+// when the event could not be stored durably; the sender then gets 503
+// and retries.
+type Ingester interface {
+	Ingest(ctx context.Context, ev *event.Event) (Result, error)
+}
+
+// Result is the outcome of a stored event.
+type Result struct {
+	// ID is the event's id; for a duplicate, the id of the original.
+	ID        string
+	Duplicate bool
+}
+
+// Errors a source returns, mapped to statuses by the error handler.
+var (
+	ErrUnauthorized = errors.New("unauthorized")
+)
+
+// BadRequestError is a payload a source cannot map; Msg is shown to the
+// sender, so it names the field and never echoes secrets.
+type BadRequestError struct {
+	Msg string
+}
+
+func (e *BadRequestError) Error() string { return e.Msg }
+
+// errStore marks an Ingester failure.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "store: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// Options configures the server.
+type Options struct {
+	BodyLimit    int
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// IngestTimeout bounds how long a request waits for the store before
+	// answering 503.
+	IngestTimeout time.Duration
+	Logger        *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Server serves the webhook endpoints.
+type Server struct {
+	app           *fiber.App
+	ingest        Ingester
+	log           *slog.Logger
+	now           func() time.Time
+	ingestTimeout time.Duration
+}
+
+// New builds a server for sources. Nothing listens until Serve.
+func New(sources []Source, ingest Ingester, opts Options) *Server {
+	s := &Server{
+		ingest:        ingest,
+		log:           opts.Logger,
+		now:           opts.Now,
+		ingestTimeout: opts.IngestTimeout,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.ingestTimeout <= 0 {
+		s.ingestTimeout = 5 * time.Second
+	}
+	s.app = fiber.New(fiber.Config{
+		BodyLimit:             opts.BodyLimit,
+		ReadTimeout:           opts.ReadTimeout,
+		WriteTimeout:          opts.WriteTimeout,
+		IdleTimeout:           opts.IdleTimeout,
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		// Answers are short JSON; no need to advertise the server.
+		ServerHeader: "",
+	})
+	s.app.Use(s.recover)
+	s.app.Get("/healthz", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	for i := range sources {
+		src := sources[i]
+		s.app.Post(src.Path, s.hook(&src))
+	}
+	s.app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+// Test runs req through the server without a network, for tests. A
+// request the server rejects while reading it (a body over BodyLimit)
+// returns fasthttp's error rather than the 413 a sender would get; test
+// those through Serve.
+func (s *Server) Test(req *http.Request) (*http.Response, error) { return s.app.Test(req, -1) }
+
+func (s *Server) hook(src *Source) fiber.Handler {
+	log := s.log.With("source", src.Name)
+	return func(c *fiber.Ctx) error {
+		if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+			return fiber.NewError(fiber.StatusUnsupportedMediaType, "compressed bodies are not accepted: send the body as signed, without Content-Encoding")
+		}
+		// Fiber reuses its buffers after the handler returns: copy.
+		req := &Request{
+			Body:       bytes.Clone(c.BodyRaw()),
+			ReceivedAt: s.now().UTC(),
+			// Fiber's strings alias its buffers: clone what may be kept.
+			header: func(name string) string { return strings.Clone(c.Get(name)) },
+		}
+		if err := src.Verify(req); err != nil {
+			log.Warn("webhook rejected", "reason", err, "remote_ip", c.IP(), "size", len(req.Body))
+			return err
+		}
+		ev, err := src.Normalize(req)
+		if err != nil {
+			log.Warn("webhook rejected", "reason", err, "remote_ip", c.IP(), "size", len(req.Body))
+			return err
+		}
+		ev.Source = src.Name
+		ev.ID = event.NewID("evt_", req.ReceivedAt)
+
+		ctx, cancel := context.WithTimeout(context.Background(), s.ingestTimeout)
+		defer cancel()
+		res, err := s.ingest.Ingest(ctx, ev)
+		if err != nil {
+			log.Error("event not stored", "event_type", ev.EventType, "err", err)
+			return &storeError{err}
+		}
+		body := fiber.Map{"id": res.ID}
+		if res.Duplicate {
+			body["duplicate"] = true
+		}
+		return c.Status(fiber.StatusOK).JSON(body)
+	}
+}
+
+// recover turns a panic into a 500 and logs it with its stack. No input
+// should get here; this keeps one bad request from killing the gateway.
+func (s *Server) recover(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic serving request", "path", c.Path(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = errPanic
+		}
+	}()
+	return c.Next()
+}
+
+var errPanic = errors.New("panic")
+
+// handleError maps errors to a status and a fixed JSON message; internal
+// error text never reaches the sender.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	status, msg := http.StatusInternalServerError, "internal error"
+	var (
+		bad   *BadRequestError
+		store *storeError
+		ferr  *fiber.Error
+	)
+	switch {
+	case errors.Is(err, ErrUnauthorized):
+		status, msg = http.StatusUnauthorized, "invalid or missing signature"
+	case errors.As(err, &bad):
+		status, msg = http.StatusBadRequest, bad.Msg
+	case errors.As(err, &store):
+		status, msg = http.StatusServiceUnavailable, "event not stored; retry later"
+		c.Set(fiber.HeaderRetryAfter, "5")
+	case errors.As(err, &ferr):
+		status = ferr.Code
+		switch status {
+		case http.StatusNotFound:
+			msg = "no webhook here: check the source's path"
+		case http.StatusRequestEntityTooLarge:
+			msg = "body larger than the configured body_limit"
+		case http.StatusMethodNotAllowed:
+			msg = "method not allowed: webhooks are POSTed"
+		case http.StatusUnsupportedMediaType:
+			msg = ferr.Message
+		default:
+			msg = strings.ToLower(http.StatusText(status))
+		}
+	}
+	return c.Status(status).JSON(fiber.Map{"error": msg})
+}
