@@ -1,0 +1,38 @@
+package queue
+
+// migrations[i] moves the schema from user_version i to i+1. Append
+// only: a released migration never changes.
+var migrations = []string{
+	`
+CREATE TABLE events (
+	id          TEXT PRIMARY KEY,
+	source      TEXT NOT NULL,
+	dedup_key   TEXT NOT NULL,
+	event_type  TEXT NOT NULL,
+	subject     TEXT NOT NULL DEFAULT '',
+	received_at INTEGER NOT NULL,           -- Unix milliseconds
+	event       BLOB NOT NULL,              -- the normalized event as JSON
+	UNIQUE (source, dedup_key)
+);
+CREATE INDEX events_received_at ON events (received_at);
+
+CREATE TABLE deliveries (
+	id          TEXT PRIMARY KEY,
+	event_id    TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+	sink        TEXT NOT NULL,
+	routes      TEXT NOT NULL,              -- comma-separated route names
+	subject     TEXT NOT NULL DEFAULT '',
+	state       TEXT NOT NULL CHECK (state IN ('pending', 'failed', 'delivered', 'dead')),
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	created_at  INTEGER NOT NULL,
+	next_at     INTEGER NOT NULL,           -- due time of the next attempt
+	lease_until INTEGER NOT NULL DEFAULT 0, -- an attempt is running until then
+	updated_at  INTEGER NOT NULL,
+	last_error  TEXT NOT NULL DEFAULT '',
+	last_status INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (event_id, sink)
+);
+CREATE INDEX deliveries_due ON deliveries (sink, next_at) WHERE state IN ('pending', 'failed');
+CREATE INDEX deliveries_state ON deliveries (state, updated_at);
+`,
+}
