@@ -1,0 +1,198 @@
+// Package sinks defines what a destination is (Sink) and the helpers
+// every destination shares: error classification for retries, Retry-After
+// parsing, an HTTP client, and redaction of credentials from errors.
+package sinks
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/event"
+)
+
+// Delivery is one attempt to deliver an event to a sink.
+type Delivery struct {
+	// ID is stable across the attempts of a delivery, for receivers to
+	// deduplicate.
+	ID      string
+	Attempt int
+	Event   *event.Event
+}
+
+// Sink is a destination. Send returns nil once the destination has the
+// event. Errors are retried unless they are permanent: see Permanent and
+// HTTPError. Close releases the sink's resources.
+type Sink interface {
+	Send(ctx context.Context, d *Delivery) error
+	Close() error
+}
+
+// Opener is implemented by sinks that must open a resource (a file, a
+// database) before the first Send.
+type Opener interface {
+	Open(ctx context.Context) error
+}
+
+// Permanent marks err as not worth retrying: the delivery is
+// dead-lettered at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() error   { return e.err }
+func (e *permanentError) Retryable() bool { return false }
+
+// HTTPError is a response outside 2xx.
+type HTTPError struct {
+	Status int
+	// After is the wait the response asked for (Retry-After), if any.
+	After time.Duration
+	// Body is the start of the response body, for the delivery record.
+	Body string
+}
+
+func (e *HTTPError) Error() string {
+	msg := fmt.Sprintf("HTTP %d", e.Status)
+	if text := http.StatusText(e.Status); text != "" {
+		msg += " " + text
+	}
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// Retryable reports whether the status is worth retrying: 408, 425,
+// 429 and 5xx are; other statuses will not change on their own.
+func (e *HTTPError) Retryable() bool { return RetryableStatus(e.Status) }
+
+// RetryAfter is the wait the response asked for.
+func (e *HTTPError) RetryAfter() time.Duration { return e.After }
+
+// HTTPStatus is the response's status.
+func (e *HTTPError) HTTPStatus() int { return e.Status }
+
+// RetryableStatus reports whether an HTTP status is transient.
+func RetryableStatus(status int) bool {
+	switch {
+	case status == http.StatusRequestTimeout, status == http.StatusTooEarly, status == http.StatusTooManyRequests:
+		return true
+	case status >= 500:
+		return true
+	}
+	return false
+}
+
+// maxRetryAfter caps the wait a destination can ask for.
+const maxRetryAfter = 7 * 24 * time.Hour
+
+// ParseRetryAfter reads a Retry-After value: seconds or an HTTP date.
+// Unparseable or past values give 0; waits are capped at 7 days.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return min(time.Duration(min(secs, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
+}
+
+// Redact returns err with every occurrence of the secrets replaced by
+// "<redacted>" in its message. The original stays reachable with
+// errors.As for classification (timeouts, statuses), but printing the
+// returned error never shows the secrets.
+func Redact(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	changed := false
+	for _, s := range secrets {
+		if s != "" && strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "<redacted>")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// SafeURL returns u without credentials, query or fragment, for messages.
+func SafeURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<invalid URL>"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+}
+
+// NewHTTPClient returns a client for deliveries: connections are reused,
+// the proxy comes from the environment (HTTPS_PROXY, NO_PROXY), TLS is
+// 1.2 or newer, and redirects are not followed (a POST must not be
+// silently re-sent elsewhere; a 3xx is reported as an error). Each
+// attempt's deadline comes from its context.
+func NewHTTPClient() *http.Client {
+	tr := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// IsTimeout reports whether err is a timeout (an attempt's deadline or a
+// network timeout).
+func IsTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
