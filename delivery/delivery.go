@@ -1,0 +1,291 @@
+// Package delivery runs the delivery workers: for each sink, it leases
+// due deliveries from the queue, sends them, and records the outcome:
+// delivered, retry later (with backoff), or dead.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/sinks"
+)
+
+// Queue is the part of the queue deliveries need. queue.Store is the
+// SQLite implementation.
+type Queue interface {
+	Lease(ctx context.Context, sink string, limit int, leaseFor time.Duration) ([]queue.Delivery, error)
+	Complete(ctx context.Context, id string, o queue.Outcome) error
+	NextDue(ctx context.Context, sink string) (time.Time, bool, error)
+}
+
+// Sink is a destination with its delivery settings.
+type Sink struct {
+	Name        string
+	Sink        sinks.Sink
+	Concurrency int
+	// Timeout bounds one attempt.
+	Timeout time.Duration
+	Retry   Policy
+}
+
+// Options configures a Dispatcher.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Idle is the longest a worker sleeps without checking the queue;
+	// 5s when zero. Notify wakes it sooner.
+	Idle time.Duration
+}
+
+// Dispatcher delivers queued deliveries, one worker loop per sink.
+type Dispatcher struct {
+	q     Queue
+	log   *slog.Logger
+	now   func() time.Time
+	idle  time.Duration
+	sinks map[string]*worker
+
+	stop     chan struct{} // closed by Stop: lease no more
+	attempts context.Context
+	abort    context.CancelCauseFunc // cancels running attempts
+	loops    sync.WaitGroup
+	started  bool
+	stopOnce sync.Once
+	mu       sync.Mutex
+}
+
+type worker struct {
+	Sink
+	log      *slog.Logger
+	wake     chan struct{}
+	inflight sync.WaitGroup
+	slots    chan struct{}
+}
+
+// ErrShutdown is the cause of attempts cancelled by a shutdown deadline.
+var ErrShutdown = errors.New("switchyard is shutting down")
+
+var errAttemptTimeout = errors.New("attempt timed out")
+
+// New returns a dispatcher for sinks. Nothing runs until Start.
+func New(q Queue, ss []Sink, opts Options) *Dispatcher {
+	d := &Dispatcher{
+		q:     q,
+		log:   opts.Logger,
+		now:   opts.Now,
+		idle:  opts.Idle,
+		sinks: map[string]*worker{},
+		stop:  make(chan struct{}),
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.idle <= 0 {
+		d.idle = 5 * time.Second
+	}
+	d.attempts, d.abort = context.WithCancelCause(context.Background())
+	for _, s := range ss {
+		if s.Concurrency < 1 {
+			s.Concurrency = 1
+		}
+		d.sinks[s.Name] = &worker{
+			Sink:  s,
+			log:   d.log.With("sink", s.Name),
+			wake:  make(chan struct{}, 1),
+			slots: make(chan struct{}, s.Concurrency),
+		}
+	}
+	return d
+}
+
+// Start runs a worker loop per sink.
+func (d *Dispatcher) Start() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	select {
+	case <-d.stop:
+		return // stopped before it started: nothing may start now
+	default:
+	}
+	if d.started {
+		return
+	}
+	d.started = true
+	for _, w := range d.sinks {
+		d.loops.Go(func() { d.run(w) })
+	}
+}
+
+// Notify tells a sink's worker that deliveries may be due.
+func (d *Dispatcher) Notify(sink string) {
+	if w, ok := d.sinks[sink]; ok {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Stop stops leasing and waits for running attempts. When ctx ends
+// first, running attempts are cancelled; they stay pending and are
+// retried at the next start. Stop may be called more than once.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.stopOnce.Do(func() {
+		d.mu.Lock()
+		close(d.stop)
+		d.mu.Unlock()
+	})
+	done := make(chan struct{})
+	go func() {
+		d.loops.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	d.abort(ErrShutdown)
+	// Cancelled attempts return promptly and record their outcome.
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return fmt.Errorf("delivery: attempts still running at the shutdown deadline were cancelled: %w", context.Cause(ctx))
+}
+
+func (d *Dispatcher) stopping() bool {
+	select {
+	case <-d.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// leaseMargin keeps a lease alive past the attempt's own timeout.
+const leaseMargin = 30 * time.Second
+
+func (d *Dispatcher) run(w *worker) {
+	defer w.inflight.Wait()
+	ctx := context.Background()
+	for !d.stopping() {
+		free := cap(w.slots) - len(w.slots)
+		if free > 0 {
+			batch, err := d.q.Lease(ctx, w.Name, free, w.Timeout+leaseMargin)
+			if err != nil {
+				w.log.Error("lease deliveries", "err", err)
+				d.sleep(w, time.Second)
+				continue
+			}
+			for i := range batch {
+				w.slots <- struct{}{}
+				w.inflight.Add(1)
+				go func() {
+					defer func() {
+						<-w.slots
+						w.inflight.Done()
+						select {
+						case w.wake <- struct{}{}:
+						default:
+						}
+					}()
+					d.attempt(w, &batch[i])
+				}()
+			}
+			if len(batch) == free {
+				continue // more may be due
+			}
+		}
+		wait := d.idle
+		if next, ok, err := d.q.NextDue(ctx, w.Name); err == nil && ok {
+			wait = min(wait, max(next.Sub(d.now()), 0))
+		}
+		if free == 0 {
+			wait = d.idle // all slots busy: a finishing attempt wakes us
+		}
+		d.sleep(w, wait)
+	}
+}
+
+func (d *Dispatcher) sleep(w *worker, wait time.Duration) {
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-w.wake:
+	case <-t.C:
+	case <-d.stop:
+	}
+}
+
+func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
+	log := w.log.With("delivery_id", qd.ID, "event_id", qd.EventID, "attempt", qd.Attempt)
+	ctx, cancel := context.WithTimeoutCause(d.attempts, w.Timeout, errAttemptTimeout)
+	start := d.now()
+	err := w.Sink.Sink.Send(ctx, &sinks.Delivery{ID: qd.ID, Attempt: qd.Attempt, Event: qd.Event})
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
+		// Say why the context ended (timeout or shutdown), not just that it did.
+		err = fmt.Errorf("%w: %w", cause, err)
+	}
+	cancel()
+	o := d.outcome(w, qd, err)
+
+	// The outcome is recorded even while shutting down: a short, separate
+	// deadline, since the attempt's context may be cancelled.
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	if cerr := d.q.Complete(cctx, qd.ID, o); cerr != nil {
+		// The lease expires and the delivery is attempted again.
+		log.Error("record delivery outcome", "state", o.State, "err", cerr)
+		return
+	}
+	took := d.now().Sub(start)
+	switch o.State {
+	case queue.StateDelivered:
+		log.Debug("delivered", "took", took)
+	case queue.StateFailed:
+		log.Warn("delivery failed; will retry", "err", err, "status", o.Status, "retry_in", o.NextAt.Sub(d.now()).Round(time.Millisecond))
+	case queue.StateDead:
+		log.Error("delivery dead", "err", o.Error, "status", o.Status)
+	}
+}
+
+// outcome classifies an attempt's error under the sink's policy.
+func (d *Dispatcher) outcome(w *worker, qd *queue.Delivery, err error) queue.Outcome {
+	if err == nil {
+		return queue.Outcome{State: queue.StateDelivered}
+	}
+	o := queue.Outcome{Error: err.Error(), Status: status(err)}
+	now := d.now()
+	p := w.Retry
+	switch {
+	case errors.Is(err, ErrShutdown):
+		// Not the sink's fault: try again as soon as we are back.
+		o.State, o.NextAt = queue.StateFailed, now
+	case !retryable(err):
+		o.State = queue.StateDead
+		o.Error = "permanent failure: " + o.Error
+	case p.MaxAttempts > 0 && qd.Attempt >= p.MaxAttempts:
+		o.State = queue.StateDead
+		o.Error = fmt.Sprintf("gave up after %d attempts: %s", qd.Attempt, o.Error)
+	case p.MaxAge > 0 && now.Sub(qd.CreatedAt) >= p.MaxAge:
+		o.State = queue.StateDead
+		o.Error = fmt.Sprintf("gave up after %s (max_age): %s", p.MaxAge, o.Error)
+	default:
+		o.State = queue.StateFailed
+		o.NextAt = now.Add(max(p.Backoff(qd.Attempt), retryAfter(err)))
+	}
+	return o
+}
