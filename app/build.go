@@ -1,0 +1,162 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/delivery"
+	"github.com/switchyard/switchyard/lang"
+	"github.com/switchyard/switchyard/receiver"
+	"github.com/switchyard/switchyard/rules"
+	"github.com/switchyard/switchyard/sinks"
+	"github.com/switchyard/switchyard/sinks/slack"
+	"github.com/switchyard/switchyard/sinks/sqlite"
+	"github.com/switchyard/switchyard/sinks/webhook"
+)
+
+// Plan is everything a configuration describes, compiled and
+// constructed, with nothing opened or started: what `switchyard check`
+// validates and what New runs.
+type Plan struct {
+	Config  *config.Config
+	Sources []receiver.Source
+	Rules   *rules.Set
+	// Sinks are the sinks to deliver to; a held sink (no destination
+	// configured) is absent, and its deliveries wait.
+	Sinks []delivery.Sink
+	// Held names the held sinks.
+	Held []string
+}
+
+// Build compiles cfg: sources, rules and sink templates. Its error is a
+// *config.Error with every problem placed in the file.
+func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Plan{Config: cfg}
+	var problems []config.Problem
+
+	for i, sc := range cfg.Sources {
+		secrets := make([]string, 0, 2)
+		for _, s := range sc.AllSecrets() {
+			secrets = append(secrets, s.Reveal())
+		}
+		src, err := receiver.NewSource(receiver.SourceConfig{
+			Name: sc.Name, Path: sc.Path, Provider: sc.Provider, Secrets: secrets,
+		})
+		if err != nil {
+			path := fmt.Sprintf("sources[%d].provider", i)
+			if slices.Contains(receiver.Providers(), sc.Provider) {
+				path = fmt.Sprintf("sources[%d].secret", i) // the provider is fine: its settings are not
+			}
+			problems = append(problems, cfg.Problem(path, "%v", err))
+			continue
+		}
+		p.Sources = append(p.Sources, src)
+	}
+
+	routes := make([]rules.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		routes[i] = rules.Route{Name: r.Name, Match: r.Match, When: r.When, To: r.To}
+	}
+	set, err := rules.Compile(routes)
+	if err != nil {
+		problems = append(problems, ruleProblems(cfg, err)...)
+	}
+	p.Rules = set
+
+	ua := "switchyard/" + Version
+	for i, sc := range cfg.Sinks {
+		path := fmt.Sprintf("sinks[%d]", i)
+		var sink sinks.Sink
+		switch {
+		case sc.Held():
+			p.Held = append(p.Held, sc.Name)
+			continue
+		case sc.Slack != nil:
+			var text *lang.Template
+			if sc.Slack.Text != "" {
+				t, err := lang.ParseTemplate(sc.Slack.Text)
+				if err != nil {
+					problems = append(problems, templateProblem(cfg, path+".text", err))
+					continue
+				}
+				text = t
+			}
+			sink = slack.New(slack.Options{WebhookURL: sc.Slack.WebhookURL.Reveal(), Text: text})
+		case sc.SQLite != nil:
+			sink = sqlite.New(sqlite.Options{Path: sc.SQLite.Path})
+		case sc.HTTP != nil:
+			headers := map[string]string{}
+			for k, v := range sc.HTTP.Headers {
+				headers[k] = v.Reveal()
+			}
+			sink = webhook.New(webhook.Options{URL: sc.HTTP.URL, Headers: headers, UserAgent: ua})
+		default:
+			continue // the type was already reported by config
+		}
+		p.Sinks = append(p.Sinks, delivery.Sink{
+			Name:        sc.Name,
+			Sink:        sink,
+			Concurrency: sc.Concurrency,
+			Timeout:     sc.Timeout.D(),
+			Retry: delivery.Policy{
+				MaxAttempts:    sc.Retry.MaxAttempts,
+				InitialBackoff: sc.Retry.InitialBackoff.D(),
+				MaxBackoff:     sc.Retry.MaxBackoff.D(),
+				MaxAge:         sc.Retry.MaxAge.D(),
+			},
+		})
+	}
+	if len(problems) > 0 {
+		p.Close()
+		return nil, &config.Error{Problems: problems}
+	}
+	return p, nil
+}
+
+// Close releases what Build constructed (idle HTTP connections).
+func (p *Plan) Close() error {
+	var errs []error
+	for _, s := range p.Sinks {
+		errs = append(errs, s.Sink.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func ruleProblems(cfg *config.Config, err error) []config.Problem {
+	var out []config.Problem
+	for _, e := range unwrapAll(err) {
+		var ce *rules.CompileError
+		if !errors.As(e, &ce) {
+			out = append(out, cfg.Problem("routes", "%v", e))
+			continue
+		}
+		path := fmt.Sprintf("routes[%d].%s", ce.Route, ce.Field)
+		if ce.Line > 0 {
+			out = append(out, cfg.ProblemIn(path, ce.Line, ce.Column, ce.Msg))
+		} else {
+			out = append(out, cfg.Problem(path, "%s", ce.Msg))
+		}
+	}
+	return out
+}
+
+func templateProblem(cfg *config.Config, path string, err error) config.Problem {
+	var serr *lang.SyntaxError
+	if errors.As(err, &serr) {
+		return cfg.ProblemIn(path, serr.Line, serr.Column, serr.Msg)
+	}
+	return cfg.Problem(path, "%v", err)
+}
+
+func unwrapAll(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

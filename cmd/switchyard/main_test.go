@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/app"
+	"github.com/switchyard/switchyard/config"
+)
+
+func runCmd(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+func TestCheckExampleConfig(t *testing.T) {
+	t.Setenv("SLACK_WEBHOOK_URL", "")
+	out, _, err := runCmd(t, "check", "--config", "../../config.example.yaml")
+	if err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	if !strings.HasSuffix(out, "OK\n") {
+		t.Fatalf("output = %q, want OK last", out)
+	}
+	if !strings.Contains(out, "config.example.yaml:") || !strings.Contains(out, "warning: sinks[0].webhook_url: empty") {
+		t.Fatalf("output lacks the held-sink warning: %q", out)
+	}
+}
+
+func TestCheckReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte(`sources:
+  - name: darwin
+    provider: darwin
+    secret: x
+sinks:
+  - name: archive
+    type: sqlite
+    path: ./a.db
+routes:
+  - name: r
+    matches: ["*"]
+    when: data.forwardType == 
+    to: [archiv]
+`), 0o600)
+	out, _, err := runCmd(t, "check", "--config", path)
+	if exitCode(err) != 1 {
+		t.Fatalf("exit = %d (%v), want 1", exitCode(err), err)
+	}
+	for _, want := range []string{
+		path + `:11:5: routes[0].matches: unknown key "matches" in routes[0]; did you mean "match"?`,
+		path + `:13:10: routes[0].to[0]: unknown sink "archiv"; did you mean "archive"?`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "OK") {
+		t.Errorf("printed OK with problems:\n%s", out)
+	}
+}
+
+func TestCheckReportsCompileProblems(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte(`sources: [{name: darwin, provider: darwin, secret: x}]
+sinks: [{name: a, type: sqlite, path: a.db}]
+routes:
+  - name: r
+    match: ["session.*"]
+    when: data.forwardType ==
+    to: [a]
+`), 0o600)
+	out, _, err := runCmd(t, "check", "--config", path)
+	if exitCode(err) != 1 || !strings.Contains(out, path+":6:29: routes[0].when: unexpected token EOF") {
+		t.Fatalf("exit %d, output:\n%s", exitCode(err), out)
+	}
+}
+
+func TestUsageAndVersion(t *testing.T) {
+	t.Parallel()
+	if _, _, err := runCmd(t); exitCode(err) != 2 {
+		t.Fatalf("no command: exit %d", exitCode(err))
+	}
+	if _, _, err := runCmd(t, "frobnicate"); exitCode(err) != 2 || !strings.Contains(err.Error(), "unknown command") {
+		t.Fatalf("unknown command: %v", err)
+	}
+	out, _, err := runCmd(t, "version")
+	if err != nil || !strings.HasPrefix(out, "switchyard ") {
+		t.Fatalf("version: %q %v", out, err)
+	}
+	if _, _, err := runCmd(t, "send", "--config", "x.yaml"); exitCode(err) != 2 {
+		t.Fatalf("send without arguments: exit %d", exitCode(err))
+	}
+	if _, _, err := runCmd(t, "serve", "-h"); exitCode(err) != 0 {
+		t.Fatalf("serve -h: exit %d", exitCode(err))
+	}
+}
+
+// TestSendSignsAndPosts runs a gateway and posts a fixture to it with
+// the send command, as the README's second command does.
+func TestSendSignsAndPosts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`server: {listen: "127.0.0.1:0"}
+storage: {dir: %s}
+sources: [{name: darwin, provider: darwin, secret: send-secret}]
+sinks: [{name: archive, type: sqlite, path: %s}]
+routes: [{name: all, match: ["*"], to: [archive]}]
+`, filepath.Join(dir, "data"), filepath.Join(dir, "archive.db"))), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StartOn(ln); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Stop(ctx)
+	}()
+	url := "http://" + a.Addr() + "/hooks/darwin"
+	event := "../../testdata/darwin/session_forwarded_escalated.json"
+
+	out, _, err := runCmd(t, "send", "--config", path, "--source", "darwin", "--url", url, event)
+	if err != nil || !strings.Contains(out, "200 OK") || !strings.Contains(out, `"id":"evt_`) {
+		t.Fatalf("send: %v\n%s", err, out)
+	}
+	out, _, err = runCmd(t, "send", "--config", path, "--source", "darwin", "--url", url, event)
+	if err != nil || !strings.Contains(out, `"duplicate":true`) {
+		t.Fatalf("second send: %v\n%s", err, out)
+	}
+	if _, _, err := runCmd(t, "send", "--config", path, "--source", "nope", "--url", url, event); exitCode(err) != 2 || !strings.Contains(err.Error(), "sources: darwin") {
+		t.Fatalf("unknown source: %v", err)
+	}
+}
+
+func TestDialAddr(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{":8080": "127.0.0.1:8080", "0.0.0.0:9": "127.0.0.1:9", "[::]:9": "127.0.0.1:9", "10.0.0.1:80": "10.0.0.1:80"} {
+		if got := dialAddr(in); got != want {
+			t.Errorf("dialAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchyard/switchyard/app"
+	"github.com/switchyard/switchyard/config"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("serve", "serve --config FILE", stderr)
+	path := fs.String("config", "config.yaml", "configuration `file`")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w.String())
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg, app.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		a.Stop(context.Background())
+		return err
+	}
+	<-ctx.Done()
+	stop() // a second signal now ends the process at once
+
+	timeout := cfg.Server.ShutdownTimeout.D()
+	log.Info("shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		// A second SIGINT/SIGTERM during the drain: exit now. Pending
+		// deliveries stay in the queue for the next start.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		<-sig
+		fmt.Fprintln(stderr, "switchyard: second signal, exiting now")
+		os.Exit(1)
+	}()
+	if err := a.Stop(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return &exitError{code: 1}
+	}
+	log.Info("stopped")
+	return nil
+}
