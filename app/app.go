@@ -5,6 +5,8 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delivery"
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/lang"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/receiver"
 	"github.com/switchyard/switchyard/rules"
@@ -42,6 +45,8 @@ type App struct {
 	dispatcher *delivery.Dispatcher
 	rules      *rules.Set
 
+	bg       sync.WaitGroup // background jobs (pruning)
+	quit     chan struct{}  // closed by Stop: background jobs end
 	mu       sync.Mutex
 	ln       net.Listener
 	serveErr chan error
@@ -66,7 +71,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{plan: plan, log: log, now: now, rules: plan.Rules}
+	a := &App{plan: plan, log: log, now: now, rules: plan.Rules, quit: make(chan struct{})}
 	if err := a.open(ctx); err != nil {
 		a.closeAll()
 		return nil, err
@@ -81,7 +86,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	a.lock = lock
-	a.store, err = queue.Open(ctx, cfg.Storage.Dir, queue.Options{Logger: a.log, Now: a.now})
+	a.store, err = queue.Open(ctx, cfg.Storage.Dir, queue.Options{Synchronous: cfg.Storage.Synchronous, Logger: a.log, Now: a.now})
 	if err != nil {
 		return err
 	}
@@ -166,6 +171,7 @@ func (a *App) StartOn(ln net.Listener) error {
 	a.serveErr = make(chan error, 1)
 	go func() { a.serveErr <- a.server.Serve(ln) }()
 	a.dispatcher.Start()
+	a.bg.Go(a.pruneLoop)
 	a.log.Info("switchyard serving", "addr", ln.Addr().String(), "sources", len(a.plan.Sources),
 		"sinks", len(a.plan.Sinks), "held", len(a.plan.Held), "storage", a.store.Path(), "version", Version)
 	return nil
@@ -190,6 +196,15 @@ func (a *App) Store() *queue.Store { return a.store }
 // Ingest implements receiver.Ingester: route the event, then store it
 // with its deliveries, then wake the sinks' workers.
 func (a *App) Ingest(ctx context.Context, ev *event.Event) (receiver.Result, error) {
+	if limit := int64(a.plan.Config.Storage.MaxPending); limit > 0 {
+		if n := a.store.Pending(); n >= limit {
+			return receiver.Result{}, fmt.Errorf("%w: %d deliveries waiting (storage.max_pending is %d)", receiver.ErrOverloaded, n, limit)
+		}
+	}
+	dedup := a.plan.Dedup[ev.Source]
+	if dedup.Key != nil {
+		a.setDedupKey(ev, dedup.Key)
+	}
 	targets, errs := a.rules.Match(ev)
 	for _, err := range errs {
 		var re *rules.RouteError
@@ -201,7 +216,7 @@ func (a *App) Ingest(ctx context.Context, ev *event.Event) (receiver.Result, err
 	for i, t := range targets {
 		qt[i] = queue.Target{Sink: t.Sink, Routes: t.Routes}
 	}
-	acc, err := a.store.Accept(ctx, ev, qt)
+	acc, err := a.store.Accept(ctx, queue.Incoming{Event: ev, Targets: qt, DedupWindow: dedup.Window})
 	if err != nil {
 		return receiver.Result{}, err
 	}
@@ -227,6 +242,7 @@ func (a *App) Stop(ctx context.Context) error {
 		return a.stopErr
 	}
 	a.stopped = true
+	close(a.quit)
 	var errs []error
 	if a.started {
 		if err := a.server.Shutdown(ctx); err != nil {
@@ -244,6 +260,7 @@ func (a *App) Stop(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	a.bg.Wait()
 	errs = append(errs, a.closeAll())
 	a.stopErr = errors.Join(errs...)
 	return a.stopErr
@@ -259,4 +276,57 @@ func (a *App) closeAll() error {
 		errs = append(errs, a.lock.Release())
 	}
 	return errors.Join(errs...)
+}
+
+// setDedupKey replaces the event's dedup key with the source's
+// dedup_key expression. A key that cannot be computed keeps the
+// default: a duplicate may then get through, but no event is dropped.
+func (a *App) setDedupKey(ev *event.Event, key *lang.Expression) {
+	var v any
+	env, err := ev.Env()
+	if err == nil {
+		v, err = key.Eval(env)
+	}
+	text := ""
+	if err == nil && v != nil {
+		text = lang.Text(v)
+	}
+	if text == "" {
+		if err == nil {
+			err = errors.New("empty key")
+		}
+		a.log.Warn("dedup_key failed; deduplicating by the default key", "source", ev.Source, "event_id", ev.ID, "err", err)
+		return
+	}
+	sum := sha256.Sum256([]byte(text))
+	ev.DedupKey = "key:" + hex.EncodeToString(sum[:])
+}
+
+// pruneEvery is how often delivered events older than their source's
+// dedup window are deleted.
+const pruneEvery = 10 * time.Minute
+
+func (a *App) pruneLoop() {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		window := func(source string) time.Duration {
+			if d, ok := a.plan.Dedup[source]; ok {
+				return d.Window
+			}
+			return config.DefaultDedupWindow.D() // a source no longer configured
+		}
+		n, err := a.store.Prune(context.Background(), window)
+		switch {
+		case err != nil && !errors.Is(err, queue.ErrClosed):
+			a.log.Warn("prune delivered events", "err", err)
+		case n > 0:
+			a.log.Info("pruned delivered events past their dedup window", "events", n)
+		}
+		select {
+		case <-a.quit:
+			return
+		case <-t.C:
+		}
+	}
 }

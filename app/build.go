@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delivery"
@@ -29,6 +30,16 @@ type Plan struct {
 	Sinks []delivery.Sink
 	// Held names the held sinks.
 	Held []string
+	// Dedup is each source's inbound deduplication, by source name.
+	Dedup map[string]Dedup
+}
+
+// Dedup is how a source's duplicate events are recognised.
+type Dedup struct {
+	// Key, when set, computes the dedup key from the event; otherwise
+	// the provider's event id or a hash of the body is the key.
+	Key    *lang.Expression
+	Window time.Duration
 }
 
 // Build compiles cfg: sources, rules and sink templates. Its error is a
@@ -37,8 +48,20 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Plan{Config: cfg}
+	p := &Plan{Config: cfg, Dedup: map[string]Dedup{}}
 	var problems []config.Problem
+
+	for i, sc := range cfg.Sources {
+		dd := Dedup{Window: sc.DedupWindow.D()}
+		if sc.DedupKey != "" {
+			key, err := lang.CompileExpression(sc.DedupKey)
+			if err != nil {
+				problems = append(problems, templateProblem(cfg, fmt.Sprintf("sources[%d].dedup_key", i), err))
+			}
+			dd.Key = key
+		}
+		p.Dedup[sc.Name] = dd
+	}
 
 	for i, sc := range cfg.Sources {
 		secrets := make([]string, 0, 2)
@@ -110,6 +133,8 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 				MaxBackoff:     sc.Retry.MaxBackoff.D(),
 				MaxAge:         sc.Retry.MaxAge.D(),
 			},
+			Ordered: sc.Ordered != nil && *sc.Ordered,
+			Rate:    delivery.Rate{N: sc.Rate.N, Per: sc.Rate.Per.D()},
 		})
 	}
 	if len(problems) > 0 {

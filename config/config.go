@@ -52,6 +52,13 @@ type Server struct {
 // Storage configures the embedded SQLite queue.
 type Storage struct {
 	Dir string `yaml:"dir"`
+	// Synchronous is SQLite's synchronous level for the queue: "full"
+	// (an answered event survives power loss) or "normal" (it survives
+	// a process crash; a power loss may lose the last commits).
+	Synchronous string `yaml:"synchronous"`
+	// MaxPending is how many deliveries may wait before new events are
+	// refused with 503; 0 is no limit.
+	MaxPending int `yaml:"max_pending"`
 }
 
 // Source is a platform posting webhooks to Switchyard.
@@ -64,6 +71,13 @@ type Source struct {
 	// while rotating: any one that verifies passes.
 	Secret  Secret   `yaml:"secret"`
 	Secrets []Secret `yaml:"secrets"`
+	// DedupKey is an expression over the event giving the key that
+	// makes a later event a duplicate; the provider's event id, or a
+	// hash of the body, when empty.
+	DedupKey string `yaml:"dedup_key"`
+	// DedupWindow is how long a key makes later events duplicates, and
+	// how long delivered events are kept.
+	DedupWindow Duration `yaml:"dedup_window"`
 }
 
 // AllSecrets returns Secret followed by Secrets, without empty entries.
@@ -106,6 +120,9 @@ const (
 	DefaultIdleTimeout     = Duration(60 * time.Second)
 	DefaultShutdownTimeout = Duration(30 * time.Second)
 	DefaultStorageDir      = "./data"
+	DefaultSynchronous     = "full"
+	DefaultMaxPending      = 100000
+	DefaultDedupWindow     = Duration(24 * time.Hour)
 	DefaultSinkTimeout     = Duration(10 * time.Second)
 	DefaultConcurrency     = 4
 	DefaultInitialBackoff  = Duration(time.Second)
@@ -177,7 +194,7 @@ func (c *Config) setDefaults() {
 		IdleTimeout:     DefaultIdleTimeout,
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
-	c.Storage = Storage{Dir: DefaultStorageDir}
+	c.Storage = Storage{Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending}
 }
 
 // applyDefaults fills what list entries left unset.
@@ -186,6 +203,9 @@ func (c *Config) applyDefaults() {
 		s := &c.Sources[i]
 		if s.Path == "" && s.Name != "" {
 			s.Path = "/hooks/" + s.Name
+		}
+		if s.DedupWindow == 0 {
+			s.DedupWindow = DefaultDedupWindow
 		}
 	}
 	for i := range c.Sinks {
@@ -208,6 +228,10 @@ func (c *Config) applyDefaults() {
 		if s.Retry.MaxAge == 0 {
 			s.Retry.MaxAge = DefaultMaxAge
 		}
+		if s.Ordered == nil {
+			ordered := s.Type == "slack" // a channel reads a session's updates in order
+			s.Ordered = &ordered
+		}
 	}
 }
 
@@ -222,6 +246,12 @@ func (c *Config) validate() {
 	}
 	if strings.TrimSpace(c.Storage.Dir) == "" {
 		c.add(c.Problem("storage.dir", "must not be empty"))
+	}
+	if sync := strings.ToLower(c.Storage.Synchronous); sync != "full" && sync != "normal" {
+		c.add(c.Problem("storage.synchronous", "unknown level %q: full (survives power loss) or normal (survives a crash of switchyard)", c.Storage.Synchronous))
+	}
+	if c.Storage.MaxPending < 0 {
+		c.add(c.Problem("storage.max_pending", "must be 0 (no limit) or more"))
 	}
 	if len(c.Sources) == 0 && !c.given("sources") {
 		c.add(c.Problem("sources", "no sources: add at least one under sources:"))

@@ -19,6 +19,13 @@ type Sink struct {
 	// Timeout bounds each delivery attempt.
 	Timeout Duration `yaml:"timeout"`
 	Retry   Retry    `yaml:"retry"`
+	// Ordered delivers the events of one subject (a Darwin session) one
+	// at a time, in the order received. Default: true for slack, false
+	// otherwise.
+	Ordered *bool `yaml:"ordered"`
+	// Rate limits how often deliveries start, such as "1/s"; no limit
+	// when zero.
+	Rate Rate `yaml:"rate"`
 
 	Slack  *SlackSink  `yaml:"-"`
 	SQLite *SQLiteSink `yaml:"-"`

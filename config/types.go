@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Duration is a time.Duration written as Go does ("90s", "1h30m") or in
@@ -94,3 +96,63 @@ func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
 // MarshalJSON implements json.Marshaler.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
+
+// Rate is a number of events per period, written "1/s", "30/m",
+// "500/h" or with a Go duration as the period ("5/10s").
+type Rate struct {
+	N   int
+	Per Duration
+}
+
+// IsZero reports whether r is no limit.
+func (r Rate) IsZero() bool { return r.N == 0 }
+
+func (r Rate) String() string {
+	if r.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%d/%s", r.N, r.Per)
+}
+
+// ParseRate parses "N/unit" or "N/duration".
+func ParseRate(s string) (Rate, error) {
+	bad := fmt.Errorf("invalid rate %q: write it like 1/s, 30/m, 500/h or 5/10s", s)
+	num, per, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return Rate{}, bad
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	if err != nil || n < 1 {
+		return Rate{}, bad
+	}
+	var d time.Duration
+	switch per = strings.TrimSpace(per); per {
+	case "s", "sec", "second":
+		d = time.Second
+	case "m", "min", "minute":
+		d = time.Minute
+	case "h", "hour":
+		d = time.Hour
+	default:
+		v, err := time.ParseDuration(per)
+		if err != nil || v <= 0 {
+			return Rate{}, bad
+		}
+		d = v
+	}
+	return Rate{N: n, Per: Duration(d)}, nil
+}
+
+func (r *Rate) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	if s, ok := d.scalar(n, path, "a rate such as 1/s"); ok {
+		v, err := ParseRate(s)
+		if err != nil {
+			d.errorf(n, path, "%v", err)
+			return
+		}
+		*r = v
+	}
+}

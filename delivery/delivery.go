@@ -18,9 +18,9 @@ import (
 // Queue is the part of the queue deliveries need. queue.Store is the
 // SQLite implementation.
 type Queue interface {
-	Lease(ctx context.Context, sink string, limit int, leaseFor time.Duration) ([]queue.Delivery, error)
+	Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delivery, error)
 	Complete(ctx context.Context, id string, o queue.Outcome) error
-	NextDue(ctx context.Context, sink string) (time.Time, bool, error)
+	NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error)
 }
 
 // Sink is a destination with its delivery settings.
@@ -31,6 +31,12 @@ type Sink struct {
 	// Timeout bounds one attempt.
 	Timeout time.Duration
 	Retry   Policy
+	// Ordered attempts the deliveries of one subject one at a time, in
+	// the order they were accepted; a delivery waiting to be retried
+	// holds back only its own subject.
+	Ordered bool
+	// Rate limits how often attempts start; the zero Rate is no limit.
+	Rate Rate
 }
 
 // Options configures a Dispatcher.
@@ -62,6 +68,7 @@ type Dispatcher struct {
 
 type worker struct {
 	Sink
+	pace     pacer
 	log      *slog.Logger
 	wake     chan struct{}
 	inflight sync.WaitGroup
@@ -99,6 +106,7 @@ func New(q Queue, ss []Sink, opts Options) *Dispatcher {
 		}
 		d.sinks[s.Name] = &worker{
 			Sink:  s,
+			pace:  pacer{every: s.Rate.Interval()},
 			log:   d.log.With("sink", s.Name),
 			wake:  make(chan struct{}, 1),
 			slots: make(chan struct{}, s.Concurrency),
@@ -175,18 +183,26 @@ func (d *Dispatcher) stopping() bool {
 // leaseMargin keeps a lease alive past the attempt's own timeout.
 const leaseMargin = 30 * time.Second
 
+// minWait keeps a worker that found nothing to lease from polling in a
+// tight loop.
+const minWait = 5 * time.Millisecond
+
 func (d *Dispatcher) run(w *worker) {
 	defer w.inflight.Wait()
 	ctx := context.Background()
 	for !d.stopping() {
 		free := cap(w.slots) - len(w.slots)
-		if free > 0 {
-			batch, err := d.q.Lease(ctx, w.Name, free, w.Timeout+leaseMargin)
+		allowed := w.pace.allow(d.now(), free)
+		if allowed > 0 {
+			batch, err := d.q.Lease(ctx, queue.LeaseRequest{
+				Sink: w.Name, Limit: allowed, For: w.Timeout + leaseMargin, Ordered: w.Ordered,
+			})
 			if err != nil {
 				w.log.Error("lease deliveries", "err", err)
 				d.sleep(w, time.Second)
 				continue
 			}
+			w.pace.took(d.now(), len(batch))
 			for i := range batch {
 				w.slots <- struct{}{}
 				w.inflight.Add(1)
@@ -202,16 +218,18 @@ func (d *Dispatcher) run(w *worker) {
 					d.attempt(w, &batch[i])
 				}()
 			}
-			if len(batch) == free {
+			if len(batch) == allowed && allowed == free {
 				continue // more may be due
 			}
 		}
 		wait := d.idle
-		if next, ok, err := d.q.NextDue(ctx, w.Name); err == nil && ok {
-			wait = min(wait, max(next.Sub(d.now()), 0))
+		if next, ok, err := d.q.NextDue(ctx, w.Name, w.Ordered); err == nil && ok {
+			wait = min(wait, max(next.Sub(d.now()), minWait))
 		}
 		if free == 0 {
 			wait = d.idle // all slots busy: a finishing attempt wakes us
+		} else if allowed < free {
+			wait = max(wait, w.pace.wait(d.now())) // paced: no start before then
 		}
 		d.sleep(w, wait)
 	}
@@ -280,7 +298,7 @@ func (d *Dispatcher) outcome(w *worker, qd *queue.Delivery, err error) queue.Out
 	case p.MaxAttempts > 0 && qd.Attempt >= p.MaxAttempts:
 		o.State = queue.StateDead
 		o.Error = fmt.Sprintf("gave up after %d attempts: %s", qd.Attempt, o.Error)
-	case p.MaxAge > 0 && now.Sub(qd.CreatedAt) >= p.MaxAge:
+	case p.MaxAge > 0 && now.Sub(qd.Since) >= p.MaxAge:
 		o.State = queue.StateDead
 		o.Error = fmt.Sprintf("gave up after %s (max_age): %s", p.MaxAge, o.Error)
 	default:

@@ -94,7 +94,7 @@ func accept(t *testing.T, s *queue.Store, subject string, sinkNames ...string) s
 	for _, n := range sinkNames {
 		ts = append(ts, queue.Target{Sink: n, Routes: []string{"r"}})
 	}
-	acc, err := s.Accept(context.Background(), ev, ts)
+	acc, err := s.Accept(context.Background(), queue.Incoming{Event: ev, Targets: ts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestStopAtDeadlineKeepsDeliveryPending(t *testing.T) {
 	if info.State != queue.StateFailed || info.LastError == "" {
 		t.Fatalf("after a cut-short attempt: %+v, want failed (retried at next start)", info)
 	}
-	if due, ok, _ := store.NextDue(context.Background(), "x"); !ok || time.Until(due) > time.Second {
+	if due, ok, _ := store.NextDue(context.Background(), "x", false); !ok || time.Until(due) > time.Second {
 		t.Fatalf("next due %v, %v: want now", due, ok)
 	}
 	// Stop again and Start after Stop are harmless.
@@ -263,8 +263,9 @@ func TestOutcome(t *testing.T) {
 	d := New(nil, nil, Options{Now: func() time.Time { return now }})
 	w := &worker{Sink: Sink{Retry: Policy{MaxAttempts: 5, InitialBackoff: time.Second, MaxBackoff: time.Minute, MaxAge: time.Hour}}}
 	qd := func(attempt int, age time.Duration) *queue.Delivery {
-		return &queue.Delivery{Attempt: attempt, CreatedAt: now.Add(-age)}
+		return &queue.Delivery{Attempt: attempt, CreatedAt: now.Add(-age), Since: now.Add(-age)}
 	}
+	replayed := &queue.Delivery{Attempt: 1, CreatedAt: now.Add(-48 * time.Hour), Since: now.Add(-time.Minute)}
 	for _, tc := range []struct {
 		name    string
 		d       *queue.Delivery
@@ -283,6 +284,7 @@ func TestOutcome(t *testing.T) {
 		{"404 dead", qd(1, 0), &sinks.HTTPError{Status: 404}, queue.StateDead, 0, 0, 404},
 		{"attempts exhausted", qd(5, 0), &sinks.HTTPError{Status: 503}, queue.StateDead, 0, 0, 503},
 		{"too old", qd(2, time.Hour), &sinks.HTTPError{Status: 503}, queue.StateDead, 0, 0, 503},
+		{"max_age counts from a replay", replayed, &sinks.HTTPError{Status: 503}, queue.StateFailed, minBackoff, time.Second, 503},
 		{"shutdown retries now", qd(3, 0), fmt.Errorf("%w: x", ErrShutdown), queue.StateFailed, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -113,3 +113,28 @@ func (c *Condition) Eval(env *event.Env) (bool, error) {
 	}
 	return b, nil
 }
+
+// Expression is a compiled expression of any type, such as a source's
+// dedup_key.
+type Expression struct {
+	src  string
+	prog *vm.Program
+}
+
+// CompileExpression compiles src.
+func CompileExpression(src string) (*Expression, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &SyntaxError{Line: 1, Column: 1, Msg: "empty expression"}
+	}
+	prog, err := compile(src)
+	if err != nil {
+		return nil, err
+	}
+	return &Expression{src: src, prog: prog}, nil
+}
+
+// String returns the source text.
+func (e *Expression) String() string { return e.src }
+
+// Eval evaluates the expression against env.
+func (e *Expression) Eval(env *event.Env) (any, error) { return run(e.prog, env) }

@@ -184,3 +184,24 @@ func FuzzCompileCondition(f *testing.F) {
 		_, _ = c.Eval(testEnv())
 	})
 }
+
+func TestExpression(t *testing.T) {
+	t.Parallel()
+	e, err := CompileExpression(`data.sessionId + ":" + eventType`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &event.Env{EventType: "session.closed", Data: map[string]any{"sessionId": "s-1"}}
+	if got, err := e.Eval(env); err != nil || got != "s-1:session.closed" {
+		t.Fatalf("Eval = %v, %v", got, err)
+	}
+	if _, err := CompileExpression(`data.sessionId +`); err == nil {
+		t.Fatal("a syntax error compiled")
+	}
+	if _, err := CompileExpression(`nosuch.field`); err == nil {
+		t.Fatal("an unknown name compiled")
+	}
+	if _, err := CompileExpression(" "); err == nil {
+		t.Fatal("an empty expression compiled")
+	}
+}

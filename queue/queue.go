@@ -14,9 +14,9 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/internal/sqlitedb"
 )
 
@@ -52,6 +52,11 @@ type Store struct {
 	path string
 	log  *slog.Logger
 	now  func() time.Time
+
+	// pending counts deliveries waiting (pending or failed). Writes
+	// keep it current; the writer recounts now and then, since other
+	// processes (the replay command) change the file too.
+	pending atomic.Int64
 
 	ops       chan *op
 	closing   chan struct{} // closed by Close
@@ -114,6 +119,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if err := s.recount(ctx); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, err
+	}
 	s.wg.Go(func() {
 		defer close(s.done)
 		s.writer()
@@ -136,9 +146,26 @@ func (s *Store) Close() error {
 	return err
 }
 
-// op is one write: fn runs inside a shared transaction.
+// Pending is the number of deliveries waiting: pending, or failed and
+// due again later. Backpressure compares it with storage.max_pending.
+func (s *Store) Pending() int64 { return s.pending.Load() }
+
+func (s *Store) recount(ctx context.Context) error {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE state IN ('pending', 'failed')`).Scan(&n); err != nil {
+		return fmt.Errorf("count pending deliveries: %w", err)
+	}
+	s.pending.Store(n)
+	return nil
+}
+
+// recountEvery is how often the writer recounts pending deliveries.
+const recountEvery = 10 * time.Second
+
+// op is one write: fn runs inside a shared transaction and returns by
+// how much it changed the number of waiting deliveries.
 type op struct {
-	fn   func(tx *sql.Tx) error
+	fn   func(tx *sql.Tx) (pendingDelta int64, err error)
 	done chan error
 }
 
@@ -148,7 +175,7 @@ const maxBatch = 256
 // write runs fn in a transaction shared with concurrent writes (group
 // commit: one fsync for many requests) and returns once it is committed.
 // fn's own error rolls back only fn's changes.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) (int64, error)) error {
 	o := &op{fn: fn, done: make(chan error, 1)}
 	select {
 	case <-s.closing:
@@ -181,10 +208,19 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 func (s *Store) writer() {
 	batch := make([]*op, 0, maxBatch)
+	tick := time.NewTicker(recountEvery)
+	defer tick.Stop()
 	for {
 		var first *op
 		select {
 		case first = <-s.ops:
+		case <-tick.C:
+			// Between batches every committed delta is applied, so the
+			// count is exact for this process's writes.
+			if err := s.recount(context.Background()); err != nil {
+				s.log.Warn("recount pending deliveries", "err", err)
+			}
+			continue
 		case <-s.closing:
 			// Finish what was queued before Close.
 			select {
@@ -213,6 +249,7 @@ func (s *Store) writer() {
 
 func (s *Store) commit(batch []*op) {
 	errs := make([]error, len(batch))
+	deltas := make([]int64, len(batch))
 	finish := func(err error) {
 		for i, o := range batch {
 			if errs[i] == nil {
@@ -230,14 +267,14 @@ func (s *Store) commit(batch []*op) {
 	single := len(batch) == 1
 	for i, o := range batch {
 		if single {
-			errs[i] = o.fn(tx)
+			deltas[i], errs[i] = o.fn(tx)
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 			errs[i] = err
 			continue
 		}
-		if errs[i] = o.fn(tx); errs[i] != nil {
+		if deltas[i], errs[i] = o.fn(tx); errs[i] != nil {
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
 				tx.Rollback()
 				finish(fmt.Errorf("rollback to savepoint: %w", err))
@@ -262,275 +299,10 @@ func (s *Store) commit(batch []*op) {
 		finish(fmt.Errorf("commit: %w", err))
 		return
 	}
+	for i, d := range deltas {
+		if errs[i] == nil {
+			s.pending.Add(d)
+		}
+	}
 	finish(nil)
 }
-
-// Target is a sink an accepted event must reach.
-type Target struct {
-	Sink   string
-	Routes []string
-}
-
-// Accepted is the outcome of Accept.
-type Accepted struct {
-	// EventID is the stored event's id: ev.ID, or for a duplicate the
-	// id of the event first stored with the same dedup key.
-	EventID   string
-	Duplicate bool
-	// Deliveries are the ids of the deliveries created, one per target.
-	Deliveries []string
-}
-
-// Accept stores ev and one pending delivery per target in one
-// transaction. An event whose source and dedup key are already stored is
-// a duplicate: nothing is written and the original id is returned.
-func (s *Store) Accept(ctx context.Context, ev *event.Event, targets []Target) (Accepted, error) {
-	body, err := ev.JSON()
-	if err != nil {
-		return Accepted{}, fmt.Errorf("encode event: %w", err)
-	}
-	dedup := ev.DedupKey
-	if dedup == "" {
-		dedup = "id:" + ev.ID
-	}
-	now := s.now().UnixMilli()
-	var res Accepted
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		res = Accepted{}
-		r, err := tx.ExecContext(ctx, `INSERT INTO events (id, source, dedup_key, event_type, subject, received_at, event)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, dedup_key) DO NOTHING`,
-			ev.ID, ev.Source, dedup, ev.EventType, ev.Subject, ev.ReceivedAt.UnixMilli(), body)
-		if err != nil {
-			return fmt.Errorf("insert event: %w", err)
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			res.Duplicate = true
-			return tx.QueryRowContext(ctx, `SELECT id FROM events WHERE source = ? AND dedup_key = ?`,
-				ev.Source, dedup).Scan(&res.EventID)
-		}
-		res.EventID = ev.ID
-		for _, t := range targets {
-			id := event.NewID("dlv_", ev.ReceivedAt)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries
-				(id, event_id, sink, routes, subject, state, created_at, next_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
-				id, ev.ID, t.Sink, strings.Join(t.Routes, ","), ev.Subject, now, now, now); err != nil {
-				return fmt.Errorf("insert delivery: %w", err)
-			}
-			res.Deliveries = append(res.Deliveries, id)
-		}
-		return nil
-	})
-	if err != nil {
-		return Accepted{}, err
-	}
-	return res, nil
-}
-
-// Delivery is a leased delivery: one attempt to send Event to Sink.
-type Delivery struct {
-	ID      string
-	EventID string
-	Sink    string
-	Routes  []string
-	// Attempt is this attempt's number, from 1.
-	Attempt   int
-	CreatedAt time.Time
-	Event     *event.Event
-
-	seq int64 // insertion order
-}
-
-// Lease claims up to limit due deliveries of sink for leaseFor: no other
-// Lease returns them until the lease ends or the delivery is completed.
-// A process that dies mid-attempt leaves the lease to expire, and the
-// delivery is attempted again.
-func (s *Store) Lease(ctx context.Context, sink string, limit int, leaseFor time.Duration) ([]Delivery, error) {
-	now := s.now()
-	var out []Delivery
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
-		rows, err := tx.QueryContext(ctx, `UPDATE deliveries
-			SET lease_until = ?, attempts = attempts + 1, updated_at = ?
-			WHERE id IN (
-				SELECT id FROM deliveries
-				WHERE sink = ? AND state IN ('pending', 'failed') AND next_at <= ? AND lease_until <= ?
-				ORDER BY next_at, rowid LIMIT ?)
-			RETURNING rowid, id, event_id, routes, attempts, created_at`,
-			now.Add(leaseFor).UnixMilli(), now.UnixMilli(), sink, now.UnixMilli(), now.UnixMilli(), limit)
-		if err != nil {
-			return fmt.Errorf("lease: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				d       Delivery
-				routes  string
-				created int64
-			)
-			if err := rows.Scan(&d.seq, &d.ID, &d.EventID, &routes, &d.Attempt, &created); err != nil {
-				return err
-			}
-			d.Sink = sink
-			d.Routes = strings.Split(routes, ",")
-			d.CreatedAt = time.UnixMilli(created)
-			out = append(out, d)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		for i := range out {
-			var body []byte
-			if err := tx.QueryRowContext(ctx, `SELECT event FROM events WHERE id = ?`, out[i].EventID).Scan(&body); err != nil {
-				return fmt.Errorf("load event %s: %w", out[i].EventID, err)
-			}
-			ev, err := decodeEvent(body)
-			if err != nil {
-				return fmt.Errorf("load event %s: %w", out[i].EventID, err)
-			}
-			out[i].Event = ev
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	sortDeliveries(out)
-	return out, nil
-}
-
-// Outcome is the result of an attempt.
-type Outcome struct {
-	State string // StateDelivered, StateFailed (retry at NextAt) or StateDead
-	// NextAt is when a failed delivery is due again.
-	NextAt time.Time
-	// Error and Status describe the last failure (Status is the HTTP
-	// status, 0 if there was none).
-	Error  string
-	Status int
-}
-
-// Complete records an attempt's outcome and ends its lease.
-func (s *Store) Complete(ctx context.Context, id string, o Outcome) error {
-	now := s.now().UnixMilli()
-	var q string
-	args := []any{}
-	switch o.State {
-	case StateDelivered:
-		q = `UPDATE deliveries SET state = 'delivered', lease_until = 0, updated_at = ?, last_status = ? WHERE id = ?`
-		args = append(args, now, o.Status, id)
-	case StateFailed:
-		q = `UPDATE deliveries SET state = 'failed', lease_until = 0, next_at = ?, updated_at = ?, last_error = ?, last_status = ? WHERE id = ?`
-		args = append(args, o.NextAt.UnixMilli(), now, truncate(o.Error, 1000), o.Status, id)
-	case StateDead:
-		q = `UPDATE deliveries SET state = 'dead', lease_until = 0, updated_at = ?, last_error = ?, last_status = ? WHERE id = ?`
-		args = append(args, now, truncate(o.Error, 1000), o.Status, id)
-	default:
-		return fmt.Errorf("complete %s: invalid state %q", id, o.State)
-	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, q, args...)
-		return err
-	})
-}
-
-// ReleaseLeases ends every lease, so deliveries interrupted by a crash
-// are attempted at once rather than when their lease would expire. Call
-// it only while no other process is delivering from this store.
-func (s *Store) ReleaseLeases(ctx context.Context) (int64, error) {
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_until = 0 WHERE lease_until > 0 AND state IN ('pending', 'failed')`)
-		if err != nil {
-			return err
-		}
-		n, err = r.RowsAffected()
-		return err
-	})
-	return n, err
-}
-
-// NextDue returns when the earliest waiting delivery of sink is due, or
-// false if none is waiting.
-func (s *Store) NextDue(ctx context.Context, sink string) (time.Time, bool, error) {
-	var next sql.NullInt64
-	err := s.rdb.QueryRowContext(ctx, `SELECT min(max(next_at, lease_until)) FROM deliveries
-		WHERE sink = ? AND state IN ('pending', 'failed')`, sink).Scan(&next)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("next due: %w", err)
-	}
-	if !next.Valid {
-		return time.Time{}, false, nil
-	}
-	return time.UnixMilli(next.Int64), true, nil
-}
-
-// Counts returns how many deliveries are in each state, per sink.
-func (s *Store) Counts(ctx context.Context) (map[string]map[string]int, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT sink, state, count(*) FROM deliveries GROUP BY sink, state`)
-	if err != nil {
-		return nil, fmt.Errorf("count deliveries: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]map[string]int{}
-	for rows.Next() {
-		var sink, state string
-		var n int
-		if err := rows.Scan(&sink, &state, &n); err != nil {
-			return nil, err
-		}
-		if out[sink] == nil {
-			out[sink] = map[string]int{}
-		}
-		out[sink][state] = n
-	}
-	return out, rows.Err()
-}
-
-// DeliveryInfo is a delivery's stored state.
-type DeliveryInfo struct {
-	ID         string
-	EventID    string
-	Sink       string
-	State      string
-	Attempts   int
-	LastError  string
-	LastStatus int
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
-}
-
-// Deliveries returns the deliveries of an event.
-func (s *Store) Deliveries(ctx context.Context, eventID string) ([]DeliveryInfo, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, event_id, sink, state, attempts, last_error, last_status, created_at, updated_at
-		FROM deliveries WHERE event_id = ? ORDER BY sink`, eventID)
-	if err != nil {
-		return nil, fmt.Errorf("list deliveries: %w", err)
-	}
-	defer rows.Close()
-	var out []DeliveryInfo
-	for rows.Next() {
-		var d DeliveryInfo
-		var created, updated int64
-		if err := rows.Scan(&d.ID, &d.EventID, &d.Sink, &d.State, &d.Attempts, &d.LastError, &d.LastStatus, &created, &updated); err != nil {
-			return nil, err
-		}
-		d.CreatedAt, d.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

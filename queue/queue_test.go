@@ -62,7 +62,7 @@ func TestAcceptAndLease(t *testing.T) {
 	s := open(t, t.TempDir(), c)
 	ctx := context.Background()
 	ev := newEvent(c, "k1")
-	acc, err := s.Accept(ctx, ev, targets("slack", "archive"))
+	acc, err := s.Accept(ctx, Incoming{Event: ev, Targets: targets("slack", "archive")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestAcceptAndLease(t *testing.T) {
 		t.Fatalf("accepted = %+v", acc)
 	}
 
-	got, err := s.Lease(ctx, "slack", 10, time.Minute)
+	got, err := s.Lease(ctx, LeaseRequest{Sink: "slack", Limit: 10, For: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,11 +85,11 @@ func TestAcceptAndLease(t *testing.T) {
 		t.Fatalf("event = %+v", d.Event)
 	}
 	// Leased: no one else gets it until the lease ends.
-	if again, _ := s.Lease(ctx, "slack", 10, time.Minute); len(again) != 0 {
+	if again, _ := s.Lease(ctx, LeaseRequest{Sink: "slack", Limit: 10, For: time.Minute}); len(again) != 0 {
 		t.Fatalf("leased twice: %+v", again)
 	}
 	c.Advance(time.Minute + time.Millisecond)
-	again, err := s.Lease(ctx, "slack", 10, time.Minute)
+	again, err := s.Lease(ctx, LeaseRequest{Sink: "slack", Limit: 10, For: time.Minute})
 	if err != nil || len(again) != 1 || again[0].Attempt != 2 {
 		t.Fatalf("after the lease expired: %+v, %v", again, err)
 	}
@@ -97,7 +97,7 @@ func TestAcceptAndLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Advance(time.Hour)
-	if more, _ := s.Lease(ctx, "slack", 10, time.Minute); len(more) != 0 {
+	if more, _ := s.Lease(ctx, LeaseRequest{Sink: "slack", Limit: 10, For: time.Minute}); len(more) != 0 {
 		t.Fatalf("a delivered delivery was leased again: %+v", more)
 	}
 	ds, err := s.Deliveries(ctx, ev.ID)
@@ -115,12 +115,12 @@ func TestAcceptDuplicate(t *testing.T) {
 	c := newClock()
 	s := open(t, t.TempDir(), c)
 	ctx := context.Background()
-	first, err := s.Accept(ctx, newEvent(c, "same-body"), targets("slack"))
+	first, err := s.Accept(ctx, Incoming{Event: newEvent(c, "same-body"), Targets: targets("slack")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 4 {
-		dup, err := s.Accept(ctx, newEvent(c, "same-body"), targets("slack"))
+		dup, err := s.Accept(ctx, Incoming{Event: newEvent(c, "same-body"), Targets: targets("slack")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestAcceptDuplicate(t *testing.T) {
 	}
 	other := newEvent(c, "same-body")
 	other.Source = "other-source"
-	if acc, err := s.Accept(ctx, other, targets("slack")); err != nil || acc.Duplicate {
+	if acc, err := s.Accept(ctx, Incoming{Event: other, Targets: targets("slack")}); err != nil || acc.Duplicate {
 		t.Fatalf("same key from another source: %+v, %v", acc, err)
 	}
 	counts, _ := s.Counts(ctx)
@@ -144,22 +144,22 @@ func TestRetryAndDead(t *testing.T) {
 	c := newClock()
 	s := open(t, t.TempDir(), c)
 	ctx := context.Background()
-	if _, err := s.Accept(ctx, newEvent(c, "k"), targets("crm")); err != nil {
+	if _, err := s.Accept(ctx, Incoming{Event: newEvent(c, "k"), Targets: targets("crm")}); err != nil {
 		t.Fatal(err)
 	}
-	d, _ := s.Lease(ctx, "crm", 1, time.Minute)
+	d, _ := s.Lease(ctx, LeaseRequest{Sink: "crm", Limit: 1, For: time.Minute})
 	next := c.Now().Add(10 * time.Second)
 	if err := s.Complete(ctx, d[0].ID, Outcome{State: StateFailed, NextAt: next, Error: "HTTP 503", Status: 503}); err != nil {
 		t.Fatal(err)
 	}
-	if due, ok, err := s.NextDue(ctx, "crm"); err != nil || !ok || !due.Equal(next.Truncate(time.Millisecond)) {
+	if due, ok, err := s.NextDue(ctx, "crm", false); err != nil || !ok || !due.Equal(next.Truncate(time.Millisecond)) {
 		t.Fatalf("NextDue = %v %v %v, want %v", due, ok, err, next)
 	}
-	if got, _ := s.Lease(ctx, "crm", 1, time.Minute); len(got) != 0 {
+	if got, _ := s.Lease(ctx, LeaseRequest{Sink: "crm", Limit: 1, For: time.Minute}); len(got) != 0 {
 		t.Fatal("leased before its retry time")
 	}
 	c.Advance(10 * time.Second)
-	got, _ := s.Lease(ctx, "crm", 1, time.Minute)
+	got, _ := s.Lease(ctx, LeaseRequest{Sink: "crm", Limit: 1, For: time.Minute})
 	if len(got) != 1 || got[0].Attempt != 2 {
 		t.Fatalf("retry lease = %+v", got)
 	}
@@ -170,7 +170,7 @@ func TestRetryAndDead(t *testing.T) {
 	if ds[0].State != StateDead || ds[0].Attempts != 2 || ds[0].LastError != "HTTP 400" || ds[0].LastStatus != 400 {
 		t.Fatalf("dead delivery = %+v", ds[0])
 	}
-	if _, ok, _ := s.NextDue(ctx, "crm"); ok {
+	if _, ok, _ := s.NextDue(ctx, "crm", false); ok {
 		t.Fatal("a dead delivery is still due")
 	}
 	if err := s.Complete(ctx, got[0].ID, Outcome{State: "bogus"}); err == nil {
@@ -189,11 +189,11 @@ func TestSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := s.Accept(ctx, newEvent(c, "k"), targets("slack", "archive"))
+	acc, err := s.Accept(ctx, Incoming{Event: newEvent(c, "k"), Targets: targets("slack", "archive")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Lease(ctx, "slack", 1, time.Hour); err != nil { // an attempt in flight when we "crash"
+	if _, err := s.Lease(ctx, LeaseRequest{Sink: "slack", Limit: 1, For: time.Hour}); err != nil { // an attempt in flight when we "crash"
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -202,7 +202,7 @@ func TestSurvivesReopen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := s.Accept(ctx, newEvent(c, "k2"), nil); !errors.Is(err, ErrClosed) {
+	if _, err := s.Accept(ctx, Incoming{Event: newEvent(c, "k2"), Targets: nil}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Accept after Close = %v, want ErrClosed", err)
 	}
 
@@ -211,7 +211,7 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatalf("ReleaseLeases = %d, %v; want 1", n, err)
 	}
 	for _, sink := range []string{"slack", "archive"} {
-		got, err := s2.Lease(ctx, sink, 10, time.Minute)
+		got, err := s2.Lease(ctx, LeaseRequest{Sink: sink, Limit: 10, For: time.Minute})
 		if err != nil || len(got) != 1 || got[0].EventID != acc.EventID {
 			t.Fatalf("%s after reopen: %+v, %v", sink, got, err)
 		}
@@ -230,7 +230,7 @@ func TestGroupCommit(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, err := s.Accept(ctx, newEvent(c, fmt.Sprintf("k%d", i%(n/2))), targets("a", "b"))
+			_, err := s.Accept(ctx, Incoming{Event: newEvent(c, fmt.Sprintf("k%d", i%(n/2))), Targets: targets("a", "b")})
 			errs <- err
 		})
 	}
@@ -263,15 +263,15 @@ func TestFailedOpInBatchIsIsolated(t *testing.T) {
 	for i := range results {
 		wg.Go(func() {
 			if i%5 == 0 {
-				results[i] = s.write(ctx, func(tx *sql.Tx) error {
+				results[i] = s.write(ctx, func(tx *sql.Tx) (int64, error) {
 					if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, source, dedup_key, event_type, received_at, event) VALUES (?, 'x', ?, 't', 0, '{}')`, fmt.Sprint("bad", i), fmt.Sprint(i)); err != nil {
-						return err
+						return 0, err
 					}
-					return boom
+					return 7, boom // a failed op's delta must not count
 				})
 				return
 			}
-			_, results[i] = s.Accept(ctx, newEvent(c, fmt.Sprint(i)), targets("a"))
+			_, results[i] = s.Accept(ctx, Incoming{Event: newEvent(c, fmt.Sprint(i)), Targets: targets("a")})
 		})
 	}
 	wg.Wait()
@@ -291,15 +291,18 @@ func TestFailedOpInBatchIsIsolated(t *testing.T) {
 	if counts["a"][StatePending] != 40 {
 		t.Fatalf("counts = %v, want 40", counts)
 	}
+	if got := s.Pending(); got != 40 {
+		t.Fatalf("Pending() = %d, want 40", got)
+	}
 }
 
 func TestOpenRejectsNewerSchema(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := open(t, dir, newClock())
-	if err := s.write(context.Background(), func(tx *sql.Tx) error {
+	if err := s.write(context.Background(), func(tx *sql.Tx) (int64, error) {
 		_, err := tx.Exec("PRAGMA user_version = 99")
-		return err
+		return 0, err
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +325,7 @@ func BenchmarkAccept(b *testing.B) {
 	b.SetParallelism(32)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.Accept(ctx, newEvent(c, fmt.Sprint(i.Add(1))), targets("a")); err != nil {
+			if _, err := s.Accept(ctx, Incoming{Event: newEvent(c, fmt.Sprint(i.Add(1))), Targets: targets("a")}); err != nil {
 				b.Error(err)
 			}
 		}

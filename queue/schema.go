@@ -35,4 +35,11 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (sink, next_at) WHERE state IN ('pending', 'failed');
 CREATE INDEX deliveries_state ON deliveries (state, updated_at);
 `,
+	// v2: replay (a replayed delivery's max_age counts from its replay)
+	// and ordered delivery per subject (the waiting head of each subject).
+	`
+ALTER TABLE deliveries ADD COLUMN replayed_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX deliveries_subject ON deliveries (sink, subject) WHERE state IN ('pending', 'failed');
+`,
 }

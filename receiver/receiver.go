@@ -39,6 +39,11 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 )
 
+// ErrOverloaded is returned (wrapped) by an Ingester that refuses new
+// events because too many deliveries are waiting: the sender gets 503
+// and retries later.
+var ErrOverloaded = errors.New("overloaded")
+
 // BadRequestError is a payload a source cannot map; Msg is shown to the
 // sender, so it names the field and never echoes secrets.
 type BadRequestError struct {
@@ -157,7 +162,11 @@ func (s *Server) hook(src *Source) fiber.Handler {
 		defer cancel()
 		res, err := s.ingest.Ingest(ctx, ev)
 		if err != nil {
-			log.Error("event not stored", "event_type", ev.EventType, "err", err)
+			if errors.Is(err, ErrOverloaded) {
+				log.Warn("event refused", "event_type", ev.EventType, "err", err)
+			} else {
+				log.Error("event not stored", "event_type", ev.EventType, "err", err)
+			}
 			return &storeError{err}
 		}
 		body := fiber.Map{"id": res.ID}
@@ -198,7 +207,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		status, msg = http.StatusBadRequest, bad.Msg
 	case errors.As(err, &store):
 		status, msg = http.StatusServiceUnavailable, "event not stored; retry later"
-		c.Set(fiber.HeaderRetryAfter, "5")
+		retry := "5"
+		if errors.Is(err, ErrOverloaded) {
+			msg, retry = "too many deliveries waiting; retry later", "30"
+		}
+		c.Set(fiber.HeaderRetryAfter, retry)
 	case errors.As(err, &ferr):
 		status = ferr.Code
 		switch status {

@@ -20,6 +20,10 @@ Usage:
   switchyard check   --config FILE            validate a configuration; print OK or every problem
   switchyard send    --config FILE --source NAME [--url URL] EVENT.json
                                               sign EVENT.json as the source would and POST it
+  switchyard deliveries list --config FILE [--state dead] [--sink NAME] [--since DUR]
+                                              list deliveries (dead letters, retries, …)
+  switchyard replay  --config FILE --event ID | --sink NAME [--state dead] [--since DUR]
+                                              queue deliveries again (also while serving)
   switchyard version                          print the version
 
 Run "switchyard COMMAND -h" for a command's flags.
@@ -62,6 +66,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(rest, stdout, stderr)
 	case "send":
 		return send(ctx, rest, stdout, stderr)
+	case "deliveries":
+		return deliveries(ctx, rest, stdout, stderr)
+	case "replay":
+		return replay(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

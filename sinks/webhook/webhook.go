@@ -15,12 +15,14 @@ import (
 	"github.com/switchyard/switchyard/sinks"
 )
 
-// Headers set on every request. DeliveryHeader is the same on every
-// attempt of a delivery, so receivers can drop repeats.
+// Headers set on every request. DeliveryHeader and IdempotencyHeader
+// carry the delivery id, the same on every attempt and replay of a
+// delivery, so receivers can drop repeats.
 const (
-	DeliveryHeader = "X-Switchyard-Delivery"
-	EventHeader    = "X-Switchyard-Event"
-	AttemptHeader  = "X-Switchyard-Attempt"
+	DeliveryHeader    = "X-Switchyard-Delivery"
+	IdempotencyHeader = "Idempotency-Key"
+	EventHeader       = "X-Switchyard-Event"
+	AttemptHeader     = "X-Switchyard-Attempt"
 )
 
 // Options configures a sink.
@@ -79,6 +81,7 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 	}
 	req.Header = s.headers.Clone()
 	req.Header.Set(DeliveryHeader, d.ID)
+	req.Header.Set(IdempotencyHeader, d.ID)
 	req.Header.Set(EventHeader, d.Event.ID)
 	req.Header.Set(AttemptHeader, fmt.Sprint(d.Attempt))
 	resp, err := s.client.Do(req)

@@ -128,13 +128,14 @@ func TestSendDelivered(t *testing.T) {
 				t.Errorf("path = %q, want /hooks/darwin", r.path)
 			}
 			for name, want := range map[string]string{
-				"Content-Type":  "application/json",
-				"Authorization": "Bearer tok-delivered-123",
-				"X-Tenant":      "acme",
-				DeliveryHeader:  "dlv_01JDELIVERY00000000000042",
-				EventHeader:     ev.ID,
-				AttemptHeader:   fmt.Sprint(i + 1),
-				"User-Agent":    "Switchyard/1.2.3 (+https://example.com)",
+				"Content-Type":    "application/json",
+				"Authorization":   "Bearer tok-delivered-123",
+				"X-Tenant":        "acme",
+				DeliveryHeader:    "dlv_01JDELIVERY00000000000042",
+				IdempotencyHeader: "dlv_01JDELIVERY00000000000042",
+				EventHeader:       ev.ID,
+				AttemptHeader:     fmt.Sprint(i + 1),
+				"User-Agent":      "Switchyard/1.2.3 (+https://example.com)",
 			} {
 				if got := r.header.Values(name); len(got) != 1 || got[0] != want {
 					t.Errorf("header %s = %q, want exactly [%q]", name, got, want)
