@@ -45,7 +45,8 @@ type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Idle is the longest a worker sleeps without checking the queue;
-	// 5s when zero. Notify wakes it sooner.
+	// 1s when zero. Notify wakes it sooner; the poll finds deliveries
+	// another process (the replay command) queued.
 	Idle time.Duration
 }
 
@@ -97,7 +98,7 @@ func New(q Queue, ss []Sink, opts Options) *Dispatcher {
 		d.now = time.Now
 	}
 	if d.idle <= 0 {
-		d.idle = 5 * time.Second
+		d.idle = time.Second
 	}
 	d.attempts, d.abort = context.WithCancelCause(context.Background())
 	for _, s := range ss {

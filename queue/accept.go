@@ -55,32 +55,42 @@ func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
 	var res Accepted
 	err = s.write(ctx, func(tx *sql.Tx) (int64, error) {
 		res = Accepted{}
-		if in.DedupWindow > 0 {
-			// An older event with this key is outside the window: it no
-			// longer claims the key (it stays stored until pruned).
-			if _, err := tx.ExecContext(ctx, `UPDATE events SET dedup_key = 'expired:' || id
-				WHERE source = ? AND dedup_key = ? AND received_at < ?`,
-				ev.Source, dedup, received-in.DedupWindow.Milliseconds()); err != nil {
+		insert := func() (bool, error) {
+			r, err := s.exec(ctx, tx, sqlInsertEvent, ev.ID, ev.Source, dedup, ev.EventType, ev.Subject, received, body)
+			if err != nil {
+				return false, fmt.Errorf("insert event: %w", err)
+			}
+			n, err := r.RowsAffected()
+			return n == 1, err
+		}
+		inserted, err := insert()
+		if err != nil {
+			return 0, err
+		}
+		if !inserted {
+			var firstAt int64
+			if err := s.queryRow(ctx, tx, sqlFindDuplicate, ev.Source, dedup).Scan(&res.EventID, &firstAt); err != nil {
+				return 0, fmt.Errorf("find duplicate: %w", err)
+			}
+			if in.DedupWindow <= 0 || received-firstAt < in.DedupWindow.Milliseconds() {
+				res.Duplicate = true
+				return 0, nil
+			}
+			// The first event is outside the window: it gives up the key
+			// (it stays stored until pruned) and this one is new.
+			if _, err := s.exec(ctx, tx, sqlExpireKey, res.EventID); err != nil {
 				return 0, fmt.Errorf("expire dedup key: %w", err)
 			}
-		}
-		r, err := tx.ExecContext(ctx, `INSERT INTO events (id, source, dedup_key, event_type, subject, received_at, event)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, dedup_key) DO NOTHING`,
-			ev.ID, ev.Source, dedup, ev.EventType, ev.Subject, received, body)
-		if err != nil {
-			return 0, fmt.Errorf("insert event: %w", err)
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			res.Duplicate = true
-			return 0, tx.QueryRowContext(ctx, `SELECT id FROM events WHERE source = ? AND dedup_key = ?`,
-				ev.Source, dedup).Scan(&res.EventID)
+			if inserted, err = insert(); err != nil {
+				return 0, err
+			} else if !inserted {
+				return 0, fmt.Errorf("insert event %s: dedup key still taken", ev.ID)
+			}
 		}
 		res.EventID = ev.ID
 		for _, t := range in.Targets {
 			id := event.NewID("dlv_", ev.ReceivedAt)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries
-				(id, event_id, sink, routes, subject, state, created_at, next_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+			if _, err := s.exec(ctx, tx, sqlInsertDelivery,
 				id, ev.ID, t.Sink, strings.Join(t.Routes, ","), ev.Subject, now, now, now); err != nil {
 				return 0, fmt.Errorf("insert delivery: %w", err)
 			}
@@ -93,3 +103,12 @@ func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
 	}
 	return res, nil
 }
+
+const (
+	sqlInsertEvent = `INSERT INTO events (id, source, dedup_key, event_type, subject, received_at, event)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, dedup_key) DO NOTHING`
+	sqlFindDuplicate  = `SELECT id, received_at FROM events WHERE source = ? AND dedup_key = ?`
+	sqlExpireKey      = `UPDATE events SET dedup_key = 'expired:' || id WHERE id = ?`
+	sqlInsertDelivery = `INSERT INTO deliveries (id, event_id, sink, routes, subject, state, created_at, next_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`
+)

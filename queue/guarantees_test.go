@@ -3,9 +3,12 @@ package queue
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/sqlitedb"
 )
 
 func acceptSubject(t *testing.T, s *Store, c *clock, subject string, sinks ...string) string {
@@ -223,5 +226,35 @@ func TestDedupWindowAndPrune(t *testing.T) {
 	}
 	if ds, _ := s.Deliveries(ctx, again.EventID); len(ds) != 1 {
 		t.Fatalf("the recent event was pruned")
+	}
+}
+
+// TestMigrateFromV1 opens a queue written by the first schema: its
+// waiting delivery survives the migration and is leased.
+func TestMigrateFromV1(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(dir, FileName), sqlitedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitedb.Migrate(ctx, db, migrations[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO events (id, source, dedup_key, event_type, subject, received_at, event)
+		VALUES ('evt_1', 'darwin', 'k', 'session.opened', 's', 1, '{"id":"evt_1","eventType":"session.opened","data":{}}');
+		INSERT INTO deliveries (id, event_id, sink, routes, subject, state, created_at, next_at, updated_at)
+		VALUES ('dlv_1', 'evt_1', 'crm', 'r', 's', 'failed', 1, 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s := open(t, dir, newClock())
+	if s.Pending() != 1 {
+		t.Fatalf("Pending = %d after migrating", s.Pending())
+	}
+	got, err := s.Lease(ctx, LeaseRequest{Sink: "crm", Limit: 1, For: time.Minute, Ordered: true})
+	if err != nil || len(got) != 1 || got[0].ID != "dlv_1" || got[0].Since.UnixMilli() != 1 {
+		t.Fatalf("lease after migration = %+v, %v", got, err)
 	}
 }

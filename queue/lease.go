@@ -54,18 +54,11 @@ const headOfSubject = `(d.subject = '' OR NOT EXISTS (
 // attempted again.
 func (s *Store) Lease(ctx context.Context, r LeaseRequest) ([]Delivery, error) {
 	now := s.now()
-	where := `d.sink = ? AND d.state IN ('pending', 'failed') AND d.next_at <= ? AND d.lease_until <= ?`
-	if r.Ordered {
-		where += " AND " + headOfSubject
-	}
-	q := `UPDATE deliveries
-		SET lease_until = ?, attempts = attempts + 1, updated_at = ?
-		WHERE id IN (SELECT d.id FROM deliveries d WHERE ` + where + ` ORDER BY d.next_at, d.rowid LIMIT ?)
-		RETURNING rowid, id, event_id, routes, subject, attempts, created_at, replayed_at`
+	q := sqlLease(r.Ordered)
 	var out []Delivery
 	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, q,
+		rows, err := s.query(ctx, tx, q,
 			now.Add(r.For).UnixMilli(), now.UnixMilli(), r.Sink, now.UnixMilli(), now.UnixMilli(), r.Limit)
 		if err != nil {
 			return 0, fmt.Errorf("lease: %w", err)
@@ -92,7 +85,7 @@ func (s *Store) Lease(ctx context.Context, r LeaseRequest) ([]Delivery, error) {
 		rows.Close()
 		for i := range out {
 			var body []byte
-			if err := tx.QueryRowContext(ctx, `SELECT event FROM events WHERE id = ?`, out[i].EventID).Scan(&body); err != nil {
+			if err := s.queryRow(ctx, tx, sqlLoadEvent, out[i].EventID).Scan(&body); err != nil {
 				return 0, fmt.Errorf("load event %s: %w", out[i].EventID, err)
 			}
 			ev, err := decodeEvent(body)
@@ -128,19 +121,19 @@ func (s *Store) Complete(ctx context.Context, id string, o Outcome) error {
 	args := []any{}
 	switch o.State {
 	case StateDelivered:
-		q = `UPDATE deliveries SET state = 'delivered', lease_until = 0, updated_at = ?, last_status = ? WHERE id = ? AND state IN ('pending', 'failed')`
+		q = sqlDelivered
 		args = append(args, now, o.Status, id)
 	case StateFailed:
-		q = `UPDATE deliveries SET state = 'failed', lease_until = 0, next_at = ?, updated_at = ?, last_error = ?, last_status = ? WHERE id = ? AND state IN ('pending', 'failed')`
+		q = sqlFailed
 		args = append(args, o.NextAt.UnixMilli(), now, truncate(o.Error, 1000), o.Status, id)
 	case StateDead:
-		q = `UPDATE deliveries SET state = 'dead', lease_until = 0, updated_at = ?, last_error = ?, last_status = ? WHERE id = ? AND state IN ('pending', 'failed')`
+		q = sqlDead
 		args = append(args, now, truncate(o.Error, 1000), o.Status, id)
 	default:
 		return fmt.Errorf("complete %s: invalid state %q", id, o.State)
 	}
 	return s.write(ctx, func(tx *sql.Tx) (int64, error) {
-		r, err := tx.ExecContext(ctx, q, args...)
+		r, err := s.exec(ctx, tx, q, args...)
 		if err != nil {
 			return 0, err
 		}
@@ -185,3 +178,28 @@ func (s *Store) NextDue(ctx context.Context, sink string, ordered bool) (time.Ti
 	}
 	return time.UnixMilli(next.Int64), true, nil
 }
+
+// sqlLease leases due deliveries of a sink; ordered, only the head of
+// each subject.
+func sqlLease(ordered bool) string {
+	where := `d.sink = ? AND d.state IN ('pending', 'failed') AND d.next_at <= ? AND d.lease_until <= ?`
+	if ordered {
+		where += " AND " + headOfSubject
+	}
+	return `UPDATE deliveries
+		SET lease_until = ?, attempts = attempts + 1, updated_at = ?
+		WHERE id IN (SELECT d.id FROM deliveries d WHERE ` + where + ` ORDER BY d.next_at, d.rowid LIMIT ?)
+		RETURNING rowid, id, event_id, routes, subject, attempts, created_at, replayed_at`
+}
+
+const (
+	sqlLoadEvent = `SELECT event FROM events WHERE id = ?`
+	// A completion applies only to a waiting delivery: completing twice
+	// changes nothing the second time.
+	sqlDelivered = `UPDATE deliveries SET state = 'delivered', lease_until = 0, updated_at = ?, last_status = ?
+		WHERE id = ? AND state IN ('pending', 'failed')`
+	sqlFailed = `UPDATE deliveries SET state = 'failed', lease_until = 0, next_at = ?, updated_at = ?, last_error = ?, last_status = ?
+		WHERE id = ? AND state IN ('pending', 'failed')`
+	sqlDead = `UPDATE deliveries SET state = 'dead', lease_until = 0, updated_at = ?, last_error = ?, last_status = ?
+		WHERE id = ? AND state IN ('pending', 'failed')`
+)

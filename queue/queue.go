@@ -58,6 +58,14 @@ type Store struct {
 	// processes (the replay command) change the file too.
 	pending atomic.Int64
 
+	// commits and committed count transactions and the writes in them,
+	// for the group-commit benchmark.
+	commits, committed atomic.Int64
+
+	// stmts are the hot writes, prepared once on the writer's
+	// connection (parsing SQL costs as much as running it).
+	stmts map[string]*sql.Stmt
+
 	ops       chan *op
 	closing   chan struct{} // closed by Close
 	done      chan struct{} // closed when the writer has exited
@@ -124,6 +132,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		rdb.Close()
 		return nil, err
 	}
+	if err := s.prepare(ctx); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("prepare queue statements: %w", err)
+	}
 	s.wg.Go(func() {
 		defer close(s.done)
 		s.writer()
@@ -141,6 +154,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.wg.Wait()
+		for _, st := range s.stmts {
+			st.Close()
+		}
 		err = errors.Join(s.db.Close(), s.rdb.Close())
 	})
 	return err
@@ -157,6 +173,47 @@ func (s *Store) recount(ctx context.Context) error {
 	}
 	s.pending.Store(n)
 	return nil
+}
+
+// hot lists the statements worth preparing: those run for every event
+// or every attempt.
+var hot = []string{sqlInsertEvent, sqlInsertDelivery, sqlFindDuplicate, sqlExpireKey, sqlLoadEvent,
+	sqlLease(false), sqlLease(true), sqlDelivered, sqlFailed, sqlDead}
+
+// prepare prepares the hot statements. It runs before the writer
+// starts: the writer's one connection is free.
+func (s *Store) prepare(ctx context.Context) error {
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range hot {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+// exec runs q in tx, prepared if it is hot.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if st, ok := s.stmts[q]; ok {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, q, args...)
+}
+
+func (s *Store) query(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
+	if st, ok := s.stmts[q]; ok {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, q, args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st, ok := s.stmts[q]; ok {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, q, args...)
 }
 
 // recountEvery is how often the writer recounts pending deliveries.
@@ -247,62 +304,57 @@ func (s *Store) writer() {
 	}
 }
 
+// commit runs batch in one transaction. Writes rarely fail, so they
+// run without savepoints (two statements less per write); when one does
+// fail, the transaction is rolled back and each write runs again alone,
+// so that one failure fails only its own write.
 func (s *Store) commit(batch []*op) {
-	errs := make([]error, len(batch))
-	deltas := make([]int64, len(batch))
-	finish := func(err error) {
-		for i, o := range batch {
-			if errs[i] == nil {
-				errs[i] = err
-			}
-			o.done <- errs[i]
-		}
-	}
-	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		finish(fmt.Errorf("begin: %w", err))
-		return
-	}
-	single := len(batch) == 1
-	for i, o := range batch {
-		if single {
-			deltas[i], errs[i] = o.fn(tx)
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-			errs[i] = err
-			continue
-		}
-		if deltas[i], errs[i] = o.fn(tx); errs[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
-				tx.Rollback()
-				finish(fmt.Errorf("rollback to savepoint: %w", err))
-				return
-			}
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
-			tx.Rollback()
-			finish(fmt.Errorf("release savepoint: %w", err))
+	if len(batch) > 1 {
+		if s.tryBatch(batch) {
 			return
 		}
 	}
-	if single && errs[0] != nil {
-		tx.Rollback()
-		finish(nil)
-		return
+	for _, o := range batch {
+		s.tryBatch([]*op{o})
+	}
+}
+
+// tryBatch commits batch and reports each write's outcome, or, for a
+// batch of several where a write failed, rolls back and reports
+// nothing, returning false.
+func (s *Store) tryBatch(batch []*op) bool {
+	ctx := context.Background()
+	fail := func(err error) bool {
+		for _, o := range batch {
+			o.done <- err
+		}
+		return true
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(fmt.Errorf("begin: %w", err))
+	}
+	deltas := make([]int64, len(batch))
+	for i, o := range batch {
+		var err error
+		if deltas[i], err = o.fn(tx); err != nil {
+			tx.Rollback()
+			if len(batch) > 1 {
+				return false
+			}
+			return fail(err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		for i := range errs {
-			errs[i] = nil // nothing committed: every op failed
-		}
-		finish(fmt.Errorf("commit: %w", err))
-		return
+		return fail(fmt.Errorf("commit: %w", err))
 	}
-	for i, d := range deltas {
-		if errs[i] == nil {
-			s.pending.Add(d)
-		}
+	for _, d := range deltas {
+		s.pending.Add(d)
 	}
-	finish(nil)
+	s.commits.Add(1)
+	s.committed.Add(int64(len(batch)))
+	for _, o := range batch {
+		o.done <- nil
+	}
+	return true
 }

@@ -35,11 +35,18 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (sink, next_at) WHERE state IN ('pending', 'failed');
 CREATE INDEX deliveries_state ON deliveries (state, updated_at);
 `,
-	// v2: replay (a replayed delivery's max_age counts from its replay)
-	// and ordered delivery per subject (the waiting head of each subject).
+	// v2: replay (a replayed delivery's max_age counts from its replay),
+	// ordered delivery per subject (the waiting head of each subject),
+	// an index on dead letters only (one on every state was updated by
+	// every attempt for the sake of rare listings), and events by source
+	// and age, for pruning each source by its own dedup window.
 	`
 ALTER TABLE deliveries ADD COLUMN replayed_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX deliveries_subject ON deliveries (sink, subject) WHERE state IN ('pending', 'failed');
+DROP INDEX deliveries_state;
+CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE state = 'dead';
+DROP INDEX events_received_at;
+CREATE INDEX events_source_received ON events (source, received_at);
 `,
 }
