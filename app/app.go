@@ -142,6 +142,10 @@ func (a *App) reportWaiting(ctx context.Context) {
 			a.log.Warn("deliveries wait for a sink that is not configured", "sink", sink, "waiting", waiting)
 		}
 	}
+	if limit := int64(a.plan.Config.Storage.MaxPending); limit > 0 && a.store.Pending() >= limit*8/10 {
+		a.log.Warn("deliveries waiting are near storage.max_pending: beyond it new events get 503",
+			"waiting", a.store.Pending(), "max_pending", limit)
+	}
 }
 
 // Start listens on the configured address and starts delivering.
