@@ -51,3 +51,17 @@ func (r *Request) Query() url.Values {
 	}
 	return r.URL.Query()
 }
+
+// FieldError is a payload a normalizer cannot map: a required field
+// missing, or a field of the wrong type. It answers 400, naming Field.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
