@@ -91,7 +91,8 @@ func (e *FieldError) Error() string {
 //
 // Only those top-level members are decoded; data is kept as the slice of
 // body it occupies, so it is neither copied nor re-encoded (the event
-// aliases body). Keys match exactly; when one repeats, the last wins.
+// aliases body). Keys match exactly; when one repeats, the last wins (for
+// data.sessionId, the first).
 //
 // The dedup key is the SHA-256 of the body: Darwin has no event id, and
 // a retry repeats the same bytes. ID and Source are left to the caller.
@@ -145,11 +146,14 @@ func Normalize(body []byte, receivedAt time.Time) (*event.Event, error) {
 		if data[0] != '{' {
 			return nil, &FieldError{Field: "data", Msg: "must be a JSON object"}
 		}
+		// data was validated with the body: stop at the first sessionId
+		// rather than scan the rest again.
 		var sessionID []byte
 		d := rawjson.Members(data)
 		for d.Next() {
 			if d.KeyIs("sessionId") {
 				sessionID = d.Value()
+				break
 			}
 		}
 		if ev.Subject, err = rawjson.Text(sessionID); err != nil {

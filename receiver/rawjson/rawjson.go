@@ -492,6 +492,13 @@ func skipNumber(b []byte, i int) (int, bool) {
 func skipString(b []byte, i int) (end int, escaped, ok bool) {
 	i++
 	for i < len(b) {
+		// Most bytes need no attention: skip them in a tight loop.
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -525,6 +532,15 @@ func skipString(b []byte, i int) (end int, escaped, ok bool) {
 	}
 	return i, escaped, false
 }
+
+// plain marks the bytes a string may hold as they are: not '"', not
+// '\\', not a control character.
+var plain = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
