@@ -301,6 +301,9 @@ func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier
 		}
 		secrets = append(secrets, key)
 	}
+	if fromPreset && len(secrets) == 0 && (v.Type == "hmac" || v.Type == "token") && v.Header != "" {
+		return nil, &Error{Field: "secret", Msg: fmt.Sprintf("%s signs every webhook (%s): set secret: (or secret_file:) to the signing secret it gave you", s.Provider, v.Header)}
+	}
 	var (
 		ver verify.Verifier
 		err error
