@@ -2,10 +2,16 @@ package presets
 
 import (
 	"bytes"
+	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/switchyard/switchyard/receiver/verify"
 )
 
 // FuzzVerify signs arbitrary bodies with every HMAC preset's own Sign:
@@ -21,7 +27,16 @@ func FuzzVerify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, which uint8, pos int, flip byte) {
 		i := int(which) % len(hmacPresets)
 		s, src := hmacPresets[i], sources[i]
-		h := s.sign(t, s.secret, body, now)
+		h, err := Sign(s.provider, s.secret, body, verify.Signed{ID: "msg_1", Timestamp: now, URL: s.url_(), Method: "POST", ContentType: s.ctype})
+		if err != nil {
+			if s.ctype != "" {
+				t.Skip("not a form body: a form-signing sender cannot sign it") // twilio
+			}
+			t.Fatalf("%s: Sign: %v", s.provider, err)
+		}
+		if s.ctype != "" {
+			h.Set("Content-Type", s.ctype)
+		}
 		if err := src.Verifier.Verify(request(t, "POST", s.url_(), body, h, now)); err != nil {
 			t.Fatalf("%s: own signature rejected: %v", s.provider, err)
 		}
@@ -33,6 +48,11 @@ func FuzzVerify(f *testing.F) {
 		}
 		mutated := bytes.Clone(body)
 		mutated[pos%len(body)] ^= flip
+		if s.provider == "twilio" && twilioForm(mutated) == twilioForm(body) {
+			// Twilio signs names and values run together, not the body:
+			// "a=bc" and "ab=c" sign alike. A limit of its scheme (README).
+			return
+		}
 		if err := src.Verifier.Verify(request(t, "POST", s.url_(), mutated, h, now)); err == nil {
 			t.Fatalf("%s: mutated body accepted", s.provider)
 		}
@@ -123,4 +143,19 @@ func BenchmarkPreset(b *testing.B) {
 			}
 		})
 	}
+}
+
+// twilioForm renders a form body as Twilio signs it.
+func twilioForm(body []byte) string {
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return "\x00invalid"
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
+		for _, v := range vals[k] {
+			b.WriteString(k + v)
+		}
+	}
+	return b.String()
 }

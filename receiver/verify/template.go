@@ -124,7 +124,7 @@ func sortedForm(r *inbound.Request) ([]byte, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var b []byte
+	b := []byte{} // not nil: a form, even an empty one
 	for _, k := range keys {
 		for _, v := range vals[k] {
 			b = append(b, k...)
