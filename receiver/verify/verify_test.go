@@ -86,9 +86,9 @@ func TestCanonicalJSON(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
 		"{ \"a\" : [1, 2.50, {\"b\": null}] ,\n \"c\":\"x y\" }": `{"a":[1,2.50,{"b":null}],"c":"x y"}`,
-		`{"s":"Sess\u00e3o \u2713 \/ \"q\" \\ \u001f \n"}`:        `{"s":"Sessão ✓ / \"q\" \\ \u001f \n"}`,
-		`{"e":"\ud83d\ude00","lone":"\ud800"}`:                    `{"e":"😀","lone":"\ud800"}`,
-		`{"z":1,"a":2}`:                                            `{"z":1,"a":2}`,
+		`{"s":"Sess\u00e3o \u2713 \/ \"q\" \\ \u001f \n"}`:       `{"s":"Sessão ✓ / \"q\" \\ \u001f \n"}`,
+		`{"e":"\ud83d\ude00","lone":"\ud800"}`:                   `{"e":"😀","lone":"\ud800"}`,
+		`{"z":1,"a":2}`:                                          `{"z":1,"a":2}`,
 	} {
 		got, ok := Canonical([]byte(in))
 		if !ok || string(got) != want {
@@ -280,7 +280,7 @@ func FuzzHeaders(f *testing.F) {
 		if stripe.Verify(r) == nil || list.Verify(r) == nil {
 			t.Fatalf("forged HMAC accepted: %q %q", s, l)
 		}
-		if basic.Verify(r) == nil && auth != "Basic dTpw" && !strings.EqualFold(strings.Fields(auth+" x")[0], "basic") {
+		if basic.Verify(r) == nil && auth != "Basic dTpw" && !strings.EqualFold(strings.Fields(auth + " x")[0], "basic") {
 			t.Fatalf("basic accepted %q", auth)
 		}
 		_ = allow.Verify(r)
