@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
@@ -68,16 +67,14 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 		for _, s := range sc.AllSecrets() {
 			secrets = append(secrets, s.Reveal())
 		}
-		src, err := receiver.NewSource(receiver.SourceConfig{
-			Name: sc.Name, Path: sc.Path, Provider: sc.Provider, Secrets: secrets,
-		})
+		src, err := receiver.NewSource(sourceConfig(sc, secrets))
 		if err != nil {
-			path := fmt.Sprintf("sources[%d].provider", i)
-			if slices.Contains(receiver.Providers(), sc.Provider) {
-				path = fmt.Sprintf("sources[%d].secret", i) // the provider is fine: its settings are not
-			}
-			problems = append(problems, cfg.Problem(path, "%v", err))
+			problems = append(problems, sourceProblems(cfg, i, err)...)
 			continue
+		}
+		if src.Unauthenticated {
+			log.Warn("source accepts unauthenticated requests (verify: {type: none}): anyone who can reach its path can post events",
+				"source", sc.Name, "path", sc.Path)
 		}
 		p.Sources = append(p.Sources, src)
 	}
@@ -151,6 +148,49 @@ func (p *Plan) Close() error {
 		errs = append(errs, s.Sink.Close())
 	}
 	return errors.Join(errs...)
+}
+
+func sourceConfig(sc config.Source, secrets []string) receiver.SourceConfig {
+	c := receiver.SourceConfig{
+		Name: sc.Name, Path: sc.Path, Provider: sc.Provider, Secrets: secrets,
+		Map: sc.Map, CanonicalJSON: sc.CanonicalJSON, IPAllow: sc.IPAllow, TrustedProxies: sc.TrustedProxies,
+	}
+	if v := sc.Verify; v != nil {
+		keys := v.PublicKeys
+		if v.PublicKey != "" {
+			keys = append([]string{v.PublicKey}, keys...)
+		}
+		c.Verify = &receiver.VerifyConfig{
+			Type: v.Type, Header: v.Header, Algorithm: v.Algorithm, Encoding: v.Encoding, Prefix: v.Prefix,
+			Signed: v.Signed, TimestampHeader: v.TimestampHeader, IDHeader: v.IDHeader, Tolerance: v.Tolerance.D(),
+			Query: v.Query, Username: v.Username, PublicKeys: keys, PublicURL: v.PublicURL,
+		}
+	}
+	return c
+}
+
+// sourceProblems places a source's build errors at the settings they
+// are about: sources[i].verify.header, sources[i].map.eventType (inside
+// the expression), ...
+func sourceProblems(cfg *config.Config, i int, err error) []config.Problem {
+	var out []config.Problem
+	for _, e := range unwrapAll(err) {
+		var ce *receiver.ConfigError
+		if !errors.As(e, &ce) {
+			out = append(out, cfg.Problem(fmt.Sprintf("sources[%d]", i), "%v", e))
+			continue
+		}
+		path := fmt.Sprintf("sources[%d].%s", i, ce.Field)
+		if ce.Field == "secret" && len(cfg.Sources[i].Secrets) > 0 && cfg.Sources[i].Secret == "" {
+			path = fmt.Sprintf("sources[%d].secrets", i)
+		}
+		if ce.Line > 0 {
+			out = append(out, cfg.ProblemIn(path, ce.Line, ce.Column, ce.Msg))
+		} else {
+			out = append(out, cfg.Problem(path, "%s", ce.Msg))
+		}
+	}
+	return out
 }
 
 func ruleProblems(cfg *config.Config, err error) []config.Problem {

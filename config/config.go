@@ -78,6 +78,39 @@ type Source struct {
 	// DedupWindow is how long a key makes later events duplicates, and
 	// how long delivered events are kept.
 	DedupWindow Duration `yaml:"dedup_window"`
+	// Verify overrides the provider's verification, setting by setting,
+	// or describes it for providers without one.
+	Verify *SourceVerify `yaml:"verify"`
+	// Map normalizes payloads with expressions over the request, one per
+	// event field (eventType, id, subject, timestamp, agentId,
+	// agentName, data), replacing the provider's mapping.
+	Map map[string]string `yaml:"map"`
+	// CanonicalJSON also accepts HMAC signatures of the compact JSON
+	// re-serialization of the body. Weaker; off by default.
+	CanonicalJSON bool `yaml:"canonical_json"`
+	// IPAllow lists the networks (CIDR) allowed to post; TrustedProxies
+	// the proxies whose X-Forwarded-For is believed.
+	IPAllow        []string `yaml:"ip_allow"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// SourceVerify is a source's verify: block. Which keys apply depends on
+// type: hmac, token, basic, ed25519 or none (see README.md).
+type SourceVerify struct {
+	Type            string   `yaml:"type"`
+	Header          string   `yaml:"header"`
+	Algorithm       string   `yaml:"algorithm"`
+	Encoding        string   `yaml:"encoding"`
+	Prefix          string   `yaml:"prefix"`
+	Signed          string   `yaml:"signed"`
+	TimestampHeader string   `yaml:"timestamp_header"`
+	IDHeader        string   `yaml:"id_header"`
+	Tolerance       Duration `yaml:"tolerance"`
+	Query           string   `yaml:"query"`
+	Username        string   `yaml:"username"`
+	PublicKey       string   `yaml:"public_key"`
+	PublicKeys      []string `yaml:"public_keys"`
+	PublicURL       string   `yaml:"public_url"`
 }
 
 // AllSecrets returns Secret followed by Secrets, without empty entries.
@@ -264,6 +297,16 @@ func (c *Config) validate() {
 		c.checkName(names, p, s.Name, "source")
 		if s.Provider == "" {
 			c.add(c.Problem(p+".provider", "missing provider; for Darwin write provider: darwin"))
+		}
+		// A secret that expands to nothing (an unset ${VAR:-}) must not
+		// quietly turn verification off: fail closed.
+		if c.given(p+".secret") && s.Secret == "" {
+			c.add(c.Problem(p+".secret", "is empty (an unset ${VAR:-}?): an empty secret verifies nothing"))
+		}
+		for j, sec := range s.Secrets {
+			if sec == "" {
+				c.add(c.Problem(fmt.Sprintf("%s.secrets[%d]", p, j), "is empty (an unset ${VAR:-}?): an empty secret verifies nothing"))
+			}
 		}
 		if !strings.HasPrefix(s.Path, "/") {
 			c.add(c.Problem(p+".path", "must start with /"))

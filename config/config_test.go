@@ -296,3 +296,43 @@ func TestParseDurationAndSize(t *testing.T) {
 		}
 	}
 }
+
+func TestSourceVerifyBlockAndSecretFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, content := range map[string]string{"a": "first\n", "b": "second", "empty": "\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	y := strings.Replace(valid, "secret: ${DARWIN_SECRET}", fmt.Sprintf(`secrets_file: [%s, %s]
+    verify: {type: hmac, header: X-Sig, tolerance: 2m, public_key: abc}
+    map: {eventType: 'body.type'}
+    canonical_json: true
+    ip_allow: [192.0.2.0/24]
+    trusted_proxies: [10.0.0.0/8]`, filepath.Join(dir, "a"), filepath.Join(dir, "b")), 1)
+	cfg, err := Parse("c.yaml", []byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Sources[0]
+	if got := s.AllSecrets(); len(got) != 2 || got[0].Reveal() != "first" || got[1].Reveal() != "second" {
+		t.Fatalf("secrets = %v", got)
+	}
+	if s.Verify == nil || s.Verify.Header != "X-Sig" || s.Verify.Tolerance.D() != 2*time.Minute || s.Map["eventType"] != "body.type" ||
+		!s.CanonicalJSON || s.IPAllow[0] != "192.0.2.0/24" || s.TrustedProxies[0] != "10.0.0.0/8" {
+		t.Fatalf("source = %+v", s)
+	}
+	for _, tc := range []struct{ replace, want string }{
+		{"secrets_file: [" + filepath.Join(dir, "empty") + "]", "sources[0].secrets_file[0]: secret file"},
+		{"secrets: [a, '']", "sources[0].secrets[1]: is empty"},
+		{"secret: ''", "sources[0].secret: is empty"},
+		{"verify: {tolerence: 5m}", `unknown key "tolerence" in sources[0].verify; did you mean "tolerance"?`},
+		{"verify: {tolerance: soon}", "sources[0].verify.tolerance: invalid duration"},
+	} {
+		y := strings.Replace(valid, "secret: ${DARWIN_SECRET}", tc.replace, 1)
+		if _, err := Parse("c.yaml", []byte(y), env(nil)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.replace, err, tc.want)
+		}
+	}
+}

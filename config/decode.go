@@ -32,6 +32,7 @@ var (
 	durationType = reflect.TypeFor[Duration]()
 	byteSizeType = reflect.TypeFor[ByteSize]()
 	secretType   = reflect.TypeFor[Secret]()
+	secretsType  = reflect.TypeFor[[]Secret]()
 	decoderType  = reflect.TypeFor[nodeDecoder]()
 )
 
@@ -181,8 +182,10 @@ func (d *decoder) field(v reflect.Value, fields map[string][]int, seen map[strin
 	idx, ok := fields[name]
 	if !ok {
 		if base, cut := strings.CutSuffix(name, "_file"); cut {
-			if fi, found := fields[base]; found && v.Type().FieldByIndex(fi).Type == secretType {
-				idx, ok, fromFile, name, fpath = fi, true, true, base, join(path, base)
+			if fi, found := fields[base]; found {
+				if t := v.Type().FieldByIndex(fi).Type; t == secretType || t == secretsType {
+					idx, ok, fromFile, name, fpath = fi, true, true, base, join(path, base)
+				}
 			}
 		}
 	}
@@ -201,22 +204,45 @@ func (d *decoder) field(v reflect.Value, fields map[string][]int, seen map[strin
 	f := v.FieldByIndex(idx)
 	if fromFile {
 		d.cfg.nodes[fpath] = val
-		if s, ok := d.scalar(val, fpath+"_file", "a file path"); ok {
-			b, err := os.ReadFile(s)
-			if err != nil {
-				d.errorf(val, fpath+"_file", "read secret: %v", err)
+		if f.Type() == secretsType {
+			// secrets_file: a list of files, one secret each.
+			if val.Kind != yaml.SequenceNode {
+				d.errorf(val, fpath+"_file", "want a list of file paths, got %s", describe(val))
 				return true
 			}
-			secret := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-			if secret == "" {
-				d.errorf(val, fpath+"_file", "secret file %s is empty", s)
+			out := make([]Secret, len(val.Content))
+			for i, item := range val.Content {
+				ipath := fmt.Sprintf("%s_file[%d]", fpath, i)
+				d.cfg.nodes[fmt.Sprintf("%s[%d]", fpath, i)] = item
+				out[i] = Secret(d.secretFile(item, ipath))
 			}
-			f.SetString(secret)
+			f.Set(reflect.ValueOf(out))
+			return true
 		}
+		f.SetString(d.secretFile(val, fpath+"_file"))
 		return true
 	}
 	d.decode(val, f, fpath)
 	return true
+}
+
+// secretFile reads the secret in the file named by n: its content, one
+// trailing newline dropped. A missing or empty file is a problem.
+func (d *decoder) secretFile(n *yaml.Node, path string) string {
+	s, ok := d.scalar(n, path, "a file path")
+	if !ok {
+		return ""
+	}
+	b, err := os.ReadFile(s)
+	if err != nil {
+		d.errorf(n, path, "read secret: %v", err)
+		return ""
+	}
+	secret := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if secret == "" {
+		d.errorf(n, path, "secret file %s is empty", s)
+	}
+	return secret
 }
 
 // unknownKey reports a key no field takes, suggesting the nearest one.

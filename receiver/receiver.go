@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/textproto"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -37,6 +40,7 @@ type Result struct {
 // Errors a source returns, mapped to statuses by the error handler.
 var (
 	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
 )
 
 // ErrOverloaded is returned (wrapped) by an Ingester that refuses new
@@ -45,9 +49,11 @@ var (
 var ErrOverloaded = errors.New("overloaded")
 
 // BadRequestError is a payload a source cannot map; Msg is shown to the
-// sender, so it names the field and never echoes secrets.
+// sender, so it names the field and never echoes secrets. Field is the
+// event field that failed, when one did (for logs and, later, metrics).
 type BadRequestError struct {
-	Msg string
+	Msg   string
+	Field string
 }
 
 func (e *BadRequestError) Error() string { return e.Msg }
@@ -70,6 +76,10 @@ type Options struct {
 	Logger        *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// OnMapError, when set, is called for every payload a source cannot
+	// map (a 400), with the source and the event field that failed ("" for
+	// a body that is not JSON). It is the hook for a metric.
+	OnMapError func(source, field string)
 }
 
 // Server serves the webhook endpoints.
@@ -79,6 +89,7 @@ type Server struct {
 	log           *slog.Logger
 	now           func() time.Time
 	ingestTimeout time.Duration
+	onMapError    func(source, field string)
 }
 
 // New builds a server for sources. Nothing listens until Serve.
@@ -88,6 +99,7 @@ func New(sources []Source, ingest Ingester, opts Options) *Server {
 		log:           opts.Logger,
 		now:           opts.Now,
 		ingestTimeout: opts.IngestTimeout,
+		onMapError:    opts.OnMapError,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -139,19 +151,17 @@ func (s *Server) hook(src *Source) fiber.Handler {
 		if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
 			return fiber.NewError(fiber.StatusUnsupportedMediaType, "compressed bodies are not accepted: send the body as signed, without Content-Encoding")
 		}
-		// Fiber reuses its buffers after the handler returns: copy.
-		req := &Request{
-			Body:       bytes.Clone(c.BodyRaw()),
-			ReceivedAt: s.now().UTC(),
-			// Fiber's strings alias its buffers: clone what may be kept.
-			header: func(name string) string { return strings.Clone(c.Get(name)) },
-		}
+		req := request(c, s.now().UTC())
 		if err := src.Verify(req); err != nil {
 			log.Warn("webhook rejected", "reason", err, "remote_ip", c.IP(), "size", len(req.Body))
 			return err
 		}
 		ev, err := src.Normalize(req)
 		if err != nil {
+			var bad *BadRequestError
+			if errors.As(err, &bad) && s.onMapError != nil {
+				s.onMapError(src.Name, bad.Field)
+			}
 			log.Warn("webhook rejected", "reason", err, "remote_ip", c.IP(), "size", len(req.Body))
 			return err
 		}
@@ -203,6 +213,8 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	switch {
 	case errors.Is(err, ErrUnauthorized):
 		status, msg = http.StatusUnauthorized, "invalid or missing signature"
+	case errors.Is(err, ErrForbidden):
+		status, msg = http.StatusForbidden, "source address not allowed"
 	case errors.As(err, &bad):
 		status, msg = http.StatusBadRequest, bad.Msg
 	case errors.As(err, &store):
@@ -228,4 +240,37 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		}
 	}
 	return c.Status(status).JSON(fiber.Map{"error": msg})
+}
+
+// request copies what a source may keep out of Fiber's context: Fiber
+// reuses its buffers (body, header and URL bytes) once the handler
+// returns.
+func request(c *fiber.Ctx, now time.Time) *Request {
+	fr := c.Request()
+	header := make(http.Header, fr.Header.Len())
+	fr.Header.VisitAll(func(k, v []byte) {
+		key := textproto.CanonicalMIMEHeaderKey(string(k))
+		header[key] = append(header[key], string(v))
+	})
+	u := &url.URL{Scheme: "http", Host: string(fr.Host())}
+	if c.Context().IsTLS() {
+		u.Scheme = "https"
+	}
+	if parsed, err := url.ParseRequestURI(string(fr.RequestURI())); err == nil {
+		u.Path, u.RawPath, u.RawQuery = parsed.Path, parsed.RawPath, parsed.RawQuery
+	}
+	var ip netip.Addr
+	if addr, ok := c.Context().RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ = netip.AddrFromSlice(addr.IP)
+	} else if ap, err := netip.ParseAddrPort(c.Context().RemoteAddr().String()); err == nil {
+		ip = ap.Addr()
+	}
+	return &Request{
+		Body:       bytes.Clone(c.BodyRaw()),
+		Header:     header,
+		Method:     string(fr.Header.Method()),
+		URL:        u,
+		RemoteIP:   ip.Unmap(),
+		ReceivedAt: now,
+	}
 }

@@ -726,7 +726,11 @@ func TestNewSourceErrors(t *testing.T) {
 		cfg  SourceConfig
 		want []string
 	}{
-		{"unknown provider", SourceConfig{Name: "x", Path: "/x", Provider: "stripe", Secrets: []string{secret}}, []string{"stripe", "darwin"}},
+		{"unknown provider", SourceConfig{Name: "x", Path: "/x", Provider: "strype", Secrets: []string{secret}}, []string{"strype", "darwin", "stripe", "github"}},
+		{"empty secret", SourceConfig{Name: "x", Path: "/x", Provider: "github", Secrets: []string{""}}, []string{"secret", "empty"}},
+		{"unauthenticated chat without verify", SourceConfig{Name: "x", Path: "/x", Provider: "chat"}, []string{"verify", "type: none"}},
+		{"custom without map", SourceConfig{Name: "x", Path: "/x", Provider: "custom", Verify: &VerifyConfig{Type: "none"}}, []string{"map"}},
+		{"envelope without header", SourceConfig{Name: "x", Path: "/x", Provider: "envelope", Secrets: []string{secret}}, []string{"verify.header"}},
 		{"empty provider", SourceConfig{Name: "x", Path: "/x", Secrets: []string{secret}}, []string{"darwin"}},
 		{"darwin without secrets", SourceConfig{Name: "darwin", Path: hookPath, Provider: "darwin"}, []string{"secret"}},
 		{"darwin with empty secret list", SourceConfig{Name: "darwin", Path: hookPath, Provider: "darwin", Secrets: []string{}}, []string{"secret"}},

@@ -4,34 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/event"
-	"github.com/switchyard/switchyard/receiver/darwin"
+	"github.com/switchyard/switchyard/receiver/inbound"
+	"github.com/switchyard/switchyard/receiver/presets"
+	"github.com/switchyard/switchyard/receiver/verify"
 )
 
 // Request is what a source sees of an HTTP request: the exact bytes
-// received and the headers. No Fiber types cross this line.
-type Request struct {
-	Body       []byte
-	ReceivedAt time.Time
-	header     func(name string) string
-}
-
-// Header returns the first value of a request header.
-func (r *Request) Header(name string) string {
-	if r.header == nil {
-		return ""
-	}
-	return r.header(name)
-}
+// received, every header value, the URL and the peer address. No Fiber
+// types cross this line.
+type Request = inbound.Request
 
 // NewRequest builds a Request from a body and headers, for tests and for
 // tools that run a source's verification outside the server.
 func NewRequest(body []byte, header http.Header, receivedAt time.Time) *Request {
-	return &Request{Body: body, ReceivedAt: receivedAt, header: header.Get}
+	return &Request{Body: body, Header: header, Method: http.MethodPost, ReceivedAt: receivedAt}
 }
 
 // Source is one configured sender: where it is served, how its requests
@@ -39,11 +28,14 @@ func NewRequest(body []byte, header http.Header, receivedAt time.Time) *Request 
 type Source struct {
 	Name string
 	Path string
-	// Verify returns ErrUnauthorized (wrapped) when the request is not
-	// authentic.
+	// Verify returns ErrUnauthorized or ErrForbidden (wrapped) when the
+	// request is not authentic or not from an allowed address.
 	Verify func(r *Request) error
 	// Normalize returns a *BadRequestError for payloads it cannot map.
 	Normalize func(r *Request) (*event.Event, error)
+	// Unauthenticated is set when the source was configured to accept
+	// requests without verification (verify: {type: none}).
+	Unauthenticated bool
 }
 
 // SourceConfig is what building a source needs from the configuration.
@@ -52,76 +44,73 @@ type SourceConfig struct {
 	Path     string
 	Provider string
 	Secrets  []string
+	// Verify is the source's verify: block; nil keeps the preset's.
+	Verify         *VerifyConfig
+	Map            map[string]string
+	CanonicalJSON  bool
+	IPAllow        []string
+	TrustedProxies []string
 }
 
-// provider builds a source's verification and normalization.
-type provider struct {
-	build func(c SourceConfig, s *Source) error
-	sign  func(secret string, body []byte) http.Header
-}
+// VerifyConfig is a source's verify: block.
+type VerifyConfig = presets.Verify
 
-var providers = map[string]provider{
-	"darwin": {
-		build: func(c SourceConfig, s *Source) error {
-			if len(c.Secrets) == 0 {
-				return errors.New("darwin signs every webhook (X-SIGNATURE); set secret: to the webhook's secret")
-			}
-			secrets := make([][]byte, len(c.Secrets))
-			for i, sec := range c.Secrets {
-				secrets[i] = []byte(sec)
-			}
-			s.Verify = func(r *Request) error {
-				if err := darwin.Verify(secrets, r.Header(darwin.SignatureHeader), r.Body); err != nil {
-					return fmt.Errorf("%w: %w", ErrUnauthorized, err)
-				}
-				return nil
-			}
-			s.Normalize = func(r *Request) (*event.Event, error) {
-				ev, err := darwin.Normalize(r.Body, r.ReceivedAt)
-				var ferr *darwin.FieldError
-				if errors.As(err, &ferr) {
-					return nil, &BadRequestError{Msg: ferr.Error()}
-				}
-				return ev, err
-			}
-			return nil
-		},
-		sign: func(secret string, body []byte) http.Header {
-			return http.Header{darwin.SignatureHeader: {darwin.Sign([]byte(secret), body)}}
-		},
-	},
-}
+// ConfigError is a source setting that cannot work: Field is its path
+// inside the source ("provider", "verify.header", "map.eventType").
+type ConfigError = presets.Error
 
 // Providers lists the known provider names.
-func Providers() []string {
-	names := make([]string, 0, len(providers))
-	for name := range providers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
-}
+func Providers() []string { return presets.Names() }
 
-// NewSource builds a source. Its errors are meant for the provider and
-// secret settings of the source's configuration.
+// NewSource builds a source. Its errors are *ConfigError values (joined
+// when several), placed at the source's settings.
 func NewSource(c SourceConfig) (Source, error) {
-	p, ok := providers[c.Provider]
-	if !ok {
-		return Source{}, fmt.Errorf("unknown provider %q: one of %s", c.Provider, strings.Join(Providers(), ", "))
-	}
-	s := Source{Name: c.Name, Path: c.Path}
-	if err := p.build(c, &s); err != nil {
+	built, err := presets.Build(presets.Settings{
+		Provider: c.Provider, Secrets: c.Secrets, Verify: c.Verify, Map: c.Map,
+		CanonicalJSON: c.CanonicalJSON, IPAllow: c.IPAllow, TrustedProxies: c.TrustedProxies,
+	})
+	if err != nil {
 		return Source{}, err
+	}
+	s := Source{Name: c.Name, Path: c.Path, Unauthenticated: built.Unauthenticated}
+	v := built.Verifier
+	s.Verify = func(r *Request) error {
+		err := v.Verify(r)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, verify.ErrForbidden):
+			return fmt.Errorf("%w: %w", ErrForbidden, err)
+		default:
+			return fmt.Errorf("%w: %w", ErrUnauthorized, err)
+		}
+	}
+	normalize := built.Normalize
+	s.Normalize = func(r *Request) (*event.Event, error) {
+		ev, err := normalize(r)
+		var ferr *inbound.FieldError
+		if errors.As(err, &ferr) {
+			// Hook for metrics: a mapping failure, by source and field.
+			return nil, &BadRequestError{Msg: ferr.Error(), Field: ferr.Field}
+		}
+		return ev, err
 	}
 	return s, nil
 }
 
 // Sign returns the headers with which provider would sign body, for the
-// send command and tests.
+// send command and tests. Schemes with a timestamp or an id are signed
+// now with a fresh id; schemes that sign the URL need SignRequest.
 func Sign(providerName, secret string, body []byte) (http.Header, error) {
-	p, ok := providers[providerName]
-	if !ok || p.sign == nil {
-		return nil, fmt.Errorf("cannot sign for provider %q", providerName)
-	}
-	return p.sign(secret, body), nil
+	return presets.Sign(providerName, secret, body, verify.Signed{
+		ID: event.NewID("msg_", time.Now()), Timestamp: time.Now(), Method: http.MethodPost,
+	})
+}
+
+// SignRequest is Sign for a request to url with contentType, for schemes
+// that sign the URL (twilio, hubspot) or form parameters.
+func SignRequest(providerName, secret, url, contentType string, body []byte) (http.Header, error) {
+	return presets.Sign(providerName, secret, body, verify.Signed{
+		ID: event.NewID("msg_", time.Now()), Timestamp: time.Now(), Method: http.MethodPost, URL: url, ContentType: contentType,
+	})
 }

@@ -51,13 +51,14 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if s := src.AllSecrets(); len(s) > 0 {
 		secret = s[0].Reveal()
 	}
-	headers, err := receiver.Sign(src.Provider, secret, body)
-	if err != nil {
-		return err
-	}
 	u := *target
 	if u == "" {
 		u = "http://" + dialAddr(cfg.Server.Listen) + src.Path
+	}
+	// Some schemes (twilio, hubspot) sign the URL as well as the body.
+	headers, err := receiver.SignRequest(src.Provider, secret, u, "application/json", body)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -8,17 +8,16 @@
 package darwin
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/receiver/rawjson"
 )
 
 // SignatureHeader carries the signature.
@@ -82,14 +81,6 @@ func (e *FieldError) Error() string {
 	return e.Field + ": " + e.Msg
 }
 
-type payload struct {
-	EventType json.RawMessage `json:"eventType"`
-	Timestamp json.RawMessage `json:"timestamp"`
-	AgentID   json.RawMessage `json:"agentId"`
-	AgentName json.RawMessage `json:"agentName"`
-	Data      json.RawMessage `json:"data"`
-}
-
 // Normalize maps a Darwin payload to the event model:
 //
 //   - eventType (required) → EventType
@@ -98,101 +89,88 @@ type payload struct {
 //   - agentId, agentName → AgentID, AgentName (numbers kept as text)
 //   - data → Data, as sent; data.sessionId → Subject
 //
+// Only those top-level members are decoded; data is kept as the slice of
+// body it occupies, so it is neither copied nor re-encoded (the event
+// aliases body). Keys match exactly; when one repeats, the last wins (for
+// data.sessionId, the first).
+//
 // The dedup key is the SHA-256 of the body: Darwin has no event id, and
 // a retry repeats the same bytes. ID and Source are left to the caller.
 func Normalize(body []byte, receivedAt time.Time) (*event.Event, error) {
-	var p payload
-	if err := json.Unmarshal(body, &p); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field == "" {
-			return nil, &FieldError{Msg: "body must be a JSON object"}
+	var eventType, ts, agentID, agentName, data []byte
+	it := rawjson.Members(body)
+	for it.Next() {
+		switch string(it.Key()) {
+		case "eventType":
+			eventType = it.Value()
+		case "timestamp":
+			ts = it.Value()
+		case "agentId":
+			agentID = it.Value()
+		case "agentName":
+			agentName = it.Value()
+		case "data":
+			data = it.Value()
+		default:
+			// Escaped keys ("event\u0054ype") are rare; decode them only here.
+			if bytes.IndexByte(it.Key(), '\\') >= 0 {
+				for _, f := range []struct {
+					name string
+					dst  *[]byte
+				}{{"eventType", &eventType}, {"timestamp", &ts}, {"agentId", &agentID}, {"agentName", &agentName}, {"data", &data}} {
+					if it.KeyIs(f.name) {
+						*f.dst = it.Value()
+					}
+				}
+			}
 		}
-		return nil, &FieldError{Msg: "body is not valid JSON"}
+	}
+	if err := it.Err(); err != nil {
+		return nil, &FieldError{Msg: err.Error()}
 	}
 	ev := &event.Event{ReceivedAt: receivedAt}
 	var err error
-	if ev.EventType, err = text(p.EventType); err != nil || ev.EventType == "" {
+	if ev.EventType, err = rawjson.Text(eventType); err != nil || ev.EventType == "" {
 		return nil, &FieldError{Field: "eventType", Msg: "missing; Darwin events name their type, such as session.opened"}
 	}
-	if ev.Timestamp, err = timestamp(p.Timestamp, receivedAt); err != nil {
+	if ev.Timestamp, err = rawjson.Time(ts, receivedAt); err != nil {
 		return nil, &FieldError{Field: "timestamp", Msg: err.Error()}
 	}
-	if ev.AgentID, err = text(p.AgentID); err != nil {
+	if ev.AgentID, err = rawjson.Text(agentID); err != nil {
 		return nil, &FieldError{Field: "agentId", Msg: err.Error()}
 	}
-	if ev.AgentName, err = text(p.AgentName); err != nil {
+	if ev.AgentName, err = rawjson.Text(agentName); err != nil {
 		return nil, &FieldError{Field: "agentName", Msg: err.Error()}
 	}
-	if len(p.Data) > 0 && string(p.Data) != "null" {
-		if p.Data[0] != '{' {
+	if !rawjson.IsNull(data) {
+		if data[0] != '{' {
 			return nil, &FieldError{Field: "data", Msg: "must be a JSON object"}
 		}
-		var d struct {
-			SessionID json.RawMessage `json:"sessionId"`
+		// data was validated with the body: stop at the first sessionId
+		// rather than scan the rest again.
+		var sessionID []byte
+		d := rawjson.Members(data)
+		for d.Next() {
+			if d.KeyIs("sessionId") {
+				sessionID = d.Value()
+				break
+			}
 		}
-		if err := json.Unmarshal(p.Data, &d); err != nil {
-			return nil, &FieldError{Field: "data", Msg: "must be a JSON object"}
-		}
-		if ev.Subject, err = text(d.SessionID); err != nil {
+		if ev.Subject, err = rawjson.Text(sessionID); err != nil {
 			return nil, &FieldError{Field: "data.sessionId", Msg: err.Error()}
 		}
-		ev.Data = p.Data
+		ev.Data = data
 	}
-	sum := sha256.Sum256(body)
-	ev.DedupKey = "sha256:" + hex.EncodeToString(sum[:])
+	ev.DedupKey = DedupKey(body)
 	return ev, nil
 }
 
-// text reads a JSON string or number as text; null and absent are "".
-func text(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	switch raw[0] {
-	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", errors.New("invalid string")
-		}
-		return s, nil
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return string(raw), nil
-	}
-	return "", errors.New("must be a string or a number")
-}
-
-var layouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05.999999999", // no zone: UTC
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02 15:04:05.999999999",
-}
-
-// timestamp reads RFC 3339 text or a Unix time in seconds or, when it is
-// too large to be seconds (after year 5138), milliseconds.
-func timestamp(raw json.RawMessage, fallback time.Time) (time.Time, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return fallback, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, errors.New("invalid string")
-		}
-		for _, layout := range layouts {
-			if t, err := time.Parse(layout, s); err == nil {
-				return t.UTC(), nil
-			}
-		}
-		return time.Time{}, fmt.Errorf("cannot read %q as a time: want RFC 3339, such as 2026-01-02T15:04:05Z", s)
-	}
-	n, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || n < 0 || n >= 1e15 {
-		return time.Time{}, errors.New("must be RFC 3339 text or a Unix time in seconds or milliseconds")
-	}
-	if n >= 1e11 {
-		return time.UnixMilli(int64(n)).UTC(), nil
-	}
-	sec := int64(n)
-	return time.Unix(sec, int64((n-float64(sec))*1e9)).UTC(), nil
+// DedupKey is "sha256:" and the hex SHA-256 of body: how a sender's retry
+// of the same bytes is recognized when it carries no event id.
+func DedupKey(body []byte) string {
+	sum := sha256.Sum256(body)
+	var buf [len("sha256:") + 2*sha256.Size]byte
+	n := copy(buf[:], "sha256:")
+	hex.Encode(buf[n:], sum[:])
+	return string(buf[:])
 }
