@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
@@ -98,16 +99,12 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 			p.Held = append(p.Held, sc.Name)
 			continue
 		case sc.Slack != nil:
-			var text *lang.Template
-			if sc.Slack.Text != "" {
-				t, err := lang.ParseTemplate(sc.Slack.Text)
-				if err != nil {
-					problems = append(problems, templateProblem(cfg, path+".text", err))
-					continue
-				}
-				text = t
+			s, probs := buildSlack(cfg, path, sc, log)
+			if len(probs) > 0 {
+				problems = append(problems, probs...)
+				continue
 			}
-			sink = slack.New(slack.Options{WebhookURL: sc.Slack.WebhookURL.Reveal(), Text: text})
+			sink = s
 		case sc.SQLite != nil:
 			sink = sqlite.New(sqlite.Options{Path: sc.SQLite.Path})
 		case sc.HTTP != nil:
@@ -191,6 +188,67 @@ func sourceProblems(cfg *config.Config, i int, err error) []config.Problem {
 		}
 	}
 	return out
+}
+
+// buildSlack compiles a slack sink's templates and constructs it. Its
+// threads live in storage.dir/slack.db.
+func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logger) (sinks.Sink, []config.Problem) {
+	c := sc.Slack
+	var problems []config.Problem
+	tmpl := func(key, src string) *lang.Template {
+		if src == "" {
+			return nil
+		}
+		t, err := lang.ParseTemplate(src)
+		if err != nil {
+			problems = append(problems, templateProblem(cfg, path+"."+key, err))
+		}
+		return t
+	}
+	opts := slack.Options{
+		Name:           sc.Name,
+		WebhookURL:     c.WebhookURL.Reveal(),
+		Token:          c.Token.Reveal(),
+		Channel:        tmpl("channel", c.Channel),
+		Text:           tmpl("text", c.Text),
+		Link:           tmpl("link", c.Link),
+		ReplyBroadcast: c.ReplyBroadcast,
+		ChannelRateN:   c.ChannelRate.N,
+		ChannelRatePer: c.ChannelRate.Per.D(),
+		Logger:         log.With("sink", sc.Name),
+	}
+	if c.Blocks.Value != nil {
+		b, err := slack.ParseBlocks(c.Blocks.Value)
+		for _, e := range unwrapAll(err) {
+			var be *slack.BlocksError
+			switch {
+			case e == nil:
+			case !errors.As(e, &be):
+				problems = append(problems, cfg.Problem(path+".blocks", "%v", e))
+			case c.Blocks.JSON:
+				problems = append(problems, cfg.Problem(path+".blocks", "%s: %v", be.Path, be.Err))
+			default:
+				problems = append(problems, templateProblem(cfg, path+".blocks"+be.Path, be.Err))
+			}
+		}
+		opts.Blocks = b
+	}
+	for i, p := range c.ReplyBroadcast {
+		if err := rules.ValidPattern(p); err != nil {
+			problems = append(problems, cfg.Problem(fmt.Sprintf("%s.reply_broadcast[%d]", path, i), "%v", err))
+		}
+	}
+	if opts.Token != "" && c.Thread != "off" {
+		opts.ThreadDB = filepath.Join(cfg.Storage.Dir, "slack.db")
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	s, err := slack.New(opts)
+	if err != nil {
+		return nil, []config.Problem{cfg.Problem(path, "%v", err)}
+	}
+	return s, nil
 }
 
 func ruleProblems(cfg *config.Config, err error) []config.Problem {

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -32,13 +34,156 @@ type Sink struct {
 	HTTP   *HTTPSink   `yaml:"-"`
 }
 
-// SlackSink posts to a Slack incoming webhook.
+// SlackSink posts to Slack: through an incoming webhook (WebhookURL), or
+// as a bot with chat.postMessage (Token and Channel).
 type SlackSink struct {
-	// WebhookURL is a secret: the URL is the credential. Empty holds
-	// the sink's deliveries until it is set.
+	// WebhookURL is a secret: the URL is the credential. Empty (and no
+	// Token) holds the sink's deliveries until one is set.
 	WebhookURL Secret `yaml:"webhook_url"`
-	// Text is a {{ }} template; a readable default is used when empty.
+	// Token is a bot token (xoxb-…), used with Channel; an alternative to
+	// WebhookURL.
+	Token Secret `yaml:"token"`
+	// Channel is where the bot posts: a {{ }} template giving a channel
+	// name (#ops) or id. Token mode only.
+	Channel string `yaml:"channel"`
+	// Text is a {{ }} template: the message (without Blocks) or its
+	// notification fallback (with Blocks). A readable default is used
+	// when empty.
 	Text string `yaml:"text"`
+	// Blocks is a Block Kit template: a list of blocks, or a string of
+	// JSON, whose string values are {{ }} templates. Without it (and
+	// without Text) a default layout per event family is posted.
+	Blocks SlackBlocks `yaml:"blocks"`
+	// Link is a {{ }} template for a URL the default layouts show, such
+	// as the session in Darwin's inbox.
+	Link string `yaml:"link"`
+	// Thread is "subject" (token mode's default: a session's messages
+	// form one thread) or "off".
+	Thread string `yaml:"thread"`
+	// ReplyBroadcast lists event-type patterns whose thread replies are
+	// also shown in the channel.
+	ReplyBroadcast []string `yaml:"reply_broadcast"`
+	// ChannelRate paces posts per channel; 1/s (Slack's limit) when zero.
+	ChannelRate Rate `yaml:"channel_rate"`
+}
+
+// SlackBlocks is a Block Kit template as written: a YAML list or a JSON
+// string, decoded into lists, maps, strings, numbers and booleans.
+type SlackBlocks struct {
+	// Value is the list of blocks; nil when not set.
+	Value []any
+	// JSON reports that the blocks were written as a JSON string, so
+	// positions inside them are not known.
+	JSON bool
+}
+
+// SlackThreadModes lists the valid values of a Slack sink's thread.
+var SlackThreadModes = []string{"off", "subject"}
+
+func (b *SlackBlocks) decodeNode(d *decoder, n *yaml.Node, path string) {
+	switch {
+	case isNull(n):
+		return
+	case n.Kind == yaml.ScalarNode:
+		var v any
+		if err := json.Unmarshal([]byte(n.Value), &v); err != nil {
+			d.errorf(n, path, "want a list of blocks in YAML, or a string of JSON: %v", err)
+			return
+		}
+		list, ok := v.([]any)
+		if !ok {
+			d.errorf(n, path, "want a JSON list of blocks, got %s", jsonKind(v))
+			return
+		}
+		for i, block := range list {
+			if m, ok := block.(map[string]any); !ok {
+				d.errorf(n, fmt.Sprintf("%s[%d]", path, i), "block %d: want an object, got %s", i, jsonKind(block))
+			} else if t, ok := m["type"].(string); !ok || t == "" {
+				d.errorf(n, fmt.Sprintf("%s[%d]", path, i), "block %d: missing \"type\"", i)
+			}
+		}
+		b.Value, b.JSON = list, true
+	case n.Kind == yaml.SequenceNode:
+		list := make([]any, len(n.Content))
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if item.Kind == yaml.AliasNode {
+				item = item.Alias
+			}
+			if item.Kind != yaml.MappingNode {
+				d.errorf(item, p, "want a block (a mapping with a type), got %s", describe(item))
+				continue
+			}
+			list[i] = d.generic(item, p)
+			if t, ok := list[i].(map[string]any)["type"].(string); !ok || t == "" {
+				d.errorf(item, p+".type", "missing type, such as section, header or context")
+			}
+		}
+		b.Value = list
+	default:
+		d.errorf(n, path, "want a list of blocks, or a string of JSON, got %s", describe(n))
+	}
+}
+
+// generic decodes a node into lists, maps and scalars, keeping each
+// node's position for problems found later (template syntax).
+func (d *decoder) generic(n *yaml.Node, path string) any {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d.cfg.nodes[path] = n
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if _, dup := m[k.Value]; dup {
+				d.errorf(k, join(path, k.Value), "duplicate key %q", k.Value)
+				continue
+			}
+			m[k.Value] = d.generic(val, join(path, k.Value))
+		}
+		return m
+	case yaml.SequenceNode:
+		list := make([]any, len(n.Content))
+		for i, item := range n.Content {
+			list[i] = d.generic(item, fmt.Sprintf("%s[%d]", path, i))
+		}
+		return list
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return nil
+		case "!!bool":
+			if b, err := strconv.ParseBool(n.Value); err == nil {
+				return b
+			}
+		case "!!int", "!!float":
+			if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+				return f
+			}
+		}
+		return n.Value
+	}
+	return nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 // SQLiteSink archives events into a SQLite file analysts can query.
@@ -57,13 +202,14 @@ type HTTPSink struct {
 // SinkTypes lists the valid values of a sink's type.
 var SinkTypes = []string{"http", "slack", "sqlite"}
 
-// Held reports whether the sink lacks its destination (an empty Slack
-// webhook_url or HTTP url, typically an unset ${VAR:-}). A held sink's
+// Held reports whether the sink lacks its destination (a Slack sink with
+// neither webhook_url nor token, or an empty HTTP url, typically an unset
+// ${VAR:-}). A held sink's
 // deliveries are queued and kept until the destination is configured.
 func (s *Sink) Held() bool {
 	switch {
 	case s.Slack != nil:
-		return s.Slack.WebhookURL == ""
+		return s.Slack.WebhookURL == "" && s.Slack.Token == ""
 	case s.HTTP != nil:
 		return s.HTTP.URL == ""
 	}
@@ -142,11 +288,7 @@ func (s *Sink) validate(c *Config, p string) {
 	}
 	switch {
 	case s.Slack != nil:
-		if s.Slack.WebhookURL == "" {
-			c.add(c.Warning(p+".webhook_url", "empty: deliveries to %q are held (kept, not sent) until it is set", s.Name))
-		} else {
-			c.checkURL(p+".webhook_url", s.Slack.WebhookURL.Reveal())
-		}
+		s.Slack.validate(c, p, s.Name)
 	case s.SQLite != nil:
 		if strings.TrimSpace(s.SQLite.Path) == "" {
 			c.add(c.Problem(p+".path", "missing path of the SQLite archive file, for example ./data/archive.db"))
@@ -183,4 +325,37 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+func (s *SlackSink) validate(c *Config, p, name string) {
+	switch {
+	case s.WebhookURL != "" && s.Token != "":
+		c.add(c.Problem(p+".token", "set webhook_url or token, not both"))
+	case s.WebhookURL != "":
+		c.checkURL(p+".webhook_url", s.WebhookURL.Reveal())
+		if s.Channel != "" {
+			c.add(c.Problem(p+".channel", "an incoming webhook posts to the channel chosen when it was created; to choose the channel, use token: (a bot token) instead of webhook_url:"))
+		}
+		if s.Thread == "subject" {
+			c.add(c.Problem(p+".thread", "threads need a bot token (token:): an incoming webhook does not say which message it posted"))
+		}
+		if len(s.ReplyBroadcast) > 0 {
+			c.add(c.Problem(p+".reply_broadcast", "replies need threads, and threads need a bot token (token:)"))
+		}
+	case s.Token != "":
+		if !strings.HasPrefix(s.Token.Reveal(), "xox") {
+			c.add(c.Warning(p+".token", "does not look like a Slack token (xoxb-…)"))
+		}
+		if strings.TrimSpace(s.Channel) == "" {
+			c.add(c.Problem(p+".channel", "missing channel: the bot posts to it, for example \"#ops\", a channel id, or a {{ }} template"))
+		}
+		if s.Thread == "off" && len(s.ReplyBroadcast) > 0 {
+			c.add(c.Problem(p+".reply_broadcast", "replies need threads: remove it, or set thread: subject"))
+		}
+	default:
+		c.add(c.Warning(p+".webhook_url", "empty, and no token: deliveries to %q are held (kept, not sent) until one is set", name))
+	}
+	if s.Thread != "" && !slices.Contains(SlackThreadModes, s.Thread) {
+		c.add(c.Problem(p+".thread", "unknown thread mode %q: one of %s", s.Thread, strings.Join(SlackThreadModes, ", ")))
+	}
 }

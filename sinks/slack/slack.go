@@ -1,95 +1,340 @@
-// Package slack is the slack sink: it posts a message per event to a
-// Slack incoming webhook, through slack-go.
+// Package slack is the slack sink: it posts a message per event to Slack,
+// through an incoming webhook or as a bot (chat.postMessage), with slack-go.
+//
+// Messages are Block Kit layouts (a default per event family, or a
+// template) with a text fallback for notifications. Values from the event
+// are escaped so that a customer's text cannot mention @channel or forge
+// links, and everything is fitted to Slack's limits. A bot posts a
+// session's later events as replies in the thread its first message
+// started, and paces its posts per channel.
 package slack
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	slackapi "github.com/slack-go/slack"
 
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/lang"
+	"github.com/switchyard/switchyard/rules"
 	"github.com/switchyard/switchyard/sinks"
 )
 
-// Options configures a sink.
+// DefaultChannelRate is Slack's pace for posting to one channel: about a
+// message per second.
+const (
+	DefaultChannelRateN   = 1
+	DefaultChannelRatePer = time.Second
+)
+
+// Options configures a sink. Exactly one of WebhookURL and Token is set.
 type Options struct {
-	// WebhookURL is the incoming webhook; it is a credential and never
+	// Name is the sink's name; it keys the threads it remembers.
+	Name string
+	// WebhookURL is an incoming webhook; it is a credential and never
 	// appears in errors.
 	WebhookURL string
-	// Text renders the message; DefaultText when nil. Values from the
-	// event are escaped for Slack (see Escape).
+	// Token is a bot token for chat.postMessage; it never appears in
+	// errors.
+	Token string
+	// Channel renders the channel a bot posts to (required with Token).
+	Channel *lang.Template
+	// Text renders the message text: the message itself when there are
+	// no Blocks, else its notification fallback. DefaultText when nil.
 	Text *lang.Template
+	// Blocks renders the message's blocks. When nil: the default Layout,
+	// unless Text is set (then the message is the text alone).
+	Blocks *Blocks
+	// Link renders a URL the default layouts link to.
+	Link *lang.Template
+	// ThreadDB is the SQLite file remembering threads (bot mode): when
+	// set, a subject's first message starts a thread and its later
+	// events reply in it. Empty: no threads.
+	ThreadDB string
+	// ReplyBroadcast lists event-type patterns whose replies are also
+	// shown in the channel.
+	ReplyBroadcast []string
+	// ChannelRateN posts per ChannelRatePer, per channel; Slack's 1/s
+	// when zero.
+	ChannelRateN   int
+	ChannelRatePer time.Duration
+	// APIURL is Slack's Web API, with a trailing slash; slack-go's
+	// default when empty.
+	APIURL string
 	// Client sends the requests; sinks.NewHTTPClient() when nil.
 	Client *http.Client
+	Logger *slog.Logger
 }
 
-// Sink posts to a Slack incoming webhook.
+// Sink posts events to Slack.
 type Sink struct {
-	url    string
-	text   *lang.Template
-	client *http.Client
+	name      string
+	url       string
+	token     string
+	api       *slackapi.Client
+	channel   *lang.Template
+	text      *lang.Template
+	blocks    *Blocks
+	link      *lang.Template
+	threadDB  string
+	threads   *threads
+	broadcast []string
+	pace      *pacer
+	client    *http.Client
+	log       *slog.Logger
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var (
+	_ sinks.Sink   = (*Sink)(nil)
+	_ sinks.Opener = (*Sink)(nil)
+)
 
 // New returns a sink for opts.
-func New(opts Options) *Sink {
-	s := &Sink{url: opts.WebhookURL, text: opts.Text, client: opts.Client}
+func New(opts Options) (*Sink, error) {
+	switch {
+	case opts.WebhookURL == "" && opts.Token == "":
+		return nil, errors.New("slack: set a webhook URL or a bot token")
+	case opts.WebhookURL != "" && opts.Token != "":
+		return nil, errors.New("slack: set a webhook URL or a bot token, not both")
+	case opts.Token != "" && opts.Channel == nil:
+		return nil, errors.New("slack: a bot token needs a channel")
+	case opts.Token == "" && opts.ThreadDB != "":
+		return nil, errors.New("slack: threads need a bot token")
+	}
+	for _, p := range opts.ReplyBroadcast {
+		if err := rules.ValidPattern(p); err != nil {
+			return nil, fmt.Errorf("slack: reply_broadcast: %w", err)
+		}
+	}
+	s := &Sink{
+		name: opts.Name, url: opts.WebhookURL, token: opts.Token,
+		channel: opts.Channel, text: opts.Text, blocks: opts.Blocks, link: opts.Link,
+		threadDB: opts.ThreadDB, broadcast: opts.ReplyBroadcast,
+		client: opts.Client, log: opts.Logger,
+	}
 	if s.client == nil {
 		s.client = sinks.NewHTTPClient()
 	}
-	return s
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	n, per := opts.ChannelRateN, opts.ChannelRatePer
+	if n <= 0 || per <= 0 {
+		n, per = DefaultChannelRateN, DefaultChannelRatePer
+	}
+	s.pace = newPacer(n, per)
+	if s.token != "" {
+		apiOpts := []slackapi.Option{slackapi.OptionHTTPClient(s.client)}
+		if opts.APIURL != "" {
+			apiOpts = append(apiOpts, slackapi.OptionAPIURL(opts.APIURL))
+		}
+		s.api = slackapi.New(s.token, apiOpts...)
+	}
+	return s, nil
 }
 
-// Render returns the message text for ev.
-func (s *Sink) Render(ev *event.Event) (string, error) {
-	env, err := ev.Env()
-	if err != nil {
-		return "", err
-	}
-	if s.text == nil {
-		return DefaultText(env), nil
-	}
-	return s.text.Render(env, Escape)
-}
-
-// Send posts the event's message. Slack's 429 and 5xx are retried
-// (honouring Retry-After); other refusals (a revoked webhook, an archived
-// channel) are permanent.
-func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
-	text, err := s.Render(d.Event)
-	if err != nil {
-		return sinks.Permanent(fmt.Errorf("render text: %w", err))
-	}
-	err = slackapi.PostWebhookCustomHTTPContext(ctx, s.url, s.client, &slackapi.WebhookMessage{Text: text})
-	return s.classify(err)
-}
-
-func (s *Sink) classify(err error) error {
-	if err == nil {
+// Open opens the thread store, if threads are on.
+func (s *Sink) Open(ctx context.Context) error {
+	if s.threadDB == "" || s.threads != nil {
 		return nil
 	}
-	var rate *slackapi.RateLimitedError
-	if errors.As(err, &rate) {
-		return &sinks.HTTPError{Status: http.StatusTooManyRequests, After: rate.RetryAfter, Body: "rate limited"}
+	t, err := openThreads(ctx, s.threadDB)
+	if err != nil {
+		return err
 	}
-	var status slackapi.StatusCodeError
-	if errors.As(err, &status) {
-		return &sinks.HTTPError{Status: status.Code}
-	}
-	// Network errors name the URL, which is the credential.
-	return sinks.Redact(err, s.url, strings.TrimPrefix(s.url, "https://"))
+	s.threads = t
+	return nil
 }
 
-// Close releases idle connections.
+// Close releases the thread store and idle connections.
 func (s *Sink) Close() error {
 	s.client.CloseIdleConnections()
+	if s.threads != nil {
+		return s.threads.close()
+	}
 	return nil
+}
+
+// Message is a rendered message.
+type Message struct {
+	// Channel is where a bot posts it; empty for a webhook.
+	Channel string `json:"channel,omitempty"`
+	// Text is the message (without blocks) or its notification fallback.
+	Text string `json:"text"`
+	// Blocks are the Block Kit blocks, fitted to Slack's limits.
+	Blocks []any `json:"blocks,omitempty"`
+}
+
+// Render returns the message for ev, as it would be posted.
+func (s *Sink) Render(ev *event.Event) (*Message, error) {
+	env, err := ev.Env()
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{}
+	if s.channel != nil {
+		ch, err := s.channel.Render(env, nil)
+		if err != nil {
+			return nil, fmt.Errorf("channel: %w", err)
+		}
+		if m.Channel = strings.TrimSpace(ch); m.Channel == "" {
+			return nil, errors.New("channel: the template gave an empty channel")
+		}
+	}
+	if s.text != nil {
+		if m.Text, err = s.text.Render(env, Escape); err != nil {
+			return nil, fmt.Errorf("text: %w", err)
+		}
+	} else {
+		m.Text = DefaultText(env)
+	}
+	m.Text = truncate(m.Text, maxMessageText)
+	switch {
+	case s.blocks != nil:
+		if m.Blocks, err = s.blocks.Render(env, Escape); err != nil {
+			return nil, fmt.Errorf("blocks: %w", err)
+		}
+	case s.text == nil:
+		link := ""
+		if s.link != nil {
+			if link, err = s.link.Render(env, EscapeURL); err != nil {
+				return nil, fmt.Errorf("link: %w", err)
+			}
+		}
+		if m.Blocks, err = toGeneric(Layout(env, strings.TrimSpace(link))); err != nil {
+			return nil, fmt.Errorf("blocks: %w", err)
+		}
+	}
+	if m.Blocks != nil {
+		m.Blocks = limit(m.Blocks)
+	}
+	return m, nil
+}
+
+// Send posts the event's message. Slack's 429, 5xx and transient ok:false
+// codes are retried (honouring Retry-After); other refusals (a revoked
+// token or webhook, an unknown channel, invalid blocks) are permanent.
+func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
+	m, err := s.Render(d.Event)
+	if err != nil {
+		return sinks.Permanent(fmt.Errorf("render: %w", err))
+	}
+	blocks, err := encodeBlocks(m.Blocks)
+	if err != nil {
+		return sinks.Permanent(fmt.Errorf("encode blocks: %w", err))
+	}
+	if s.api == nil {
+		return s.sendWebhook(ctx, m, blocks)
+	}
+	return s.post(ctx, d.Event, m, blocks)
+}
+
+func (s *Sink) sendWebhook(ctx context.Context, m *Message, blocks []rawBlock) error {
+	if err := s.pace.wait(ctx, ""); err != nil {
+		return err
+	}
+	msg := &slackapi.WebhookMessage{Text: m.Text}
+	if len(blocks) > 0 {
+		msg.Blocks = &slackapi.Blocks{BlockSet: asBlocks(blocks)}
+	}
+	err := slackapi.PostWebhookCustomHTTPContext(ctx, s.url, s.client, msg)
+	return s.rateLimited("", classify(err, s.url, strings.TrimPrefix(s.url, "https://")))
+}
+
+// post sends through chat.postMessage, in the subject's thread if it has
+// one. Ordering makes threads work: with ordered: true (slack's default)
+// a subject's deliveries are attempted one at a time, so the first
+// message's ts is stored before the next event of its session is sent.
+func (s *Sink) post(ctx context.Context, ev *event.Event, m *Message, blocks []rawBlock) error {
+	channel, ts := m.Channel, ""
+	threaded := s.threads != nil && ev.Subject != ""
+	if threaded {
+		chID, threadTS, err := s.threads.get(ctx, s.name, m.Channel, ev.Subject)
+		if err != nil {
+			return fmt.Errorf("look up thread: %w", err)
+		}
+		if threadTS != "" {
+			channel, ts = chID, threadTS
+		}
+	}
+	opts := []slackapi.MsgOption{slackapi.MsgOptionText(m.Text, false)}
+	if len(blocks) > 0 {
+		opts = append(opts, slackapi.MsgOptionBlocks(asBlocks(blocks)...))
+	}
+	if err := s.pace.wait(ctx, m.Channel); err != nil {
+		return err
+	}
+	reply := opts
+	if ts != "" {
+		reply = append(reply[:len(reply):len(reply)], slackapi.MsgOptionTS(ts))
+		if s.broadcasts(ev.EventType) {
+			reply = append(reply, slackapi.MsgOptionBroadcast())
+		}
+	}
+	respChannel, respTS, err := s.api.PostMessageContext(ctx, channel, reply...)
+	err = s.rateLimited(m.Channel, classify(err, s.token))
+	if ts != "" && threadGone(err) {
+		// The thread's first message was deleted: start a new thread.
+		if ferr := s.threads.forget(ctx, s.name, m.Channel, ev.Subject); ferr != nil {
+			return fmt.Errorf("forget deleted thread: %w", ferr)
+		}
+		channel, ts = m.Channel, ""
+		if err := s.pace.wait(ctx, m.Channel); err != nil {
+			return err
+		}
+		respChannel, respTS, err = s.api.PostMessageContext(ctx, channel, opts...)
+		err = s.rateLimited(m.Channel, classify(err, s.token))
+	}
+	if err != nil {
+		return err
+	}
+	if threaded && ts == "" && respTS != "" {
+		// Posted: record it even if the attempt's deadline just passed.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.threads.put(pctx, s.name, m.Channel, ev.Subject, respChannel, respTS); err != nil {
+			// Posted: retrying would post it again. Later events of the
+			// session start a thread of their own.
+			s.log.Warn("remember slack thread", "event_id", ev.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// rateLimited holds the channel's posts back for as long as Slack asked.
+func (s *Sink) rateLimited(channel string, err error) error {
+	var he *sinks.HTTPError
+	if errors.As(err, &he) && he.Status == http.StatusTooManyRequests {
+		wait := he.After
+		if wait <= 0 {
+			wait = time.Second
+		}
+		s.pace.block(channel, time.Now().Add(wait))
+	}
+	return err
+}
+
+func (s *Sink) broadcasts(eventType string) bool {
+	for _, p := range s.broadcast {
+		if rules.MatchPattern(p, eventType) {
+			return true
+		}
+	}
+	return false
+}
+
+func asBlocks(raw []rawBlock) []slackapi.Block {
+	out := make([]slackapi.Block, len(raw))
+	for i, b := range raw {
+		out[i] = b
+	}
+	return out
 }
 
 var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
@@ -98,8 +343,28 @@ var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 // characters Slack's control sequences (<!channel>, <url|label>) need.
 func Escape(s string) string { return escaper.Replace(s) }
 
+// EscapeURL percent-encodes everything but letters, digits and "-._~",
+// for values placed in a URL: an event cannot change the URL's
+// structure or break out of a <url|label> link.
+func EscapeURL(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
 // DefaultText is the message when no text template is configured: what
-// happened, to which conversation, and where it went.
+// happened, to which conversation, and where it went. With blocks it is
+// the notification text.
 func DefaultText(env *event.Env) string {
 	str := func(key string) string {
 		if v, ok := env.Data[key]; ok && v != nil {

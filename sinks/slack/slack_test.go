@@ -68,6 +68,19 @@ func hostile() *event.Event {
 	}
 }
 
+func newSink(t *testing.T, opts Options) *Sink {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func retryable(err error) bool {
 	var r interface{ Retryable() bool }
 	if errors.As(err, &r) {
@@ -177,8 +190,7 @@ func TestSendPostsRenderedText(t *testing.T) {
 				}
 				opts.Text = tmpl
 			}
-			s := New(opts)
-			defer s.Close()
+			s := newSink(t, opts)
 			ev := tc.ev(t)
 			want := tc.want(t, ev)
 
@@ -192,8 +204,8 @@ func TestSendPostsRenderedText(t *testing.T) {
 			if texts[0] != want {
 				t.Errorf("posted text = %q, want %q", texts[0], want)
 			}
-			if rendered, err := s.Render(ev); err != nil || rendered != texts[0] {
-				t.Errorf("Render = %q, %v; want the posted text %q", rendered, err, texts[0])
+			if m, err := s.Render(ev); err != nil || m.Text != texts[0] {
+				t.Errorf("Render = %+v, %v; want the posted text %q", m, err, texts[0])
 			}
 		})
 	}
@@ -236,8 +248,7 @@ func TestSendEscapesEventValues(t *testing.T) {
 				}
 				opts.Text = tmpl
 			}
-			s := New(opts)
-			defer s.Close()
+			s := newSink(t, opts)
 
 			if err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: hostile()}); err != nil {
 				t.Fatalf("Send = %v, want nil", err)
@@ -377,8 +388,7 @@ func TestSendFailures(t *testing.T) {
 			if tc.closed {
 				srv.Close()
 			}
-			s := New(Options{WebhookURL: webhookURL})
-			defer s.Close()
+			s := newSink(t, Options{WebhookURL: webhookURL})
 			timeout := tc.timeout
 			if timeout == 0 {
 				timeout = 5 * time.Second
@@ -426,8 +436,7 @@ func TestSendRenderErrorIsPermanent(t *testing.T) {
 	f := &fakeSlack{}
 	srv := httptest.NewServer(f.handler(http.StatusOK, "ok", nil, 0))
 	defer srv.Close()
-	s := New(Options{WebhookURL: srv.URL + webhookPath, Text: lang.MustParseTemplate("{{ data.conversationTitle }}")})
-	defer s.Close()
+	s := newSink(t, Options{WebhookURL: srv.URL + webhookPath, Text: lang.MustParseTemplate("{{ data.conversationTitle }}")})
 	ev := escalated(t)
 	ev.Data = json.RawMessage(`[1,2,3]`) // not an object: the environment cannot be built
 	err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev})
