@@ -85,7 +85,7 @@ func storyEvents(t *testing.T, sid string) []*event.Event {
 	return evs
 }
 
-func columnExprs(t *testing.T, m map[string]string) map[string]*lang.Expression {
+func columnExprs(t testing.TB, m map[string]string) map[string]*lang.Expression {
 	t.Helper()
 	out := map[string]*lang.Expression{}
 	for name, src := range m {

@@ -31,7 +31,7 @@ type fixture struct {
 	data json.RawMessage // the data object as written in the file
 }
 
-func load(t *testing.T, name, id string) fixture {
+func load(t testing.TB, name, id string) fixture {
 	t.Helper()
 	body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "darwin", name+".json"))
 	if err != nil {
