@@ -106,7 +106,32 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 			}
 			sink = s
 		case sc.SQLite != nil:
-			sink = sqlite.New(sqlite.Options{Path: sc.SQLite.Path})
+			cols := map[string]*lang.Expression{}
+			bad := false
+			for name, src := range sc.SQLite.Columns {
+				cpath := path + ".columns." + name
+				if err := sqlite.CheckColumnName(name); err != nil {
+					problems = append(problems, cfg.Problem(cpath, "%v", err))
+					bad = true
+					continue
+				}
+				e, err := lang.CompileExpression(src)
+				if err != nil {
+					problems = append(problems, templateProblem(cfg, cpath, err))
+					bad = true
+					continue
+				}
+				cols[name] = e
+			}
+			if bad {
+				continue
+			}
+			sink = sqlite.New(sqlite.Options{
+				Path:      sc.SQLite.Path,
+				Columns:   cols,
+				Retention: sc.SQLite.Retention.D(),
+				Logger:    log.With("sink", sc.Name),
+			})
 		case sc.HTTP != nil:
 			headers := map[string]string{}
 			for k, v := range sc.HTTP.Headers {

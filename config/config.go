@@ -158,9 +158,13 @@ const (
 	DefaultDedupWindow     = Duration(24 * time.Hour)
 	DefaultSinkTimeout     = Duration(10 * time.Second)
 	DefaultConcurrency     = 4
-	DefaultInitialBackoff  = Duration(time.Second)
-	DefaultMaxBackoff      = Duration(5 * time.Minute)
-	DefaultMaxAge          = Duration(72 * time.Hour)
+	// DefaultSQLiteConcurrency is higher: the archive commits concurrent
+	// deliveries together, so more of them in flight means bigger
+	// batches, not more contention.
+	DefaultSQLiteConcurrency = 16
+	DefaultInitialBackoff    = Duration(time.Second)
+	DefaultMaxBackoff        = Duration(5 * time.Minute)
+	DefaultMaxAge            = Duration(72 * time.Hour)
 )
 
 // Load reads, expands and validates the configuration at path. The
@@ -248,8 +252,11 @@ func (c *Config) applyDefaults() {
 		}
 		if s.Concurrency == 0 {
 			s.Concurrency = DefaultConcurrency
-			if s.Type == "slack" {
+			switch s.Type {
+			case "slack":
 				s.Concurrency = 1 // keep a channel's messages in order
+			case "sqlite":
+				s.Concurrency = DefaultSQLiteConcurrency
 			}
 		}
 		if s.Retry.InitialBackoff == 0 {

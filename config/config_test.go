@@ -82,7 +82,7 @@ func TestParseValid(t *testing.T) {
 	if crm.Retry != want {
 		t.Errorf("crm retry = %+v, want %+v", crm.Retry, want)
 	}
-	if archive.Retry.MaxAge != DefaultMaxAge || archive.Timeout != DefaultSinkTimeout || archive.Concurrency != DefaultConcurrency {
+	if archive.Retry.MaxAge != DefaultMaxAge || archive.Timeout != DefaultSinkTimeout || archive.Concurrency != DefaultSQLiteConcurrency {
 		t.Errorf("sink defaults not applied: %+v", archive)
 	}
 	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].String(), "c.yaml:13:18: warning: sinks[0].webhook_url: empty") {

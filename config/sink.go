@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -186,9 +188,17 @@ func jsonKind(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// SQLiteSink archives events into a SQLite file analysts can query.
+// SQLiteSink archives events, and the Darwin sessions they describe,
+// into a SQLite file analysts can query.
 type SQLiteSink struct {
 	Path string `yaml:"path"`
+	// Columns adds a typed, indexed column to the sessions table per
+	// entry: a name and an expression over the event, such as
+	// lead_score: data.smartFields.leadScore.
+	Columns map[string]string `yaml:"columns"`
+	// Retention prunes events older than this, and sessions whose newest
+	// event is; 0 keeps everything.
+	Retention Duration `yaml:"retention"`
 }
 
 // HTTPSink posts the normalized event as JSON.
@@ -293,6 +303,22 @@ func (s *Sink) validate(c *Config, p string) {
 		if strings.TrimSpace(s.SQLite.Path) == "" {
 			c.add(c.Problem(p+".path", "missing path of the SQLite archive file, for example ./data/archive.db"))
 		}
+		if r := s.SQLite.Retention.D(); r != 0 && r < time.Hour {
+			c.add(c.Problem(p+".retention", "must be 0 (keep everything) or at least 1h, for example 180d"))
+		}
+		names := make([]string, 0, len(s.SQLite.Columns))
+		for name := range s.SQLite.Columns {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			if !columnRE.MatchString(name) {
+				c.add(c.Problem(p+".columns."+name, "invalid column name %q: use lower-case letters, digits and _, starting with a letter (at most 63)", name))
+			}
+			if strings.TrimSpace(s.SQLite.Columns[name]) == "" {
+				c.add(c.Problem(p+".columns."+name, "missing expression, for example data.smartFields.leadScore"))
+			}
+		}
 	case s.HTTP != nil:
 		if s.HTTP.URL == "" {
 			c.add(c.Warning(p+".url", "empty: deliveries to %q are held (kept, not sent) until it is set", s.Name))
@@ -314,6 +340,10 @@ func (s *Sink) validate(c *Config, p string) {
 		}
 	}
 }
+
+// columnRE is what a configured archive column may be called; the sink
+// also rejects names of its own columns.
+var columnRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 func validHeaderName(s string) bool {
 	if s == "" {

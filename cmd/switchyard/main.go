@@ -24,6 +24,8 @@ Usage:
                                               list deliveries (dead letters, retries, …)
   switchyard replay  --config FILE --event ID | --sink NAME [--state dead] [--since DUR]
                                               queue deliveries again (also while serving)
+  switchyard archive search|export --config FILE [--sink NAME]
+                                              search or export the sqlite archive (also while serving)
   switchyard version                          print the version
 
 Run "switchyard COMMAND -h" for a command's flags.
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return deliveries(ctx, rest, stdout, stderr)
 	case "replay":
 		return replay(ctx, rest, stdout, stderr)
+	case "archive":
+		return archive(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ type fixture struct {
 	data json.RawMessage // the data object as written in the file
 }
 
-func load(t *testing.T, name, id string) fixture {
+func load(t testing.TB, name, id string) fixture {
 	t.Helper()
 	body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "darwin", name+".json"))
 	if err != nil {
@@ -109,8 +110,8 @@ func TestOpenCreatesDirectoryAndSchema(t *testing.T) {
 		t.Fatalf("archive file %s: %v", path, err)
 	}
 	db := reader(t, path)
-	if v := userVersion(t, db); v != 1 {
-		t.Errorf("user_version = %d, want 1", v)
+	if v := userVersion(t, db); v != len(migrations) {
+		t.Errorf("user_version = %d, want %d", v, len(migrations))
 	}
 	var mode string
 	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
@@ -316,8 +317,8 @@ func TestReopenKeepsRows(t *testing.T) {
 	if n := count(t, db); n != 2 {
 		t.Errorf("rows after reopening = %d, want 2", n)
 	}
-	if v := userVersion(t, db); v != 1 {
-		t.Errorf("user_version = %d, want 1", v)
+	if v := userVersion(t, db); v != len(migrations) {
+		t.Errorf("user_version = %d, want %d", v, len(migrations))
 	}
 }
 
@@ -325,7 +326,7 @@ func TestOpenRejectsNewerSchema(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "archive.db")
 	db := reader(t, path)
-	if _, err := db.Exec("PRAGMA user_version = 2"); err != nil {
+	if _, err := db.Exec("PRAGMA user_version = 99"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -352,8 +353,8 @@ func TestSendBeforeOpen(t *testing.T) {
 	if n := count(t, db); n != 1 {
 		t.Errorf("rows = %d, want 1", n)
 	}
-	if v := userVersion(t, db); v != 1 {
-		t.Errorf("user_version = %d, want 1", v)
+	if v := userVersion(t, db); v != len(migrations) {
+		t.Errorf("user_version = %d, want %d", v, len(migrations))
 	}
 }
 
@@ -480,5 +481,144 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 				t.Fatalf("archive not at %q (directory holds %q): %v", path, names, err)
 			}
 		})
+	}
+}
+
+// A replay (a new delivery of an archived event, possibly by another
+// process after a restart) leaves one events row and does not count the
+// event twice in its session.
+func TestReplayAfterReopenLeavesOneRow(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "archive.db")
+	ctx := context.Background()
+	f := load(t, "session_analyzed", "evt_replayed")
+	first := New(Options{Path: path})
+	if err := first.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Send(ctx, delivery(f.ev, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := openSink(t, path)
+	replay := &sinks.Delivery{ID: "dlv-replay", Attempt: 1, Event: f.ev}
+	for range 2 {
+		if err := second.Send(ctx, replay); err != nil {
+			t.Fatalf("replay: %v", err)
+		}
+	}
+	db := reader(t, path)
+	if n := count(t, db); n != 1 {
+		t.Errorf("events rows = %d, want 1", n)
+	}
+	var sessions, events int
+	if err := db.QueryRow("SELECT count(*), sum(event_count) FROM sessions").Scan(&sessions, &events); err != nil {
+		t.Fatal(err)
+	}
+	if sessions != 1 || events != 1 {
+		t.Errorf("sessions = %d with event_count %d; want 1 with 1", sessions, events)
+	}
+}
+
+func TestSendAfterClose(t *testing.T) {
+	t.Parallel()
+	s := New(Options{Path: filepath.Join(t.TempDir(), "archive.db")})
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.Send(context.Background(), delivery(load(t, "session_opened", "evt_late").ev, 1)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close = %v, want ErrClosed", err)
+	}
+}
+
+// Analysts read the archive while events flow: long read transactions,
+// full scans, JSON and full-text queries from their own connections
+// (as the sqlite3 shell or a BI tool would) never fail a Send.
+func TestReadersDoNotBlockWrites(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "archive.db")
+	s := openSink(t, path)
+	ctx := context.Background()
+	base := load(t, "session_analyzed", "base").ev
+	if err := s.Send(ctx, delivery(base, 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	var reads atomic.Int64
+	// One analyst keeps a read transaction open the whole time.
+	long := reader(t, path)
+	conn, err := long.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	var snapshot int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&snapshot); err != nil {
+		t.Fatal(err)
+	}
+	queries := []string{
+		"SELECT count(*) FROM events",
+		"SELECT count(*) FROM (SELECT json_extract(data, '$.channelName'), count(*) FROM events GROUP BY 1)",
+		"SELECT count(*) FROM sessions_fts WHERE sessions_fts MATCH 'reembolso OR refund'",
+		"SELECT count(*) FROM sessions WHERE forward_type = 'escalated'",
+	}
+	for i := range 3 {
+		db := reader(t, path)
+		readers.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var c int
+				if err := db.QueryRow(queries[(i+n)%len(queries)]).Scan(&c); err != nil {
+					t.Errorf("reader: %v", err)
+					return
+				}
+				reads.Add(1)
+			}
+		})
+	}
+
+	const writers, perWriter = 16, 60
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				ev := *base
+				ev.ID = fmt.Sprintf("evt_%02d_%03d", w, i)
+				ev.Subject = fmt.Sprintf("sess_%02d_%03d", w, i%7)
+				sendCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err := s.Send(sendCtx, delivery(&ev, 1))
+				cancel()
+				if err != nil {
+					t.Errorf("Send while analysts read: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	if reads.Load() == 0 {
+		t.Error("the readers read nothing")
+	}
+	var still int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&still); err != nil || still != snapshot {
+		t.Errorf("long reader's snapshot: %d, %v; want %d", still, err, snapshot)
+	}
+	conn.ExecContext(ctx, "COMMIT")
+	if n := count(t, reader(t, path)); n != 1+writers*perWriter {
+		t.Errorf("events = %d, want %d", n, 1+writers*perWriter)
 	}
 }
