@@ -186,6 +186,7 @@ func sourceConfig(sc config.Source, secrets []string) receiver.SourceConfig {
 			Type: v.Type, Header: v.Header, Algorithm: v.Algorithm, Encoding: v.Encoding, Prefix: v.Prefix,
 			Signed: v.Signed, TimestampHeader: v.TimestampHeader, IDHeader: v.IDHeader, Tolerance: v.Tolerance.D(),
 			Query: v.Query, Username: v.Username, PublicKeys: keys, PublicURL: v.PublicURL,
+			VerifyToken: v.VerifyToken.Reveal(),
 		}
 	}
 	return c

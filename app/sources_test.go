@@ -220,6 +220,10 @@ sources:
     provider: stripe
     secret: s
     ip_allow: [10.0.0.1/8]
+  - name: e
+    provider: github
+    secret: s
+    verify: {verify_token: t}
 sinks: []
 routes: []
 `
@@ -252,6 +256,7 @@ routes: []
 		"v.yaml:11:52: sources[2].verify.algorithm: unknown algorithm \"md5\"",
 		"v.yaml:13:33: sources[2].map.eventType: unexpected token EOF",
 		"v.yaml:17:16: sources[3].ip_allow[0]: \"10.0.0.1/8\" has host bits set",
+		"v.yaml:21:28: sources[4].verify.verify_token: provider github sends no GET subscription challenge",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

@@ -111,6 +111,9 @@ type SourceVerify struct {
 	PublicKey       string   `yaml:"public_key"`
 	PublicKeys      []string `yaml:"public_keys"`
 	PublicURL       string   `yaml:"public_url"`
+	// VerifyToken answers Meta's subscription check (GET with
+	// hub.verify_token and hub.challenge); provider meta only.
+	VerifyToken Secret `yaml:"verify_token"`
 }
 
 // AllSecrets returns Secret followed by Secrets, without empty entries.
@@ -314,6 +317,9 @@ func (c *Config) validate() {
 			if sec == "" {
 				c.add(c.Problem(fmt.Sprintf("%s.secrets[%d]", p, j), "is empty (an unset ${VAR:-}?): an empty secret verifies nothing"))
 			}
+		}
+		if c.given(p+".verify.verify_token") && s.Verify != nil && s.Verify.VerifyToken == "" {
+			c.add(c.Problem(p+".verify.verify_token", "is empty (an unset ${VAR:-}?): remove it, or set the token entered in Meta's dashboard"))
 		}
 		if !strings.HasPrefix(s.Path, "/") {
 			c.add(c.Problem(p+".path", "must start with /"))

@@ -336,3 +336,37 @@ func TestSourceVerifyBlockAndSecretFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	meta := func(verify string) string {
+		return strings.Replace(valid, "secret: ${DARWIN_SECRET}", "secret: s\n    verify:\n      "+verify, 1)
+	}
+	for _, tc := range []struct {
+		name, verify, want, err string
+	}{
+		{"inline", "verify_token: ${TOKEN}", "from-env", ""},
+		{"from a file", "verify_token_file: " + file, "from-file", ""},
+		{"empty", "verify_token: ${EMPTY:-}", "", "c.yaml:11:21: sources[0].verify.verify_token: is empty"},
+		{"both", "verify_token: a\n      verify_token_file: " + file, "", "set verify_token or verify_token_file, not both"},
+	} {
+		c, err := Parse("c.yaml", []byte(meta(tc.verify)), env(map[string]string{"TOKEN": "from-env"}))
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case c.Sources[0].Verify.VerifyToken.Reveal() != tc.want:
+			t.Errorf("%s: verify_token = %q, want %q", tc.name, c.Sources[0].Verify.VerifyToken.Reveal(), tc.want)
+		case strings.Contains(fmt.Sprintf("%v %+v", c.Sources[0].Verify, c.Sources[0].Verify), tc.want):
+			t.Errorf("%s: the verify token prints", tc.name)
+		}
+	}
+}

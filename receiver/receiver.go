@@ -41,6 +41,9 @@ type Result struct {
 var (
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrForbidden    = errors.New("forbidden")
+	// ErrChallengeRefused refuses a subscription check (Meta's GET
+	// hub.challenge): wrong or missing verify token, or none configured.
+	ErrChallengeRefused = errors.New("challenge refused")
 )
 
 // ErrOverloaded is returned (wrapped) by an Ingester that refuses new
@@ -127,6 +130,9 @@ func New(sources []Source, ingest Ingester, opts Options) *Server {
 	for i := range sources {
 		src := sources[i]
 		s.app.Post(src.Path, s.hook(&src))
+		if src.Challenge != nil {
+			s.app.Get(src.Path, s.challenge(&src))
+		}
 	}
 	s.app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return s
@@ -155,6 +161,17 @@ func (s *Server) hook(src *Source) fiber.Handler {
 		if err := src.Verify(req); err != nil {
 			log.Warn("webhook rejected", "reason", err, "remote_ip", c.IP(), "size", len(req.Body))
 			return err
+		}
+		if src.Handshake != nil {
+			reply, err := src.Handshake(req)
+			if err != nil {
+				log.Warn("handshake rejected", "reason", err, "remote_ip", c.IP(), "size", len(req.Body))
+				return err
+			}
+			if reply != nil {
+				log.Info("handshake answered", "remote_ip", c.IP(), "status", reply.Status)
+				return send(c, reply)
+			}
 		}
 		ev, err := src.Normalize(req)
 		if err != nil {
@@ -187,6 +204,33 @@ func (s *Server) hook(src *Source) fiber.Handler {
 	}
 }
 
+// challenge answers GET requests on a source's path: a platform's
+// subscription check. Nothing is stored.
+func (s *Server) challenge(src *Source) fiber.Handler {
+	log := s.log.With("source", src.Name)
+	return func(c *fiber.Ctx) error {
+		reply, err := src.Challenge(request(c, s.now().UTC()))
+		if err != nil {
+			log.Warn("subscription challenge refused", "reason", err, "remote_ip", c.IP())
+			return err
+		}
+		log.Info("subscription challenge answered", "remote_ip", c.IP())
+		return send(c, reply)
+	}
+}
+
+// send writes a source's own reply.
+func send(c *fiber.Ctx, r *Reply) error {
+	c.Status(r.Status)
+	if r.ContentType != "" {
+		c.Set(fiber.HeaderContentType, r.ContentType)
+	}
+	if len(r.Body) == 0 {
+		return nil
+	}
+	return c.Send(r.Body)
+}
+
 // recover turns a panic into a 500 and logs it with its stack. No input
 // should get here; this keeps one bad request from killing the gateway.
 func (s *Server) recover(c *fiber.Ctx) (err error) {
@@ -215,6 +259,8 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		status, msg = http.StatusUnauthorized, "invalid or missing signature"
 	case errors.Is(err, ErrForbidden):
 		status, msg = http.StatusForbidden, "source address not allowed"
+	case errors.Is(err, ErrChallengeRefused):
+		status, msg = http.StatusForbidden, "subscription check refused: verify token missing or wrong"
 	case errors.As(err, &bad):
 		status, msg = http.StatusBadRequest, bad.Msg
 	case errors.As(err, &store):

@@ -36,7 +36,19 @@ type Source struct {
 	// Unauthenticated is set when the source was configured to accept
 	// requests without verification (verify: {type: none}).
 	Unauthenticated bool
+	// Handshake, when set, runs after Verify and before Normalize: a
+	// non-nil Reply is the answer to a platform's setup request (Slack's
+	// url_verification, Discord's PING), sent instead of storing an
+	// event. It returns a *BadRequestError for a malformed handshake.
+	Handshake func(r *Request) (*Reply, error)
+	// Challenge, when set, answers GET requests on Path (Meta's
+	// subscription check). It returns ErrChallengeRefused or
+	// ErrForbidden (wrapped), or a *BadRequestError.
+	Challenge func(r *Request) (*Reply, error)
 }
+
+// Reply is a source's answer to a platform's setup request.
+type Reply = presets.Reply
 
 // SourceConfig is what building a source needs from the configuration.
 type SourceConfig struct {
@@ -88,14 +100,45 @@ func NewSource(c SourceConfig) (Source, error) {
 	normalize := built.Normalize
 	s.Normalize = func(r *Request) (*event.Event, error) {
 		ev, err := normalize(r)
-		var ferr *inbound.FieldError
-		if errors.As(err, &ferr) {
-			// Hook for metrics: a mapping failure, by source and field.
-			return nil, &BadRequestError{Msg: ferr.Error(), Field: ferr.Field}
+		if err != nil {
+			// A mapping failure, by source and field: the hook for metrics.
+			return nil, badRequest(err)
 		}
-		return ev, err
+		return ev, nil
+	}
+	if hs := built.Handshake; hs != nil {
+		s.Handshake = func(r *Request) (*Reply, error) {
+			reply, err := hs(r)
+			return reply, badRequest(err)
+		}
+	}
+	if ch := built.Challenge; ch != nil {
+		s.Challenge = func(r *Request) (*Reply, error) {
+			reply, err := ch(r)
+			var ferr *inbound.FieldError
+			switch {
+			case err == nil:
+				return reply, nil
+			case errors.Is(err, verify.ErrForbidden):
+				return nil, fmt.Errorf("%w: %w", ErrForbidden, err)
+			case errors.As(err, &ferr):
+				return nil, badRequest(err)
+			default:
+				return nil, fmt.Errorf("%w: %w", ErrChallengeRefused, err)
+			}
+		}
 	}
 	return s, nil
+}
+
+// badRequest turns a source's *inbound.FieldError into the
+// *BadRequestError the server answers 400 with.
+func badRequest(err error) error {
+	var ferr *inbound.FieldError
+	if errors.As(err, &ferr) {
+		return &BadRequestError{Msg: ferr.Error(), Field: ferr.Field}
+	}
+	return err
 }
 
 // Sign returns the headers with which provider would sign body, for the

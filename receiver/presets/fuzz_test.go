@@ -81,6 +81,13 @@ func FuzzNormalize(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte, typeHeader string) {
 		for name, src := range sources {
+			if src.Handshake != nil {
+				// A handshake reply echoes at most a short, safe token.
+				reply, _ := src.Handshake(request(t, "POST", "https://x/y", body, nil, now))
+				if reply != nil && (len(reply.Body) > maxChallenge+20 || bytes.ContainsAny(reply.Body, "<>&\\")) {
+					t.Fatalf("%s: handshake reply %q", name, reply.Body)
+				}
+			}
 			for _, ctype := range []string{"application/json", "application/x-www-form-urlencoded"} {
 				h := http.Header{"Content-Type": {ctype}, "X-Github-Event": {typeHeader}, "X-Shopify-Topic": {typeHeader}}
 				ev, err := src.Normalize(request(t, "POST", "https://x/y", body, h, now))

@@ -41,6 +41,10 @@ type Verify struct {
 	PublicKeys []string
 	// PublicURL is the scheme and host senders post to, for {url}.
 	PublicURL string
+	// VerifyToken answers Meta's subscription check (GET hub.challenge).
+	// It is not part of the signature scheme: only presets with a GET
+	// challenge accept it.
+	VerifyToken string
 }
 
 // Settings is what building a source needs from its configuration.
@@ -60,6 +64,15 @@ type Source struct {
 	Normalize func(r *inbound.Request) (*event.Event, error)
 	// Unauthenticated is set for verify type none: the caller warns.
 	Unauthenticated bool
+	// Handshake, when set, answers a verified request that sets the
+	// webhook up (Slack's url_verification, Discord's PING) instead of
+	// its becoming an event; it returns nil for ordinary events and an
+	// *inbound.FieldError for a malformed handshake.
+	Handshake func(r *inbound.Request) (*Reply, error)
+	// Challenge, when set, answers GET requests on the source's path
+	// (Meta's subscription check). Its errors are verify errors,
+	// ErrNoVerifyToken, or an *inbound.FieldError.
+	Challenge func(r *inbound.Request) (*Reply, error)
 }
 
 // Error is a setting that cannot work. Field is its path within the
@@ -84,6 +97,16 @@ type preset struct {
 	normalize func(r *inbound.Request) (*event.Event, error)
 	// needs explains a verify: block the preset cannot do without.
 	needs string
+	// handshake answers the platform's setup POSTs (see Source).
+	handshake func(r *inbound.Request) (*Reply, error)
+	// challenge: the platform checks the endpoint with Meta's GET
+	// hub.challenge, answered with verify.verify_token.
+	challenge bool
+	// bodyTimestamp names a top-level body member holding the send time
+	// in Unix milliseconds, checked against the tolerance
+	// (bodyTolerance unless verify.tolerance is set).
+	bodyTimestamp string
+	bodyTolerance time.Duration
 }
 
 func hmacScheme(header, alg, enc, prefix, signed, tsHeader, idHeader string) *Verify {
@@ -119,6 +142,7 @@ var catalogue = map[string]preset{
 		verify: hmacScheme("X-Slack-Signature", "sha256", "hex", "v0=", "v0:{timestamp}:{body}", "X-Slack-Request-Timestamp", ""),
 		normalize: (&shape{eventType: []source{at("event.type"), at("type")}, id: []source{at("event_id")}, timestamp: []source{at("event_time")},
 			subject: []source{at("team_id")}, data: []source{at("event")}}).normalize,
+		handshake: slackHandshake,
 	},
 	"shopify": {
 		verify: hmacScheme("X-Shopify-Hmac-Sha256", "sha256", "base64", "", "{body}", "", ""),
@@ -129,6 +153,7 @@ var catalogue = map[string]preset{
 	"meta": {
 		verify:    hmacScheme("X-Hub-Signature-256", "sha256", "hex", "sha256=", "{body}", "", ""),
 		normalize: (&shape{eventType: []source{at("object")}, suffix: []source{at("entry.0.changes.0.field")}, subject: []source{at("entry.0.id")}}).normalize,
+		challenge: true,
 	},
 	"twilio": {
 		verify:    hmacScheme("X-Twilio-Signature", "sha1", "base64", "", "{url}{form}", "", ""),
@@ -154,6 +179,8 @@ var catalogue = map[string]preset{
 		verify: hmacScheme("Linear-Signature", "sha256", "hex", "", "{body}", "", ""),
 		normalize: (&shape{eventType: []source{at("type")}, suffix: []source{at("action")}, id: []source{hdr("Linear-Delivery")},
 			timestamp: []source{at("createdAt")}, subject: []source{at("data.id")}, data: []source{at("data")}}).normalize,
+		// Linear's docs: reject a webhookTimestamp more than a minute off.
+		bodyTimestamp: "webhookTimestamp", bodyTolerance: time.Minute,
 	},
 	"telegram": {
 		verify:    &Verify{Type: "token", Header: "X-Telegram-Bot-Api-Secret-Token"},
@@ -162,6 +189,7 @@ var catalogue = map[string]preset{
 	"discord": {
 		verify:    &Verify{Type: "ed25519", Header: "X-Signature-Ed25519", TimestampHeader: "X-Signature-Timestamp", Signed: "{timestamp}{body}"},
 		normalize: discordNormalize,
+		handshake: discordHandshake,
 	},
 	"chat": {
 		needs:     "this platform signs nothing (its documentation asks for an unauthenticated route): write verify: {type: none} to accept that explicitly, or protect the path with verify: {type: token, query: ...} and ip_allow:",
@@ -200,18 +228,32 @@ func Build(s Settings) (*Source, error) {
 		out.Verifier, err = p.verifier(v, fromPreset, s)
 		if err != nil {
 			errs = append(errs, err)
+		} else if p.bodyTimestamp != "" {
+			tol := v.Tolerance
+			if tol <= 0 {
+				tol = p.bodyTolerance
+			}
+			out.Verifier = verify.All(out.Verifier, bodyTime{member: p.bodyTimestamp, tolerance: tol})
 		}
 		out.Unauthenticated = v.Type == "none"
 	}
+	var allow verify.Verifier
 	if len(s.IPAllow) > 0 {
-		allow, err := verify.NewIPAllow(s.IPAllow, s.TrustedProxies)
+		a, err := verify.NewIPAllow(s.IPAllow, s.TrustedProxies)
 		if err != nil {
 			errs = append(errs, fieldOf(err, ""))
-		} else if out.Verifier != nil {
-			out.Verifier = verify.All(allow, out.Verifier)
+		} else {
+			allow = a
+			if out.Verifier != nil {
+				out.Verifier = verify.All(allow, out.Verifier)
+			}
 		}
 	} else if len(s.TrustedProxies) > 0 {
 		errs = append(errs, &Error{Field: "trusted_proxies", Msg: "only used with ip_allow: (to find the client address behind a proxy)"})
+	}
+	out.Handshake = p.handshake
+	if err := p.buildChallenge(out, allow, s); err != nil {
+		errs = append(errs, err)
 	}
 
 	switch {
@@ -236,6 +278,31 @@ func Build(s Settings) (*Source, error) {
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// buildChallenge sets out.Challenge for presets the platform checks with
+// a GET, and refuses a verify_token anywhere else.
+func (p preset) buildChallenge(out *Source, allow verify.Verifier, s Settings) error {
+	var token string
+	if s.Verify != nil {
+		token = s.Verify.VerifyToken
+	}
+	if !p.challenge {
+		if token != "" {
+			return &Error{Field: "verify.verify_token", Msg: fmt.Sprintf("provider %s sends no GET subscription challenge (only meta does): remove it", s.Provider)}
+		}
+		return nil
+	}
+	var tok verify.Verifier // nil: every challenge is refused, and logged
+	if token != "" {
+		t, err := verify.NewToken(verify.TokenConfig{Query: "hub.verify_token", Secrets: [][]byte{[]byte(token)}})
+		if err != nil {
+			return &Error{Field: "verify.verify_token", Msg: err.Error()}
+		}
+		tok = t
+	}
+	out.Challenge = metaChallenge(allow, tok)
+	return nil
 }
 
 // scheme merges the preset's scheme with the configured block.
