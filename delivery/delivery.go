@@ -224,13 +224,15 @@ func (d *Dispatcher) run(w *worker) {
 			}
 		}
 		wait := d.idle
-		if next, ok, err := d.q.NextDue(ctx, w.Name, w.Ordered); err == nil && ok {
-			wait = min(wait, max(next.Sub(d.now()), minWait))
-		}
-		if free == 0 {
-			wait = d.idle // all slots busy: a finishing attempt wakes us
-		} else if allowed < free {
-			wait = max(wait, w.pace.wait(d.now())) // paced: no start before then
+		switch {
+		case free == 0:
+			// All slots busy: a finishing attempt wakes us.
+		case allowed < free:
+			wait = max(w.pace.wait(d.now()), minWait) // paced: no start before then
+		default:
+			if next, ok, err := d.q.NextDue(ctx, w.Name, w.Ordered); err == nil && ok {
+				wait = min(wait, max(next.Sub(d.now()), minWait))
+			}
 		}
 		d.sleep(w, wait)
 	}
