@@ -403,7 +403,7 @@ server CPU, loadgen CPU: cores used during the measured window (loadgen includes
 	p99 := c.res.percentile(0.99)
 	check(p99 < 15*time.Millisecond, "p99 < 15 ms", ms(p99))
 	check(c.res.Errors == 0, "errors = 0", fmt.Sprint(c.res.Errors))
-	check(c.lost == 0, "lost = 0", fmt.Sprintf("%d of %d accepted", c.lost, c.res.Accepted))
+	check(c.lost == 0, "lost = 0", fmt.Sprintf("%d of %d accepted; %d still queued after the %v drain", c.lost, c.res.Accepted, c.queued, o.drainTimeout))
 	check(c.rss < 100<<20, "peak RSS < 100 MiB", fmt.Sprintf("%.1f MiB", float64(c.rss)/(1<<20)))
 }
 
