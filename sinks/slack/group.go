@@ -218,6 +218,7 @@ func (s *Sink) sendGrouped(ctx context.Context, ev *event.Event, env *event.Env,
 	if g != nil && g.has(item.ID) {
 		return nil // already listed: a retry after the group was stored, or a replay
 	}
+	gone := false
 	if g != nil && g.joins(at, s.group.Wait) {
 		if len(g.Items) < maxGroupLines {
 			if item.Line, err = s.groupLine(ev, env, m); err != nil {
@@ -239,10 +240,16 @@ func (s *Sink) sendGrouped(ctx context.Context, ev *event.Event, env *event.Env,
 		}
 		// The group's message was deleted, or can no longer be edited:
 		// start a new group.
+		gone = true
 	}
 	channelID, ts, err := s.postMessage(ctx, m.Channel, m, blocks)
 	if err != nil {
 		return err
+	}
+	if g != nil && !gone && at.Before(g.StartedAt) {
+		// An event older than the key's group (a replay, a long retry)
+		// is posted on its own; the group goes on.
+		return nil
 	}
 	if item.Line, err = s.groupLine(ev, env, m); err != nil {
 		s.log.Warn("render slack group line", "event_id", ev.ID, "err", err)

@@ -238,6 +238,30 @@ func TestGroupLostAnswerRepeatsSameList(t *testing.T) {
 	}
 }
 
+// An event much older than the key's group (a replay) is posted on its
+// own, and the group goes on.
+func TestGroupOldEventPostedAlone(t *testing.T) {
+	t.Parallel()
+	f := &fakeAPI{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	s := groupSink(t, srv, filepath.Join(t.TempDir(), "slack.db"))
+	for _, ev := range []*event.Event{
+		forwardedTo(0, "Carla", received),
+		forwardedTo(1, "Carla", received.Add(-time.Hour)), // replayed
+		forwardedTo(2, "Carla", received.Add(time.Second)),
+	} {
+		if err := sendEvent(s, ev); err != nil {
+			t.Fatalf("Send(%s) = %v", ev.ID, err)
+		}
+	}
+	posts, updates := f.received(t), f.updated()
+	if len(posts) != 2 || len(updates) != 1 || updates[0].TS != posts[0].TS {
+		t.Fatalf("%d posts, %d updates; want the old event alone and the group's update of the first message", len(posts), len(updates))
+	}
+	checkLines(t, viewGroup(t, updates[0]).lines, 0, 2)
+}
+
 // A restart (the sink closed and reopened on the same slack.db) keeps
 // folding into the same message.
 func TestGroupSurvivesRestart(t *testing.T) {
