@@ -397,6 +397,56 @@ routes:
 	}
 }
 
+// TestBuildSlackGroup compiles a slack sink's group.by at load: a bad
+// expression is placed inside it; a good one builds.
+func TestBuildSlackGroup(t *testing.T) {
+	t.Parallel()
+	y := `sources:
+  - name: d
+    provider: darwin
+    secret: x
+sinks:
+  - name: s
+    type: slack
+    token: xoxb-1
+    channel: "#ops"
+    group:
+      by: 'data.forwardedToName ?? dta.x'
+      wait: 30s
+routes:
+  - name: r
+    match: ["*"]
+    to: [s]
+`
+	for _, tc := range []struct {
+		name, by, want string
+	}{
+		{"unknown name", "'data.forwardedToName ?? dta.x'", `c.yaml:11:36: sinks[0].group.by: unknown name dta`},
+		{"syntax", "data.forwardedToName +", `c.yaml:11:32: sinks[0].group.by: unexpected token EOF`},
+		{"good", "data.forwardedToName", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src := strings.Replace(y, "'data.forwardedToName ?? dta.x'", tc.by, 1)
+			cfg, err := config.Parse("c.yaml", []byte(src), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := Build(cfg, nil)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Build = %v", err)
+				}
+				p.Close()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Build = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -217,7 +217,7 @@ func sourceProblems(cfg *config.Config, i int, err error) []config.Problem {
 }
 
 // buildSlack compiles a slack sink's templates and constructs it. Its
-// threads live in storage.dir/slack.db.
+// threads or groups live in storage.dir/slack.db.
 func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logger) (sinks.Sink, []config.Problem) {
 	c := sc.Slack
 	var problems []config.Problem
@@ -264,8 +264,16 @@ func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logge
 			problems = append(problems, cfg.Problem(fmt.Sprintf("%s.reply_broadcast[%d]", path, i), "%v", err))
 		}
 	}
-	if opts.Token != "" && c.Thread != "off" {
-		opts.ThreadDB = filepath.Join(cfg.Storage.Dir, "slack.db")
+	db := filepath.Join(cfg.Storage.Dir, "slack.db")
+	if g := c.Group; g != nil {
+		// A grouped sink does not thread (config rejects thread: subject).
+		by, err := lang.CompileExpression(g.By)
+		if err != nil {
+			problems = append(problems, templateProblem(cfg, path+".group.by", err))
+		}
+		opts.Group = &slack.Group{By: by, Wait: g.Wait.D(), DB: db}
+	} else if opts.Token != "" && c.Thread != "off" {
+		opts.ThreadDB = db
 	}
 	if len(problems) > 0 {
 		return nil, problems

@@ -67,7 +67,26 @@ type SlackSink struct {
 	ReplyBroadcast []string `yaml:"reply_broadcast"`
 	// ChannelRate paces posts per channel; 1/s (Slack's limit) when zero.
 	ChannelRate Rate `yaml:"channel_rate"`
+	// Group folds a burst of events with the same key into one message,
+	// edited as they arrive (token mode; a grouped sink does not thread).
+	Group *SlackGroup `yaml:"group"`
 }
+
+// SlackGroup folds the events of a burst into one message: the first
+// event of a key posts it, later ones received within Wait of the first
+// are added to it (chat.update).
+type SlackGroup struct {
+	// By is an expression giving an event's group key, such as
+	// data.forwardedToName; nil or "" leaves the event on its own.
+	By string `yaml:"by"`
+	// Wait is how long after a group's first event (by receive time)
+	// later events still join it.
+	Wait Duration `yaml:"wait"`
+}
+
+// MaxSlackGroupWait bounds a group's wait: longer, a "burst" is a
+// channel's whole day, edited into one message.
+const MaxSlackGroupWait = Duration(time.Hour)
 
 // SlackBlocks is a Block Kit template as written: a YAML list or a JSON
 // string, decoded into lists, maps, strings, numbers and booleans.
@@ -372,6 +391,9 @@ func (s *SlackSink) validate(c *Config, p, name string) {
 		if len(s.ReplyBroadcast) > 0 {
 			c.add(c.Problem(p+".reply_broadcast", "replies need threads, and threads need a bot token (token:)"))
 		}
+		if s.Group != nil {
+			c.add(c.Problem(p+".group", "grouping edits the group's message as events arrive (chat.update), which needs a bot token (token:): an incoming webhook cannot edit what it posted"))
+		}
 	case s.Token != "":
 		if !strings.HasPrefix(s.Token.Reveal(), "xox") {
 			c.add(c.Warning(p+".token", "does not look like a Slack token (xoxb-…)"))
@@ -379,7 +401,12 @@ func (s *SlackSink) validate(c *Config, p, name string) {
 		if strings.TrimSpace(s.Channel) == "" {
 			c.add(c.Problem(p+".channel", "missing channel: the bot posts to it, for example \"#ops\", a channel id, or a {{ }} template"))
 		}
-		if s.Thread == "off" && len(s.ReplyBroadcast) > 0 {
+		switch {
+		case s.Group != nil && s.Thread == "subject":
+			c.add(c.Problem(p+".thread", "a grouped sink does not thread: remove thread: subject, or group:"))
+		case s.Group != nil && len(s.ReplyBroadcast) > 0:
+			c.add(c.Problem(p+".reply_broadcast", "replies need threads, and a grouped sink does not thread: remove it, or group:"))
+		case s.Thread == "off" && len(s.ReplyBroadcast) > 0:
 			c.add(c.Problem(p+".reply_broadcast", "replies need threads: remove it, or set thread: subject"))
 		}
 	default:
@@ -387,5 +414,13 @@ func (s *SlackSink) validate(c *Config, p, name string) {
 	}
 	if s.Thread != "" && !slices.Contains(SlackThreadModes, s.Thread) {
 		c.add(c.Problem(p+".thread", "unknown thread mode %q: one of %s", s.Thread, strings.Join(SlackThreadModes, ", ")))
+	}
+	if g := s.Group; g != nil {
+		if strings.TrimSpace(g.By) == "" {
+			c.add(c.Problem(p+".group.by", "missing by: an expression giving the group key, such as data.forwardedToName"))
+		}
+		if g.Wait <= 0 || g.Wait > MaxSlackGroupWait {
+			c.add(c.Problem(p+".group.wait", "must be more than 0 and at most 1h, such as 30s; got %s", g.Wait))
+		}
 	}
 }

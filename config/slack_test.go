@@ -58,6 +58,9 @@ func TestSlackBot(t *testing.T) {
 	if p.Line != 18 || p.Column != 38 {
 		t.Errorf("leaf position = %d:%d, want 18:38", p.Line, p.Column)
 	}
+	if s.Slack.Group != nil {
+		t.Errorf("group = %+v, want none", s.Slack.Group)
+	}
 	if strings.Contains(c.Sinks[0].Slack.Token.String(), "xoxb") {
 		t.Error("the token prints")
 	}
@@ -93,6 +96,14 @@ func TestSlackProblems(t *testing.T) {
 		{"bad channel rate", "channel_rate: 3/3s", "channel_rate: fast", `c.yaml:12:19: sinks[0].channel_rate: invalid rate "fast"`},
 		{"blocks not a list", "    blocks:\n      - type: section\n", "    blocks: {type: section}\n    x:\n      - type: section\n", `c.yaml:14:13: sinks[0].blocks: want a list of blocks, or a string of JSON, got a mapping`},
 		{"block without type", "      - type: section\n        text:", "      - text:", `c.yaml:15:9: sinks[0].blocks[0].type: missing type`},
+		{"group with webhook", "    token: ${SLACK_BOT_TOKEN}\n", "    webhook_url: https://hooks.slack.com/services/x\n    group: {by: data.forwardedToName, wait: 30s}\n", `c.yaml:9:12: sinks[0].group: grouping edits the group's message as events arrive (chat.update), which needs a bot token (token:)`},
+		{"group with threads", "    thread: subject\n", "    thread: subject\n    group: {by: data.forwardedToName, wait: 30s}\n", `c.yaml:10:13: sinks[0].thread: a grouped sink does not thread: remove thread: subject, or group:`},
+		{"group with reply_broadcast", "    thread: subject\n", "    group: {by: data.forwardedToName, wait: 30s}\n", `c.yaml:11:22: sinks[0].reply_broadcast: replies need threads, and a grouped sink does not thread`},
+		{"group wait 0", "    thread: subject\n    reply_broadcast: [session.closed]\n", "    group:\n      by: data.forwardedToName\n      wait: 0s\n", `c.yaml:12:13: sinks[0].group.wait: must be more than 0 and at most 1h, such as 30s; got 0s`},
+		{"group without wait", "    thread: subject\n    reply_broadcast: [session.closed]\n", "    group:\n      by: data.forwardedToName\n", `c.yaml:11:7: sinks[0].group.wait: must be more than 0 and at most 1h`},
+		{"group wait too long", "    thread: subject\n    reply_broadcast: [session.closed]\n", "    group: {by: data.forwardedToName, wait: 2h}\n", `c.yaml:10:45: sinks[0].group.wait: must be more than 0 and at most 1h, such as 30s; got 2h0m0s`},
+		{"group without by", "    thread: subject\n    reply_broadcast: [session.closed]\n", "    group: {wait: 30s}\n", `c.yaml:10:12: sinks[0].group.by: missing by: an expression giving the group key`},
+		{"group unknown key", "    thread: subject\n    reply_broadcast: [session.closed]\n", "    group: {by: data.forwardedToName, wait: 30s, key: x}\n", `c.yaml:10:50: sinks[0].group.key: unknown key`},
 		{"bad JSON blocks", "    blocks:\n      - type: section\n        text: {type: mrkdwn, text: \"*{{ eventType }}*\"}\n        fields:\n          - {type: mrkdwn, text: \"{{ data.forwardedToName }}\"}\n", "    blocks: '[{\"type\":'\n", `c.yaml:14:13: sinks[0].blocks: want a list of blocks in YAML, or a string of JSON`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,6 +124,23 @@ func TestSlackProblems(t *testing.T) {
 				t.Errorf("problems show the token: %v", err)
 			}
 		})
+	}
+}
+
+func TestSlackGroup(t *testing.T) {
+	t.Parallel()
+	y := strings.Replace(slackBot, "    thread: subject\n    reply_broadcast: [session.closed]\n", "    group: {by: data.forwardedToName, wait: 30s}\n", 1)
+	c, err := Parse("c.yaml", []byte(y), env(map[string]string{"SLACK_BOT_TOKEN": "xoxb-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Sinks[0].Slack
+	if s.Group == nil || s.Group.By != "data.forwardedToName" || s.Group.Wait != Duration(30*time.Second) || s.Thread != "" {
+		t.Errorf("slack = %+v, group %+v", s, s.Group)
+	}
+	// The expression is compiled by app: its node must be known.
+	if p := c.ProblemIn("sinks[0].group.by", 1, 6, "x"); p.Line != 10 || p.Column != 22 {
+		t.Errorf("by position = %d:%d, want 10:22", p.Line, p.Column)
 	}
 }
 

@@ -22,19 +22,20 @@ type post struct {
 	Blocks    []any
 	ThreadTS  string
 	Broadcast bool
-	TS        string // the ts it was given
+	TS        string // the ts it was given; for an update, the ts edited
 	At        time.Time
 }
 
-// fakeAPI plays Slack's Web API (chat.postMessage) and incoming
-// webhooks. By default it accepts every message; answer, when set,
+// fakeAPI plays Slack's Web API (chat.postMessage, chat.update) and
+// incoming webhooks. By default it accepts every message; answer, when set,
 // decides the answer to each request (n counts requests from 1).
 type fakeAPI struct {
-	mu     sync.Mutex
-	posts  []post
-	bad    []string
-	n      int
-	answer func(n int, w http.ResponseWriter, r *http.Request) bool // true: answered
+	mu      sync.Mutex
+	posts   []post
+	updates []post // accepted chat.update calls, in order
+	bad     []string
+	n       int
+	answer  func(n int, w http.ResponseWriter, r *http.Request) bool // true: answered
 	// channelIDs maps channel names to the ids Slack answers with.
 	channelIDs map[string]string
 }
@@ -50,7 +51,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var p post
 	switch r.URL.Path {
-	case "/chat.postMessage":
+	case "/chat.postMessage", "/chat.update":
 		if err := r.ParseForm(); err != nil {
 			f.fail("form: %v", err)
 		}
@@ -62,6 +63,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Text:      r.PostForm.Get("text"),
 			ThreadTS:  r.PostForm.Get("thread_ts"),
 			Broadcast: r.PostForm.Get("reply_broadcast") == "true",
+			TS:        r.PostForm.Get("ts"),
+		}
+		if r.URL.Path == "/chat.update" && p.TS == "" {
+			f.fail("chat.update without ts")
 		}
 		if b := r.PostForm.Get("blocks"); b != "" {
 			if err := json.Unmarshal([]byte(b), &p.Blocks); err != nil {
@@ -91,6 +96,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	p.At = time.Now()
+	if r.URL.Path == "/chat.update" {
+		f.updates = append(f.updates, p)
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": p.Channel, "ts": p.TS, "text": p.Text})
+		return
+	}
 	p.TS = fmt.Sprintf("1700000000.%06d", len(f.posts)+1)
 	f.posts = append(f.posts, p)
 	chID := f.channelIDs[p.Channel]
@@ -121,6 +133,13 @@ func (f *fakeAPI) received(t *testing.T) []post {
 		t.Errorf("bad request: %s", b)
 	}
 	return append([]post(nil), f.posts...)
+}
+
+// updated returns the accepted chat.update calls.
+func (f *fakeAPI) updated() []post {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]post(nil), f.updates...)
 }
 
 // okFalse answers Slack's refusal with code.

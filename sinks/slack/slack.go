@@ -6,7 +6,8 @@
 // are escaped so that a customer's text cannot mention @channel or forge
 // links, and everything is fitted to Slack's limits. A bot posts a
 // session's later events as replies in the thread its first message
-// started, and paces its posts per channel.
+// started, or folds a burst of events with the same key into one message
+// it edits, and paces its posts per channel.
 package slack
 
 import (
@@ -60,6 +61,9 @@ type Options struct {
 	// ReplyBroadcast lists event-type patterns whose replies are also
 	// shown in the channel.
 	ReplyBroadcast []string
+	// Group, when set (bot mode, without ThreadDB), folds a burst of
+	// events with the same key into one message.
+	Group *Group
 	// ChannelRateN posts per ChannelRatePer, per channel; Slack's 1/s
 	// when zero.
 	ChannelRateN   int
@@ -85,7 +89,9 @@ type Sink struct {
 	threadDB  string
 	threads   *threads
 	broadcast []string
+	group     *grouping
 	pace      *pacer
+	now       func() time.Time
 	client    *http.Client
 	log       *slog.Logger
 }
@@ -107,6 +113,20 @@ func New(opts Options) (*Sink, error) {
 	case opts.Token == "" && opts.ThreadDB != "":
 		return nil, errors.New("slack: threads need a bot token")
 	}
+	if g := opts.Group; g != nil {
+		switch {
+		case opts.Token == "":
+			return nil, errors.New("slack: grouping edits messages (chat.update), which needs a bot token")
+		case opts.ThreadDB != "":
+			return nil, errors.New("slack: a grouped sink does not thread")
+		case g.By == nil:
+			return nil, errors.New("slack: group: missing by")
+		case g.Wait <= 0:
+			return nil, errors.New("slack: group: wait must be more than 0")
+		case g.DB == "":
+			return nil, errors.New("slack: group: missing the db file")
+		}
+	}
 	for _, p := range opts.ReplyBroadcast {
 		if err := rules.ValidPattern(p); err != nil {
 			return nil, fmt.Errorf("slack: reply_broadcast: %w", err)
@@ -116,7 +136,10 @@ func New(opts Options) (*Sink, error) {
 		name: opts.Name, url: opts.WebhookURL, token: opts.Token,
 		channel: opts.Channel, text: opts.Text, blocks: opts.Blocks, link: opts.Link,
 		threadDB: opts.ThreadDB, broadcast: opts.ReplyBroadcast,
-		client: opts.Client, log: opts.Logger,
+		client: opts.Client, log: opts.Logger, now: time.Now,
+	}
+	if opts.Group != nil {
+		s.group = &grouping{Group: *opts.Group}
 	}
 	if s.client == nil {
 		s.client = sinks.NewHTTPClient()
@@ -139,8 +162,15 @@ func New(opts Options) (*Sink, error) {
 	return s, nil
 }
 
-// Open opens the thread store, if threads are on.
+// Open opens the thread or group store, if threads or groups are on.
 func (s *Sink) Open(ctx context.Context) error {
+	if s.group != nil && s.group.store == nil {
+		g, err := openGroups(ctx, s.group.DB)
+		if err != nil {
+			return err
+		}
+		s.group.store = g
+	}
 	if s.threadDB == "" || s.threads != nil {
 		return nil
 	}
@@ -152,13 +182,17 @@ func (s *Sink) Open(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the thread store and idle connections.
+// Close releases the thread and group stores and idle connections.
 func (s *Sink) Close() error {
 	s.client.CloseIdleConnections()
+	var errs []error
 	if s.threads != nil {
-		return s.threads.close()
+		errs = append(errs, s.threads.close())
 	}
-	return nil
+	if s.group != nil && s.group.store != nil {
+		errs = append(errs, s.group.store.close())
+	}
+	return errors.Join(errs...)
 }
 
 // Message is a rendered message.
@@ -177,6 +211,11 @@ func (s *Sink) Render(ev *event.Event) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.render(env)
+}
+
+func (s *Sink) render(env *event.Env) (*Message, error) {
+	var err error
 	m := &Message{}
 	if s.channel != nil {
 		ch, err := s.channel.Render(env, nil)
@@ -221,7 +260,11 @@ func (s *Sink) Render(ev *event.Event) (*Message, error) {
 // codes are retried (honouring Retry-After); other refusals (a revoked
 // token or webhook, an unknown channel, invalid blocks) are permanent.
 func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
-	m, err := s.Render(d.Event)
+	env, err := d.Event.Env()
+	if err != nil {
+		return sinks.Permanent(fmt.Errorf("render: %w", err))
+	}
+	m, err := s.render(env)
 	if err != nil {
 		return sinks.Permanent(fmt.Errorf("render: %w", err))
 	}
@@ -231,6 +274,21 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 	}
 	if s.api == nil {
 		return s.sendWebhook(ctx, m, blocks)
+	}
+	if s.group != nil {
+		key, err := s.groupKey(env)
+		if err != nil {
+			return sinks.Permanent(fmt.Errorf("render: group.by: %w", err))
+		}
+		if key != "" {
+			ev := d.Event
+			if ev.ID == "" {
+				e := *ev
+				e.ID = d.ID
+				ev = &e
+			}
+			return s.sendGrouped(ctx, ev, env, m, blocks, key)
+		}
 	}
 	return s.post(ctx, d.Event, m, blocks)
 }

@@ -17,9 +17,9 @@ type threads struct {
 	db *sql.DB
 }
 
-// threadMigrations move the schema from version i to i+1; released
-// entries never change.
-var threadMigrations = []string{
+// dbMigrations move slack.db's schema (threads and groups) from version
+// i to i+1; released entries never change.
+var dbMigrations = []string{
 	`CREATE TABLE threads (
 		sink       TEXT NOT NULL,
 		channel    TEXT NOT NULL, -- as configured (the channel template's value)
@@ -30,25 +30,47 @@ var threadMigrations = []string{
 		PRIMARY KEY (sink, channel, subject)
 	) WITHOUT ROWID;
 	CREATE INDEX threads_created_at ON threads (created_at);`,
+	`CREATE TABLE groups (
+		sink       TEXT NOT NULL,
+		channel    TEXT NOT NULL, -- as configured (the channel template's value)
+		key        TEXT NOT NULL, -- group.by's value
+		channel_id TEXT NOT NULL, -- as Slack answered: chat.update needs it
+		ts         TEXT NOT NULL, -- the group's message
+		started_at TEXT NOT NULL, -- the first event's receive time
+		items      TEXT NOT NULL, -- JSON: the events shown, by id
+		created_at TEXT NOT NULL,
+		PRIMARY KEY (sink, channel, key)
+	) WITHOUT ROWID;
+	CREATE INDEX groups_created_at ON groups (created_at);`,
 }
 
 // threadTTL is how long a thread is remembered. Darwin closes an idle
 // session after 7 days by default; later events start a new thread.
 const threadTTL = 30 * 24 * time.Hour
 
-func openThreads(ctx context.Context, path string) (*threads, error) {
+// openDB opens slack.db, migrated, with entries older than ttl dropped
+// from table.
+func openDB(ctx context.Context, path, table string, ttl time.Duration) (*sql.DB, error) {
 	db, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Synchronous: "NORMAL"})
 	if err != nil {
-		return nil, fmt.Errorf("open slack threads db: %w", err)
+		return nil, fmt.Errorf("open slack db: %w", err)
 	}
-	if err := sqlitedb.Migrate(ctx, db, threadMigrations); err != nil {
+	if err := sqlitedb.Migrate(ctx, db, dbMigrations); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("migrate slack threads db: %w", err)
+		return nil, fmt.Errorf("migrate slack db: %w", err)
 	}
-	cutoff := time.Now().Add(-threadTTL).UTC().Format(time.RFC3339)
-	if _, err := db.ExecContext(ctx, `DELETE FROM threads WHERE created_at < ?`, cutoff); err != nil {
+	cutoff := time.Now().Add(-ttl).UTC().Format(time.RFC3339)
+	if _, err := db.ExecContext(ctx, `DELETE FROM `+table+` WHERE created_at < ?`, cutoff); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("prune slack threads: %w", err)
+		return nil, fmt.Errorf("prune slack %s: %w", table, err)
+	}
+	return db, nil
+}
+
+func openThreads(ctx context.Context, path string) (*threads, error) {
+	db, err := openDB(ctx, path, "threads", threadTTL)
+	if err != nil {
+		return nil, err
 	}
 	return &threads{db: db}, nil
 }
