@@ -36,6 +36,7 @@ import (
 )
 
 type options struct {
+	synchronous  string
 	conns        int
 	duration     time.Duration
 	warmup       time.Duration
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&o.switchyard, "switchyard", "", "switchyard binary for c (default: go build ./cmd/switchyard)")
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "c: how long to wait for the sink to receive every accepted event")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of c's gateway to `file` (c then runs the gateway in this binary, as serve wires it)")
+	flag.StringVar(&o.synchronous, "synchronous", "full", "c: the queue's storage.synchronous (full or normal)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, queue.db)")
 	// Internal: the server side of a target, in a child process.
 	child := flag.String("child", "", "internal: serve a target (bare, verify or gateway) instead of benchmarking")
@@ -201,7 +203,7 @@ func runGateway(o options, tmp string, gateway []string, events []signedEvent) (
 		return nil, err
 	}
 	cfg := filepath.Join(tmp, "c.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, addr, filepath.Join(tmp, "data"), o.secret, sk.url()), 0o600); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, addr, filepath.Join(tmp, "data"), o.synchronous, o.secret, sk.url()), 0o600); err != nil {
 		return nil, err
 	}
 	args := append(slices.Clone(gateway[1:]), "-config", cfg)
@@ -276,6 +278,7 @@ server:
   listen: %q
 storage:
   dir: %q
+  synchronous: %s
 sources:
   - name: darwin
     provider: darwin
@@ -284,6 +287,7 @@ sinks:
   - name: loopback
     type: http
     url: %q
+    concurrency: 32           # keep up with ingest: a delivery waits for two commits
 routes:
   - name: everything
     match: ["*"]
