@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/groupcommit"
 	"github.com/switchyard/switchyard/internal/sqlitedb"
 )
 
@@ -264,44 +264,20 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) (int64, error)) e
 }
 
 func (s *Store) writer() {
-	batch := make([]*op, 0, maxBatch)
-	tick := time.NewTicker(recountEvery)
-	defer tick.Stop()
-	for {
-		var first *op
-		select {
-		case first = <-s.ops:
-		case <-tick.C:
-			// Between batches every committed delta is applied, so the
-			// count is exact for this process's writes.
+	groupcommit.Loop[*op]{
+		Ops:    s.ops,
+		Stop:   s.closing,
+		Max:    maxBatch,
+		Commit: s.commit,
+		Every:  recountEvery,
+		// Between batches every committed delta is applied, so the
+		// count is exact for this process's writes.
+		Tick: func() {
 			if err := s.recount(context.Background()); err != nil {
 				s.log.Warn("recount pending deliveries", "err", err)
 			}
-			continue
-		case <-s.closing:
-			// Finish what was queued before Close.
-			select {
-			case first = <-s.ops:
-			default:
-				return
-			}
-		}
-		batch = append(batch[:0], first)
-		// Let handlers that are about to write join this transaction.
-		// Without the yield, on one CPU the writer would usually find the
-		// channel empty and commit one row per fsync.
-		runtime.Gosched()
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case o := <-s.ops:
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
-		s.commit(batch)
-	}
+		},
+	}.Run()
 }
 
 // commit runs batch in one transaction. Writes rarely fail, so they

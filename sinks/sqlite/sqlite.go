@@ -11,10 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/groupcommit"
 	"github.com/switchyard/switchyard/internal/sqlitedb"
 	"github.com/switchyard/switchyard/lang"
 	"github.com/switchyard/switchyard/sinks"
@@ -275,31 +275,9 @@ type op struct {
 // maxBatch bounds how many events share one transaction.
 const maxBatch = 256
 
-// writer commits queued Sends in batches until Close; Sends queued
-// before Close are committed.
+// writer commits queued Sends in batches until Close.
 func (s *Sink) writer() {
-	batch := make([]*op, 0, maxBatch)
-	for {
-		var first *op
-		select {
-		case first = <-s.ops:
-		case <-s.stop:
-			return
-		}
-		batch = append(batch[:0], first)
-		// Let Sends that are about to queue join this transaction.
-		runtime.Gosched()
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case o := <-s.ops:
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
-		s.commit(batch)
-	}
+	groupcommit.Loop[*op]{Ops: s.ops, Stop: s.stop, Max: maxBatch, Commit: s.commit}.Run()
 }
 
 // commit writes batch in one transaction. If it fails, each event is
