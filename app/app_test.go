@@ -132,7 +132,14 @@ func (e *env) start(t *testing.T, logs io.Writer) *App {
 	if logs == nil {
 		logs = io.Discard
 	}
-	a, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	return serve(t, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+}
+
+// serve starts a gateway for cfg on a free port, stopped when the test
+// ends.
+func serve(t *testing.T, cfg *config.Config, log *slog.Logger) *App {
+	t.Helper()
+	a, err := New(context.Background(), cfg, Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,18 +68,7 @@ routes:
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	a, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Stop(context.Background()) })
+	a := serve(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 
 	send := func(method, path string, body []byte, header http.Header) (int, string, string) {
 		t.Helper()

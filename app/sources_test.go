@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,18 +69,7 @@ routes:
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	a, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Stop(context.Background()) })
+	a := serve(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if !strings.Contains(logs.String(), "unauthenticated") || !strings.Contains(logs.String(), "source=chat") {
 		t.Errorf("no start-up warning for the unauthenticated source:\n%s", logs.String())
 	}
