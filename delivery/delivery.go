@@ -19,7 +19,7 @@ import (
 // SQLite implementation.
 type Queue interface {
 	Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delivery, error)
-	Complete(ctx context.Context, id string, o queue.Outcome) error
+	Complete(ctx context.Context, d *queue.Delivery, o queue.Outcome) error
 	NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error)
 }
 
@@ -267,8 +267,8 @@ func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
 	// deadline, since the attempt's context may be cancelled.
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
-	if cerr := d.q.Complete(cctx, qd.ID, o); cerr != nil {
-		// The lease expires and the delivery is attempted again.
+	if cerr := d.q.Complete(cctx, qd, o); cerr != nil {
+		// The lease ends and the delivery is attempted again.
 		log.Error("record delivery outcome", "state", o.State, "err", cerr)
 		return
 	}

@@ -101,6 +101,9 @@ func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
 	if err != nil {
 		return Accepted{}, err
 	}
+	if !res.Duplicate && len(in.Targets) > 0 {
+		s.events.put(ev, len(body))
+	}
 	return res, nil
 }
 

@@ -141,8 +141,8 @@ func (s *Store) Deliveries(ctx context.Context, eventID string) ([]DeliveryInfo,
 var ErrNoFilter = errors.New("replay needs an event id or a sink")
 
 // Replay queues the deliveries f selects again, due now, with a fresh
-// attempt count and max_age. A delivery with an attempt in flight is
-// left alone. It returns how many deliveries were queued. Replay works
+// attempt count and max_age. A delivery with an attempt in flight in
+// this process is left alone. It returns how many deliveries were queued. Replay works
 // while a gateway runs on the same storage: its workers pick the
 // deliveries up when they next look at the queue.
 func (s *Store) Replay(ctx context.Context, f Filter) (int64, error) {
@@ -155,8 +155,16 @@ func (s *Store) Replay(ctx context.Context, f Filter) (int64, error) {
 		return 0, err
 	}
 	now := s.now().UnixMilli()
-	where += " AND d.lease_until <= ?"
-	args = append(args, now)
+	// Leases are this process's: a replay from another process (the
+	// CLI) cannot see attempts in flight in the gateway. The gateway
+	// still attempts such a delivery once at a time, and the attempt's
+	// outcome applies to the replayed delivery.
+	if held := s.leases.all(s.now()); len(held) > 0 {
+		where += " AND d.id NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
+		for _, id := range held {
+			args = append(args, id)
+		}
+	}
 	var n int64
 	err = s.write(ctx, func(tx *sql.Tx) (int64, error) {
 		var revived int64 // deliveries that stop being finished

@@ -49,6 +49,7 @@ type Options struct {
 type Store struct {
 	db   *sql.DB // one connection, used only by the writer goroutine
 	rdb  *sql.DB // readers
+	cdb  *sql.DB // the checkpointer's connection
 	path string
 	log  *slog.Logger
 	now  func() time.Time
@@ -65,6 +66,9 @@ type Store struct {
 	// stmts are the hot writes, prepared once on the writer's
 	// connection (parsing SQL costs as much as running it).
 	stmts map[string]*sql.Stmt
+
+	leases leases
+	events *eventCache
 
 	ops       chan *op
 	closing   chan struct{} // closed by Close
@@ -118,6 +122,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		log:     opts.Logger,
 		now:     opts.Now,
 		ops:     make(chan *op, 1024),
+		leases:  leases{held: map[string]map[string]time.Time{}},
+		events:  newEventCache(eventCacheBytes),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -132,6 +138,22 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		rdb.Close()
 		return nil, err
 	}
+	// Checkpoints copy the WAL into the database file. SQLite runs them
+	// inside a commit once the WAL passes 1000 pages, which stalls every
+	// request waiting on that commit; a separate connection does them
+	// instead, beside the writer.
+	if _, err := db.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("queue db %s: %w", path, err)
+	}
+	o.QueryOnly = false
+	if s.cdb, err = sqlitedb.Open(ctx, path, o); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("open queue db %s: %w", path, err)
+	}
+	s.cdb.SetMaxOpenConns(1)
 	if err := s.prepare(ctx); err != nil {
 		db.Close()
 		rdb.Close()
@@ -141,6 +163,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		defer close(s.done)
 		s.writer()
 	})
+	s.wg.Go(s.checkpointer)
 	return s, nil
 }
 
@@ -157,7 +180,7 @@ func (s *Store) Close() error {
 		for _, st := range s.stmts {
 			st.Close()
 		}
-		err = errors.Join(s.db.Close(), s.rdb.Close())
+		err = errors.Join(s.db.Close(), s.rdb.Close(), s.cdb.Close())
 	})
 	return err
 }
@@ -177,8 +200,12 @@ func (s *Store) recount(ctx context.Context) error {
 
 // hot lists the statements worth preparing: those run for every event
 // or every attempt.
-var hot = []string{sqlInsertEvent, sqlInsertDelivery, sqlFindDuplicate, sqlExpireKey, sqlLoadEvent,
-	sqlLease(false), sqlLease(true), sqlDelivered, sqlFailed, sqlDead}
+var hot = []string{sqlInsertEvent, sqlInsertDelivery, sqlFindDuplicate, sqlExpireKey,
+	sqlDelivered, sqlFailed, sqlDead}
+
+// eventCacheBytes bounds the cache of recently accepted events that
+// spares leases a read and a decode: a few seconds of peak traffic.
+const eventCacheBytes = 8 << 20
 
 // prepare prepares the hot statements. It runs before the writer
 // starts: the writer's one connection is free.
@@ -214,6 +241,28 @@ func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any)
 		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return tx.QueryRowContext(ctx, q, args...)
+}
+
+// checkpointEvery is how often the checkpointer copies the WAL into the
+// database file.
+const checkpointEvery = 250 * time.Millisecond
+
+// checkpointer runs passive checkpoints, which never wait for (nor
+// block) the writer or readers, until the store closes. SQLite runs a
+// last one when the store closes.
+func (s *Store) checkpointer() {
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		if _, err := s.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+			s.log.Warn("checkpoint queue db", "err", err)
+		}
+	}
 }
 
 // recountEvery is how often the writer recounts pending deliveries.
