@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,8 @@ type Store struct {
 	// commits and committed count transactions and the writes in them,
 	// for the group-commit benchmark.
 	commits, committed atomic.Int64
+	// fsyncs counts the syncer's fsyncs.
+	fsyncs atomic.Int64
 
 	// stmts are the hot writes, prepared once on the writer's
 	// connection (parsing SQL costs as much as running it).
@@ -69,6 +72,13 @@ type Store struct {
 
 	leases leases
 	events *eventCache
+
+	// syncs carries committed batches to the syncer, which answers them
+	// once the WAL is on disk; nil at synchronous=normal.
+	syncs chan []*op
+	wal   *os.File // the WAL, for the syncer's fsync
+	// beforeSync, when set, runs before each fsync (tests).
+	beforeSync func()
 
 	ops       chan *op
 	closing   chan struct{} // closed by Close
@@ -94,7 +104,14 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("synchronous %q: want full or normal", opts.Synchronous)
 	}
 	path := filepath.Join(dir, FileName)
-	o := sqlitedb.Options{Synchronous: sync, BusyTimeout: opts.BusyTimeout, ForeignKeys: true}
+	// At FULL, SQLite would fsync the WAL inside every commit, and the
+	// writer could not run the next batch until the disk answered. The
+	// store instead commits at NORMAL (written to the WAL, not yet
+	// synced) and a second goroutine fsyncs the WAL and only then
+	// answers the batches committed before the fsync: each answer still
+	// waits for the disk, but the writer runs the next batch meanwhile.
+	syncWAL := sync == "FULL"
+	o := sqlitedb.Options{Synchronous: "NORMAL", BusyTimeout: opts.BusyTimeout, ForeignKeys: true}
 	db, err := sqlitedb.Open(ctx, path, o)
 	if err != nil {
 		return nil, fmt.Errorf("open queue db %s: %w", path, err)
@@ -122,7 +139,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		log:     opts.Logger,
 		now:     opts.Now,
 		ops:     make(chan *op, 1024),
-		leases:  leases{held: map[string]map[string]time.Time{}},
+		leases:  leases{held: map[string]map[string]lease{}},
 		events:  newEventCache(eventCacheBytes),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -159,10 +176,25 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("prepare queue statements: %w", err)
 	}
-	s.wg.Go(func() {
-		defer close(s.done)
-		s.writer()
-	})
+	if syncWAL {
+		s.syncs = make(chan []*op, maxBatch)
+		synced := make(chan struct{})
+		s.wg.Go(func() {
+			defer close(synced)
+			s.syncer()
+		})
+		s.wg.Go(func() {
+			defer close(s.done)
+			s.writer()
+			close(s.syncs)
+			<-synced
+		})
+	} else {
+		s.wg.Go(func() {
+			defer close(s.done)
+			s.writer()
+		})
+	}
 	s.wg.Go(s.checkpointer)
 	return s, nil
 }
@@ -181,6 +213,9 @@ func (s *Store) Close() error {
 			st.Close()
 		}
 		err = errors.Join(s.db.Close(), s.rdb.Close(), s.cdb.Close())
+		if s.wal != nil {
+			s.wal.Close()
+		}
 	})
 	return err
 }
@@ -378,8 +413,63 @@ func (s *Store) tryBatch(batch []*op) bool {
 	}
 	s.commits.Add(1)
 	s.committed.Add(int64(len(batch)))
+	if s.syncs != nil {
+		s.syncs <- slices.Clone(batch) // the writer reuses batch
+		return true
+	}
 	for _, o := range batch {
 		o.done <- nil
 	}
 	return true
+}
+
+// syncer answers committed batches once an fsync of the WAL that began
+// after their commit has returned. Batches that commit while it syncs
+// share the next fsync.
+func (s *Store) syncer() {
+	var group []*op
+	for batch := range s.syncs {
+		group = append(group[:0], batch...)
+	more:
+		for {
+			select {
+			case b, ok := <-s.syncs:
+				if !ok {
+					break more
+				}
+				group = append(group, b...)
+			default:
+				break more
+			}
+		}
+		err := s.syncWAL()
+		if err != nil {
+			// Committed but maybe not durable: the sender gets an error
+			// and retries, and its retry is answered as a duplicate.
+			s.log.Error("sync queue WAL", "err", err)
+		}
+		for _, o := range group {
+			o.done <- err
+		}
+		s.fsyncs.Add(1)
+	}
+}
+
+func (s *Store) syncWAL() error {
+	if s.beforeSync != nil {
+		s.beforeSync()
+	}
+	if s.wal == nil {
+		// The WAL exists once anything is committed, and lives as long
+		// as the store's connections.
+		f, err := os.Open(s.path + "-wal")
+		if err != nil {
+			return fmt.Errorf("open WAL: %w", err)
+		}
+		s.wal = f
+	}
+	if err := s.wal.Sync(); err != nil {
+		return fmt.Errorf("fsync WAL: %w", err)
+	}
+	return nil
 }

@@ -341,3 +341,51 @@ func benchmarkAccept(b *testing.B, sync string) {
 	})
 	b.ReportMetric(float64(s.committed.Load())/float64(max(s.commits.Load(), 1)), "writes/commit")
 }
+
+// TestAnswersAfterFsync: at synchronous=full an accepted event is
+// answered only once the WAL holding it is on disk, and commits that
+// wait for one fsync share it.
+func TestAnswersAfterFsync(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	gate := make(chan struct{})
+	s.beforeSync = func() { <-gate }
+	ctx := context.Background()
+	done := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			_, err := s.Accept(ctx, Incoming{Event: newEvent(c, fmt.Sprint("k", i)), Targets: targets("a")})
+			done <- err
+		}()
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Accept returned (%v) before the WAL was synced", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(gate)
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.fsyncs.Load(); n < 1 || n > 3 {
+		t.Fatalf("%d fsyncs for 8 concurrent accepts: want them to share one or two", n)
+	}
+
+	// At synchronous=normal there is no fsync per commit.
+	n, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.beforeSync = func() { t.Error("fsync at synchronous=normal") }
+	if _, err := n.Accept(ctx, Incoming{Event: newEvent(c, "k"), Targets: targets("a")}); err != nil {
+		t.Fatal(err)
+	}
+}
