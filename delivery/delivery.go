@@ -191,8 +191,17 @@ const minWait = 5 * time.Millisecond
 func (d *Dispatcher) run(w *worker) {
 	defer w.inflight.Wait()
 	ctx := context.Background()
+	// A lease reads past every delivery in flight, so while attempts
+	// run, an unpaced worker leases in rounds of at least a quarter of
+	// its slots rather than one slot at a time.
+	round := max(1, cap(w.slots)/4)
 	for !d.stopping() {
 		free := cap(w.slots) - len(w.slots)
+		busy := free < cap(w.slots)
+		if busy && free < round && w.pace.every == 0 {
+			d.sleep(w, d.idle) // a finishing attempt wakes us
+			continue
+		}
 		allowed := w.pace.allow(d.now(), free)
 		if allowed > 0 {
 			batch, err := d.q.Lease(ctx, queue.LeaseRequest{
@@ -229,6 +238,9 @@ func (d *Dispatcher) run(w *worker) {
 			// All slots busy: a finishing attempt wakes us.
 		case allowed < free:
 			wait = max(w.pace.wait(d.now()), minWait) // paced: no start before then
+		case busy:
+			// Attempts in flight wake us when they end; a retry due
+			// before then waits for that, or for the idle poll.
 		default:
 			if next, ok, err := d.q.NextDue(ctx, w.Name, w.Ordered); err == nil && ok {
 				wait = min(wait, max(next.Sub(d.now()), minWait))

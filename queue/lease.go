@@ -3,7 +3,9 @@ package queue
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -62,19 +64,45 @@ type leases struct {
 	// reads and marks (under mu), so it never sees a delivery as
 	// waiting whose attempt has just succeeded.
 	mu   sync.Mutex
-	held map[string]map[string]time.Time // sink → delivery id → lease end
+	held map[string]map[string]lease // sink → delivery id → lease
+}
+
+type lease struct {
+	until time.Time
+	seq   int64 // the delivery's rowid
+}
+
+// notHeld is a condition leaving out the deliveries in held. Rowids
+// are the store's own integers, so they are written into the SQL: the
+// condition is checked on the index entry, before reading the row.
+func notHeld(held map[string]lease) string {
+	if len(held) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" AND d.rowid NOT IN (")
+	first := true
+	for _, l := range held {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		b.WriteString(strconv.FormatInt(l.seq, 10))
+	}
+	b.WriteByte(')')
+	return b.String()
 }
 
 // heldBy returns the deliveries of sink under a lease at now, dropping
 // expired ones. Call with mu held.
-func (l *leases) heldBy(sink string, now time.Time) map[string]time.Time {
+func (l *leases) heldBy(sink string, now time.Time) map[string]lease {
 	h := l.held[sink]
 	if h == nil {
-		h = map[string]time.Time{}
+		h = map[string]lease{}
 		l.held[sink] = h
 	}
-	for id, until := range h {
-		if !now.Before(until) {
+	for id, l := range h {
+		if !now.Before(l.until) {
 			delete(h, id)
 		}
 	}
@@ -107,9 +135,7 @@ func (s *Store) Lease(ctx context.Context, r LeaseRequest) ([]Delivery, error) {
 	s.leases.mu.Lock()
 	now := s.now()
 	held := s.leases.heldBy(r.Sink, now)
-	// Held deliveries still look due in the table: read enough rows to
-	// skip every one of them.
-	rows, err := s.rdb.QueryContext(ctx, sqlDue(r.Ordered), r.Sink, now.UnixMilli(), r.Limit+len(held))
+	rows, err := s.rdb.QueryContext(ctx, sqlDue(r.Ordered, notHeld(held)), r.Sink, now.UnixMilli(), r.Limit)
 	if err != nil {
 		s.leases.mu.Unlock()
 		return nil, fmt.Errorf("lease: %w", err)
@@ -126,9 +152,6 @@ func (s *Store) Lease(ctx context.Context, r LeaseRequest) ([]Delivery, error) {
 			s.leases.mu.Unlock()
 			return nil, fmt.Errorf("lease: %w", err)
 		}
-		if _, ok := held[d.ID]; ok {
-			continue
-		}
 		d.Sink = r.Sink
 		d.Attempt++
 		d.Routes = strings.Split(routes, ",")
@@ -144,7 +167,7 @@ func (s *Store) Lease(ctx context.Context, r LeaseRequest) ([]Delivery, error) {
 	}
 	until := now.Add(r.For)
 	for _, d := range out {
-		held[d.ID] = until
+		held[d.ID] = lease{until: until, seq: d.seq}
 	}
 	s.leases.mu.Unlock()
 
@@ -172,7 +195,8 @@ func (s *Store) loadEvents(ctx context.Context, ds []Delivery) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	q := `SELECT id, event FROM events WHERE id IN (?` + strings.Repeat(", ?", len(missing)-1) + `)`
+	q := `SELECT id, source, event_type, subject, occurred_at, received, agent_id, agent_name, data, event
+		FROM events WHERE id IN (?` + strings.Repeat(", ?", len(missing)-1) + `)`
 	rows, err := s.rdb.QueryContext(ctx, q, missing...)
 	if err != nil {
 		return fmt.Errorf("load events: %w", err)
@@ -181,17 +205,30 @@ func (s *Store) loadEvents(ctx context.Context, ds []Delivery) error {
 	loaded := map[string]*event.Event{}
 	for rows.Next() {
 		var (
-			id   string
-			body []byte
+			ev                 event.Event
+			occurred, received string
+			data, legacy       []byte
 		)
-		if err := rows.Scan(&id, &body); err != nil {
+		if err := rows.Scan(&ev.ID, &ev.Source, &ev.EventType, &ev.Subject, &occurred, &received,
+			&ev.AgentID, &ev.AgentName, &data, &legacy); err != nil {
 			return fmt.Errorf("load events: %w", err)
 		}
-		ev, err := decodeEvent(body)
-		if err != nil {
-			return fmt.Errorf("load event %s: %w", id, err)
+		if data == nil { // stored by schema v2
+			old, err := decodeEvent(legacy)
+			if err != nil {
+				return fmt.Errorf("load event %s: %w", ev.ID, err)
+			}
+			loaded[ev.ID] = old
+			continue
 		}
-		loaded[id] = ev
+		ev.Data = data
+		var err1, err2 error
+		ev.Timestamp, err1 = parseTime(occurred)
+		ev.ReceivedAt, err2 = parseTime(received)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("load event %s: %w", ev.ID, err)
+		}
+		loaded[ev.ID] = &ev
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load events: %w", err)
@@ -284,41 +321,29 @@ func (s *Store) ReleaseLeases(ctx context.Context) (int64, error) {
 // end wakes the worker); the answer comes from the deliveries_due index
 // in next_at order.
 func (s *Store) NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error) {
-	q := `SELECT d.id, d.next_at FROM deliveries d WHERE d.sink = ? AND d.state IN ('pending', 'failed')`
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
+	q := `SELECT d.next_at FROM deliveries d WHERE d.sink = ? AND d.state IN ('pending', 'failed')` +
+		notHeld(s.leases.heldBy(sink, s.now()))
 	if ordered {
 		q += " AND " + headOfSubject
 	}
-	q += ` ORDER BY d.next_at LIMIT ?`
-	s.leases.mu.Lock()
-	defer s.leases.mu.Unlock()
-	held := s.leases.heldBy(sink, s.now())
-	rows, err := s.rdb.QueryContext(ctx, q, sink, len(held)+1)
+	q += ` ORDER BY d.next_at LIMIT 1`
+	var next int64
+	err := s.rdb.QueryRowContext(ctx, q, sink).Scan(&next)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next due: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id   string
-			next int64
-		)
-		if err := rows.Scan(&id, &next); err != nil {
-			return time.Time{}, false, fmt.Errorf("next due: %w", err)
-		}
-		if _, ok := held[id]; !ok {
-			return time.UnixMilli(next), true, nil
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return time.Time{}, false, fmt.Errorf("next due: %w", err)
-	}
-	return time.Time{}, false, nil
+	return time.UnixMilli(next), true, nil
 }
 
 // sqlDue selects due deliveries of a sink, in the order to attempt
 // them; ordered, only the head of each subject.
-func sqlDue(ordered bool) string {
-	where := `d.sink = ? AND d.state IN ('pending', 'failed') AND d.next_at <= ?`
+func sqlDue(ordered bool, notHeld string) string {
+	where := `d.sink = ? AND d.state IN ('pending', 'failed') AND d.next_at <= ?` + notHeld
 	if ordered {
 		where += " AND " + headOfSubject
 	}
