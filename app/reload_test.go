@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -77,19 +76,7 @@ func (e *reloadEnv) start(t *testing.T, opts Options) *App {
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Load = e.load
-	a, err := New(context.Background(), cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Stop(context.Background()) })
-	return a
+	return serveWith(t, cfg, opts)
 }
 
 // postSigned posts body signed; safe in any goroutine.

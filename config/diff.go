@@ -60,27 +60,23 @@ func Diff(running, next *Config) Changes {
 	ch.Routes = diffNamed(running.Routes, next.Routes, func(r Route) string { return r.Name })
 	ch.NeedsRestart = diffFields("server", running.Server, next.Server)
 	for _, f := range []struct {
-		path string
-		a, b any
+		path    string
+		a, b    any
+		restart bool
 	}{
-		{"storage.dir", running.Storage.Dir, next.Storage.Dir},
-		{"storage.synchronous", running.Storage.Synchronous, next.Storage.Synchronous},
-		{"admin.listen", running.Admin.Listen, next.Admin.Listen},
-		{"metrics.listener", running.Metrics.Listener, next.Metrics.Listener},
+		{"storage.dir", running.Storage.Dir, next.Storage.Dir, true},
+		{"storage.synchronous", running.Storage.Synchronous, next.Storage.Synchronous, true},
+		{"admin.listen", running.Admin.Listen, next.Admin.Listen, true},
+		{"metrics.listener", running.Metrics.Listener, next.Metrics.Listener, true},
+		{"storage.max_pending", running.Storage.MaxPending, next.Storage.MaxPending, false},
+		{"admin.token", running.Admin.Token, next.Admin.Token, false},
+		{"log.events", running.Log.Events, next.Log.Events, false},
 	} {
-		if f.a != f.b {
+		switch {
+		case f.a == f.b:
+		case f.restart:
 			ch.NeedsRestart = append(ch.NeedsRestart, f.path)
-		}
-	}
-	for _, f := range []struct {
-		path string
-		a, b any
-	}{
-		{"storage.max_pending", running.Storage.MaxPending, next.Storage.MaxPending},
-		{"admin.token", running.Admin.Token, next.Admin.Token},
-		{"log.events", running.Log.Events, next.Log.Events},
-	} {
-		if f.a != f.b {
+		default:
 			ch.Settings = append(ch.Settings, f.path)
 		}
 	}
