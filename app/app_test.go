@@ -139,7 +139,13 @@ func (e *env) start(t *testing.T, logs io.Writer) *App {
 // ends.
 func serve(t *testing.T, cfg *config.Config, log *slog.Logger) *App {
 	t.Helper()
-	a, err := New(context.Background(), cfg, Options{Logger: log})
+	return serveWith(t, cfg, Options{Logger: log})
+}
+
+// serveWith is serve with options.
+func serveWith(t *testing.T, cfg *config.Config, opts Options) *App {
+	t.Helper()
+	a, err := New(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,9 @@ type Config struct {
 	Sources []Source `yaml:"sources"`
 	Sinks   []Sink   `yaml:"sinks"`
 	Routes  []Route  `yaml:"routes"`
+	Admin   Admin    `yaml:"admin"`
+	Metrics Metrics  `yaml:"metrics"`
+	Log     Log      `yaml:"log"`
 
 	// Warnings are doubtful but valid settings, such as a sink that no
 	// route uses; they never stop a load.
@@ -59,6 +62,42 @@ type Storage struct {
 	// MaxPending is how many deliveries may wait before new events are
 	// refused with 503; 0 is no limit.
 	MaxPending int `yaml:"max_pending"`
+}
+
+// Admin configures the admin API: off unless both Listen and Token are
+// set.
+type Admin struct {
+	// Listen is the admin API's own address, such as "127.0.0.1:9090":
+	// keep it off the internet.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token every admin request must carry.
+	Token Secret `yaml:"token"`
+}
+
+// Enabled reports whether the admin API is served.
+func (a Admin) Enabled() bool { return a.Listen != "" && a.Token != "" }
+
+// Where /metrics is served: Metrics.Listener.
+const (
+	MetricsOnAdmin = "admin" // the admin listener, behind its token (default)
+	MetricsOnMain  = "main"  // server.listen, without a token
+	MetricsOff     = "off"
+)
+
+// MetricsPath is where Prometheus metrics are served.
+const MetricsPath = "/metrics"
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listener is where /metrics is served: admin, main or off.
+	Listener string `yaml:"listener"`
+}
+
+// Log configures what is logged.
+type Log struct {
+	// Events logs one info line per accepted event; off by default,
+	// when accepted events are logged at debug level only.
+	Events bool `yaml:"events"`
 }
 
 // Source is a platform posting webhooks to Switchyard.
@@ -235,6 +274,7 @@ func (c *Config) setDefaults() {
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
 	c.Storage = Storage{Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending}
+	c.Metrics = Metrics{Listener: MetricsOnAdmin}
 }
 
 // applyDefaults fills what list entries left unset.
@@ -300,8 +340,13 @@ func (c *Config) validate() {
 		c.add(c.Problem("sources", "no sources: add at least one under sources:"))
 	}
 
+	c.validateOps()
+
 	names := map[string]string{}
 	paths := map[string]string{"/healthz": "the health check"}
+	if c.Metrics.Listener == MetricsOnMain {
+		paths[MetricsPath] = "the metrics (metrics.listener: main)"
+	}
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("sources[%d]", i)
 		c.checkName(names, p, s.Name, "source")
@@ -366,6 +411,30 @@ func (c *Config) validate() {
 		if s.Name != "" && !used[s.Name] {
 			c.add(c.Warning(fmt.Sprintf("sinks[%d].name", i), "sink %q is not used by any route", s.Name))
 		}
+	}
+}
+
+// MinAdminToken is the shortest admin token accepted.
+const MinAdminToken = 16
+
+// validateOps checks the admin, metrics and log sections.
+func (c *Config) validateOps() {
+	a := c.Admin
+	switch {
+	case a.Listen != "" && a.Token == "":
+		c.add(c.Problem("admin.token", "admin.listen is set but no token: set admin.token (or token_file) to a long random string, or remove admin.listen"))
+	case a.Token != "" && len(a.Token.Reveal()) < MinAdminToken:
+		c.add(c.Problem("admin.token", "too short: use at least %d random characters (openssl rand -hex 32)", MinAdminToken))
+	case a.Listen == "" && a.Token != "":
+		c.add(c.Warning("admin.token", "admin.listen is not set: the admin API is off"))
+	}
+	if a.Listen != "" && a.Listen == c.Server.Listen && !strings.HasSuffix(a.Listen, ":0") {
+		c.add(c.Problem("admin.listen", "must differ from server.listen: the admin API has its own listener"))
+	}
+	switch c.Metrics.Listener {
+	case MetricsOnAdmin, MetricsOnMain, MetricsOff:
+	default:
+		c.add(c.Problem("metrics.listener", "unknown listener %q: admin (the admin API's, behind its token), main (server.listen, no token) or off", c.Metrics.Listener))
 	}
 }
 

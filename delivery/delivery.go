@@ -48,6 +48,22 @@ type Options struct {
 	// 1s when zero. Notify wakes it sooner; the poll finds deliveries
 	// another process (the replay command) queued.
 	Idle time.Duration
+	// OnAttempt, when set, is told of every attempt whose outcome was
+	// recorded: the hook for metrics.
+	OnAttempt func(Attempt)
+}
+
+// Attempt is a recorded attempt, for metrics.
+type Attempt struct {
+	Sink string
+	// State is the delivery's state after it: delivered, failed (will
+	// retry) or dead.
+	State string
+	// Took is how long the attempt ran.
+	Took time.Duration
+	// Waited is from the delivery's acceptance (or last replay) to the
+	// end of the attempt.
+	Waited time.Duration
 }
 
 // Dispatcher delivers queued deliveries, one worker loop per sink.
@@ -57,6 +73,8 @@ type Dispatcher struct {
 	now   func() time.Time
 	idle  time.Duration
 	sinks map[string]*worker
+	// onAttempt is Options.OnAttempt.
+	onAttempt func(Attempt)
 
 	stop     chan struct{} // closed by Stop: lease no more
 	attempts context.Context
@@ -90,6 +108,8 @@ func New(q Queue, ss []Sink, opts Options) *Dispatcher {
 		idle:  opts.Idle,
 		sinks: map[string]*worker{},
 		stop:  make(chan struct{}),
+
+		onAttempt: opts.OnAttempt,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -284,7 +304,11 @@ func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
 		log.Error("record delivery outcome", "state", o.State, "err", cerr)
 		return
 	}
-	took := d.now().Sub(start)
+	end := d.now()
+	took := end.Sub(start)
+	if d.onAttempt != nil {
+		d.onAttempt(Attempt{Sink: w.Name, State: o.State, Took: took, Waited: end.Sub(qd.Since)})
+	}
 	switch o.State {
 	case queue.StateDelivered:
 		log.Debug("delivered", "took", took)
