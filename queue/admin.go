@@ -248,7 +248,7 @@ type EventFilter struct {
 	Limit int
 }
 
-const sqlEventColumns = `SELECT id, source, event_type, subject, received_at, event FROM events`
+const sqlEventColumns = `SELECT ` + storedEventColumns + ` FROM events`
 
 // Events returns the events f selects, newest first.
 func (s *Store) Events(ctx context.Context, f EventFilter) ([]EventInfo, error) {
@@ -297,13 +297,15 @@ func (s *Store) Event(ctx context.Context, id string) (EventInfo, error) {
 }
 
 func scanEvent(row interface{ Scan(...any) error }) (EventInfo, error) {
-	var e EventInfo
-	var received int64
-	if err := row.Scan(&e.ID, &e.Source, &e.EventType, &e.Subject, &received, &e.JSON); err != nil {
+	ev, err := scanStoredEvent(row)
+	if err != nil {
 		return EventInfo{}, err
 	}
-	e.ReceivedAt = time.UnixMilli(received)
-	return e, nil
+	body, err := ev.JSON()
+	if err != nil {
+		return EventInfo{}, fmt.Errorf("event %s: %w", ev.ID, err)
+	}
+	return EventInfo{ID: ev.ID, Source: ev.Source, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
 }
 
 // Prune deletes events received before their source's dedup window

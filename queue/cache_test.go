@@ -103,6 +103,11 @@ func TestEventRoundTrip(t *testing.T) {
 		if string(gj) != string(wj) || !got.Timestamp.Equal(want.Timestamp) || !got.ReceivedAt.Equal(want.ReceivedAt) {
 			t.Fatalf("read back\n%s\nwant\n%s", gj, wj)
 		}
+		// The admin view shows the same event.
+		info, err := s.Event(ctx, ev.ID)
+		if err != nil || string(info.JSON) != string(wj) || !info.ReceivedAt.Equal(want.ReceivedAt) {
+			t.Fatalf("Event(%s) = %s, %v; want %s", ev.ID, info.JSON, err, wj)
+		}
 		s.Complete(ctx, &ds[0], Outcome{State: StateDelivered})
 	}
 }

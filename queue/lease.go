@@ -195,8 +195,7 @@ func (s *Store) loadEvents(ctx context.Context, ds []Delivery) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	q := `SELECT id, source, event_type, subject, occurred_at, received, agent_id, agent_name, data, event
-		FROM events WHERE id IN (?` + strings.Repeat(", ?", len(missing)-1) + `)`
+	q := `SELECT ` + storedEventColumns + ` FROM events WHERE id IN (?` + strings.Repeat(", ?", len(missing)-1) + `)`
 	rows, err := s.rdb.QueryContext(ctx, q, missing...)
 	if err != nil {
 		return fmt.Errorf("load events: %w", err)
@@ -204,31 +203,11 @@ func (s *Store) loadEvents(ctx context.Context, ds []Delivery) error {
 	defer rows.Close()
 	loaded := map[string]*event.Event{}
 	for rows.Next() {
-		var (
-			ev                 event.Event
-			occurred, received string
-			data, legacy       []byte
-		)
-		if err := rows.Scan(&ev.ID, &ev.Source, &ev.EventType, &ev.Subject, &occurred, &received,
-			&ev.AgentID, &ev.AgentName, &data, &legacy); err != nil {
+		ev, err := scanStoredEvent(rows)
+		if err != nil {
 			return fmt.Errorf("load events: %w", err)
 		}
-		if data == nil { // stored by schema v2
-			old, err := decodeEvent(legacy)
-			if err != nil {
-				return fmt.Errorf("load event %s: %w", ev.ID, err)
-			}
-			loaded[ev.ID] = old
-			continue
-		}
-		ev.Data = data
-		var err1, err2 error
-		ev.Timestamp, err1 = parseTime(occurred)
-		ev.ReceivedAt, err2 = parseTime(received)
-		if err := errors.Join(err1, err2); err != nil {
-			return fmt.Errorf("load event %s: %w", ev.ID, err)
-		}
-		loaded[ev.ID] = &ev
+		loaded[ev.ID] = ev
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load events: %w", err)
