@@ -65,13 +65,18 @@ func syntaxError(err error) error {
 var vms = sync.Pool{New: func() any { return new(vm.VM) }}
 
 func run(prog *vm.Program, env *event.Env) (any, error) {
-	m := vms.Get().(*vm.VM)
-	defer vms.Put(m)
-	out, err := m.Run(prog, env)
+	out, err := runPlain(prog, env)
 	if err != nil {
 		return nil, runtimeError(err)
 	}
 	return out, nil
+}
+
+// runPlain is run with expr's error as it is.
+func runPlain(prog *vm.Program, env *event.Env) (any, error) {
+	m := vms.Get().(*vm.VM)
+	defer vms.Put(m)
+	return m.Run(prog, env)
 }
 
 // runtimeError drops expr's source snippet (a multi-line excerpt) from a

@@ -157,3 +157,57 @@ func addTarget(ts []Target, sink, route string) []Target {
 	}
 	return append(ts, Target{Sink: sink, Routes: []string{route}})
 }
+
+// Verdict is what one route made of an event, and why.
+type Verdict struct {
+	Route   string `json:"route"`
+	Matched bool   `json:"matched"`
+	// Patterns are the route's match patterns; Pattern is the first one
+	// the event type matched, empty when none did.
+	Patterns []string `json:"patterns"`
+	Pattern  string   `json:"pattern,omitempty"`
+	// When explains the route's condition, when it has one and a
+	// pattern matched: its value and the sub-expressions that decided
+	// it, or the error that made the route miss.
+	When *lang.Explanation `json:"when,omitempty"`
+	// To are the sinks the route names.
+	To []string `json:"to"`
+}
+
+// Explain tells, for every route in order, whether it matches ev and
+// why not: no pattern matched the type, or the condition was false or
+// failed. It decides as Match does.
+func (s *Set) Explain(ev *event.Event) []Verdict {
+	out := make([]Verdict, 0, len(s.routes))
+	var env *event.Env
+	var envErr error
+	for _, r := range s.routes {
+		v := Verdict{Route: r.name, Patterns: r.patterns, To: r.to}
+		for _, p := range r.patterns {
+			if MatchPattern(p, ev.EventType) {
+				v.Pattern = p
+				break
+			}
+		}
+		if v.Pattern == "" {
+			out = append(out, v)
+			continue
+		}
+		if r.when == nil {
+			v.Matched = true
+			out = append(out, v)
+			continue
+		}
+		if env == nil && envErr == nil {
+			env, envErr = ev.Env()
+		}
+		if envErr != nil {
+			v.When = &lang.Explanation{Expr: r.when.String(), Err: envErr}
+		} else {
+			v.When = r.when.Explain(env)
+		}
+		v.Matched = v.When.Err == nil && v.When.Value == true
+		out = append(out, v)
+	}
+	return out
+}

@@ -70,6 +70,71 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// TestExplain: each route's verdict and reason, and that Explain
+// decides as Match does.
+func TestExplain(t *testing.T) {
+	t.Parallel()
+	set, err := Compile([]Route{
+		{Name: "escalations", Match: []string{"session.forwarded.*"}, When: `data.forwardType == "escalated"`, To: []string{"ops-slack", "archive"}},
+		{Name: "summaries", Match: []string{"session.analyzed", "session.closed"}, To: []string{"archive"}},
+		{Name: "broken", Match: []string{"session.*"}, When: `data.a.b == 1`, To: []string{"ops-slack"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ev   *event.Event
+		want []string // per route: "match <pattern>", "miss", or "when <result>"
+	}{
+		{"escalated", ev("session.forwarded.escalated", `{"forwardType":"escalated","a":{"b":1}}`),
+			[]string{"match session.forwarded.* when true", "miss", "match session.* when true"}},
+		{"qualified", ev("session.forwarded.qualified", `{"forwardType":"qualified"}`),
+			[]string{"miss session.forwarded.* when false", "miss", "miss session.* when error: cannot fetch b from <nil> (at 1:8)"}},
+		{"closed", ev("session.closed", `{"a":{"b":2}}`),
+			[]string{"miss", "match session.closed", "miss session.* when false"}},
+		{"function", ev("function.call.x", `{}`),
+			[]string{"miss", "miss", "miss"}},
+		{"undecodable data", ev("session.forwarded.escalated", `[1]`),
+			[]string{"miss session.forwarded.* when error: decode data: json: cannot unmarshal array into Go value of type map[string]interface {}", "miss", "miss session.* when error: decode data: json: cannot unmarshal array into Go value of type map[string]interface {}"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			verdicts := set.Explain(tc.ev)
+			targets, _ := set.Match(tc.ev)
+			reached := map[string]bool{}
+			for i, v := range verdicts {
+				got := "miss"
+				if v.Matched {
+					got = "match"
+				}
+				if v.Pattern != "" {
+					got += " " + v.Pattern
+				}
+				if v.When != nil {
+					got += " when " + v.When.Result()
+				}
+				if got != tc.want[i] {
+					t.Errorf("route %s: %q, want %q", v.Route, got, tc.want[i])
+				}
+				if v.Matched {
+					for _, s := range v.To {
+						reached[s] = true
+					}
+				}
+			}
+			if len(reached) != len(targets) {
+				t.Errorf("Explain reaches %v, Match %v", reached, targets)
+			}
+			for _, tg := range targets {
+				if !reached[tg.Sink] {
+					t.Errorf("Match reaches %s, Explain does not", tg.Sink)
+				}
+			}
+		})
+	}
+}
+
 func TestCompileErrors(t *testing.T) {
 	t.Parallel()
 	_, err := Compile([]Route{
