@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -31,21 +32,25 @@ type Explanation struct {
 	Operands []*Explanation `json:"operands,omitempty"`
 }
 
-// MarshalJSON writes Value as its literal text (see Literal) and Err as
-// its message.
+// MarshalJSON writes Value as JSON (null when there is none) and Err as
+// its message, without escaping HTML.
 func (e *Explanation) MarshalJSON() ([]byte, error) {
 	type plain Explanation
 	out := struct {
 		*plain
-		Value string `json:"value,omitempty"`
+		Value any    `json:"value"`
 		Err   string `json:"error,omitempty"`
-	}{plain: (*plain)(e)}
+	}{plain: (*plain)(e), Value: e.Value}
 	if e.Err != nil {
 		out.Err = e.Err.Error()
-	} else {
-		out.Value = Literal(e.Value)
 	}
-	return json.Marshal(out)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // Explain evaluates the condition against env, as Eval does, and the
@@ -55,7 +60,11 @@ func (e *Explanation) MarshalJSON() ([]byte, error) {
 // (a variable from let, a predicate's #) is not broken down.
 func (c *Condition) Explain(env *event.Env) *Explanation {
 	root := &Explanation{Expr: strings.TrimSpace(c.src)}
-	root.Value, root.Err = c.Eval(env)
+	if ok, err := c.Eval(env); err != nil {
+		root.Err = err
+	} else {
+		root.Value = ok
+	}
 	prog, err := expr.Compile(c.src, options(expr.Optimize(false))...)
 	if err != nil {
 		return root

@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -88,7 +89,21 @@ func TestExplanationJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"expr":"data.forwardType == \"qualified\"","op":"==","operands":[{"expr":"data.forwardType","value":"\"escalated\""},{"expr":"\"qualified\"","value":"\"qualified\""}],"value":"false"}`
+	if c, err = CompileCondition(`data.nope > 1 && true`); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err = enc.Encode(c.Explain(testEnv()))
+	if failed := buf.String(); err != nil || !strings.Contains(failed, `"expr":"data.nope > 1 && true","op":"&&"`) ||
+		!strings.Contains(failed, `"value":null,"error":"invalid operation: <nil> > int"}],"value":null,"error":"invalid operation: <nil> > int (at 1:15)"}`) {
+		t.Fatalf("a failed condition: %s, %v", failed, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"expr":"data.forwardType == \"qualified\"","op":"==","operands":[{"expr":"data.forwardType","value":"escalated"},{"expr":"\"qualified\"","value":"qualified"}],"value":false}`
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}

@@ -60,43 +60,51 @@ func matchType(args ...any) (any, error) {
 	return false, nil
 }
 
-// lookup follows a dotted path ("a.b.0.c": keys of objects, indexes of
-// lists) from args[0]. Whatever is missing on the way, or of the wrong
-// type to go further, gives the default (args[2], or nil); so does a
-// null value at the end. It never fails.
+// lookup is Lookup with a default (args[2], or nil) for a missing or
+// null value. It never fails.
 func lookup(args ...any) (any, error) {
-	var def any
-	if len(args) == 3 {
-		def = args[2]
-	}
-	v := args[0]
 	path, _ := args[1].(string)
-	if path != "" {
-		for seg := range strings.SplitSeq(path, ".") {
-			switch x := v.(type) {
-			case map[string]any:
-				v = x[seg]
-			case map[string]string:
-				s, ok := x[seg]
-				if !ok {
-					return def, nil
-				}
-				v = s
-			case []any:
-				i, err := strconv.Atoi(seg)
-				if err != nil || i < 0 || i >= len(x) {
-					return def, nil
-				}
-				v = x[i]
-			default:
-				return def, nil
+	if v, ok := Lookup(args[0], path); ok && v != nil {
+		return v, nil
+	}
+	if len(args) == 3 {
+		return args[2], nil
+	}
+	return nil, nil
+}
+
+// Lookup follows a dotted path ("a.b.0.c": keys of objects, indexes of
+// lists) from v, as lookup() does in expressions; the empty path is v.
+// It reports false when something on the way is missing or of a type it
+// cannot go into.
+func Lookup(v any, path string) (any, bool) {
+	if path == "" {
+		return v, true
+	}
+	for seg := range strings.SplitSeq(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[seg]; !ok {
+				return nil, false
 			}
+		case map[string]string:
+			s, ok := x[seg]
+			if !ok {
+				return nil, false
+			}
+			v = s
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil, false
+			}
+			v = x[i]
+		default:
+			return nil, false
 		}
 	}
-	if v == nil {
-		return def, nil
-	}
-	return v, nil
+	return v, true
 }
 
 // age is how long ago a time was: now minus the time, negative for a

@@ -211,3 +211,12 @@ func (s *Set) Explain(ev *event.Event) []Verdict {
 	}
 	return out
 }
+
+// Routes lists the routes' names, in order.
+func (s *Set) Routes() []string {
+	out := make([]string, len(s.routes))
+	for i, r := range s.routes {
+		out[i] = r.name
+	}
+	return out
+}

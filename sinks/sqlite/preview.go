@@ -27,25 +27,26 @@ type Column struct {
 	Value any
 }
 
-// MarshalJSON writes the row as an object with its columns in order.
+// MarshalJSON writes the row as an object with its columns in order,
+// text as it is stored (no HTML escaping).
 func (r Row) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
 	b.WriteByte('{')
 	for i, c := range r {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, err := json.Marshal(c.Name)
-		if err != nil {
+		if err := enc.Encode(c.Name); err != nil {
 			return nil, err
 		}
-		v, err := json.Marshal(c.Value)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(k)
+		b.Truncate(b.Len() - 1) // Encode's newline
 		b.WriteByte(':')
-		b.Write(v)
+		if err := enc.Encode(c.Value); err != nil {
+			return nil, err
+		}
+		b.Truncate(b.Len() - 1)
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"path/filepath"
@@ -95,8 +96,16 @@ func plain(v any) any {
 
 func TestRowJSONKeepsColumnOrder(t *testing.T) {
 	t.Parallel()
-	b, err := json.Marshal(Row{{"b", 1}, {"a", "x"}, {"data", json.RawMessage(`{"k":[1]}`)}, {"n", nil}})
-	if err != nil || string(b) != `{"b":1,"a":"x","data":{"k":[1]},"n":null}` {
+	// json.Marshal escapes HTML after MarshalJSON; an Encoder with
+	// SetEscapeHTML(false) does not.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(Row{{"a", "<x> & y"}}); err != nil || buf.String() != "{\"a\":\"<x> & y\"}\n" {
+		t.Fatalf("got %s, %v", buf.String(), err)
+	}
+	b, err := json.Marshal(Row{{"b", 1}, {"a", "<x> & y"}, {"data", json.RawMessage(`{"k":[1]}`)}, {"n", nil}})
+	if err != nil || string(b) != `{"b":1,"a":"\u003cx\u003e \u0026 y","data":{"k":[1]},"n":null}` {
 		t.Fatalf("got %s, %v", b, err)
 	}
 }
