@@ -32,6 +32,7 @@ type Config struct {
 	Warnings []Problem `yaml:"-"`
 
 	file     string
+	src      []byte // the file, to place problems inside block scalars
 	nodes    map[string]*yaml.Node
 	problems []Problem
 }
@@ -204,6 +205,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 // parse parses data into a node tree; nil after adding a problem (empty
 // saying what to do with an empty file) if it cannot.
 func (c *Config) parse(data []byte, empty string) *yaml.Node {
+	c.src = data
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {

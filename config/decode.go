@@ -332,6 +332,10 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// Nearest returns the candidate within edit distance 2 of s, if any, for
+// a "did you mean" suggestion.
+func Nearest(s string, candidates []string) string { return nearest(s, candidates) }
+
 // nearest returns the candidate within edit distance 2 of s, if any.
 func nearest(s string, candidates []string) string {
 	best, bestDist := "", 3
