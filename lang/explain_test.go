@@ -108,3 +108,27 @@ func TestExplanationJSON(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}
 }
+
+// FuzzExplain: whatever compiles can be explained, without panicking,
+// to the value Eval gives.
+func FuzzExplain(f *testing.F) {
+	for _, s := range []string{
+		`data.forwardType == "escalated" && agentName != ""`, `!(data.a ?? true) || data.b?.c > 1`,
+		`let x = data.score; x > 1 and x < 100`, `all(data.tags, # != "spam") ? true : false`,
+		`matchType(eventType, "session.*") && lookup(data, "a.b", 1) == 1`, `data.nope > 1 || true`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		c, err := CompileCondition(src)
+		if err != nil {
+			return
+		}
+		x := c.Explain(testEnv())
+		ok, err := c.Eval(testEnv())
+		if (err != nil) != (x.Err != nil) || err == nil && x.Value != ok {
+			t.Fatalf("%q: Explain gave %v, %v; Eval %v, %v", src, x.Value, x.Err, ok, err)
+		}
+		_ = x.Lines("")
+	})
+}

@@ -181,3 +181,23 @@ func BenchmarkMatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatchHelpers is BenchmarkMatch with conditions written with
+// lang's helpers.
+func BenchmarkMatchHelpers(b *testing.B) {
+	set, err := Compile([]Route{
+		{Name: "escalations", Match: []string{"session.*"}, When: `matchType(eventType, "session.forwarded.*") && lookup(data, "forwardType", "") == "escalated"`, To: []string{"ops-slack"}},
+		{Name: "stale", Match: []string{"session.*"}, When: `age(data.forwardedAt) > duration("1h")`, To: []string{"archive"}},
+		{Name: "functions", Match: []string{"function.*"}, To: []string{"crm"}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := ev("session.forwarded.escalated", `{"conversationId":"c1","sessionId":"s1","channelName":"WhatsApp Vendas","conversationTitle":"Maria Silva","forwardType":"escalated","forwardedToName":"Ana","forwardedAt":"2026-01-02T03:04:05Z"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if ts, _ := set.Match(e); len(ts) != 2 {
+			b.Fatal(ts)
+		}
+	}
+}
