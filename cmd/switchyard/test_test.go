@@ -53,6 +53,11 @@ func goldenText(t *testing.T, name, got string) {
 // in one file, and a body the source rejects.
 func TestTestGolden(t *testing.T) {
 	t.Parallel()
+	t.Cleanup(func() { // after the parallel subtests
+		if _, err := os.Stat("testdata/test/storage-never-created"); !os.IsNotExist(err) {
+			t.Errorf("test touched storage: %v", err)
+		}
+	})
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -74,9 +79,6 @@ func TestTestGolden(t *testing.T) {
 			}
 			goldenText(t, tc.name, out)
 		})
-	}
-	if _, err := os.Stat("testdata/test/storage-never-created"); !os.IsNotExist(err) {
-		t.Errorf("test touched storage: %v", err)
 	}
 }
 
