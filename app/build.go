@@ -45,6 +45,22 @@ type Dedup struct {
 // Build compiles cfg: sources, rules and sink templates. Its error is a
 // *config.Error with every problem placed in the file.
 func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
+	return build(cfg, log, false)
+}
+
+// BuildPreview is Build for `switchyard test`: held sinks are in Sinks
+// too, built with a destination that does not resolve (heldURL), so
+// that what they would send can be previewed. Nothing is opened; never
+// deliver with the plan.
+func BuildPreview(cfg *config.Config) (*Plan, error) {
+	return build(cfg, nil, true)
+}
+
+// heldURL stands in for a held sink's destination in a preview: .invalid
+// never resolves (RFC 2606).
+const heldURL = "https://held.invalid/"
+
+func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -94,12 +110,16 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 	for i, sc := range cfg.Sinks {
 		path := fmt.Sprintf("sinks[%d]", i)
 		var sink sinks.Sink
-		switch {
-		case sc.Held():
+		held := sc.Held()
+		if held {
 			p.Held = append(p.Held, sc.Name)
-			continue
+			if !preview {
+				continue
+			}
+		}
+		switch {
 		case sc.Slack != nil:
-			s, probs := buildSlack(cfg, path, sc, log)
+			s, probs := buildSlack(cfg, path, sc, log, held)
 			if len(probs) > 0 {
 				problems = append(problems, probs...)
 				continue
@@ -137,7 +157,11 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 			for k, v := range sc.HTTP.Headers {
 				headers[k] = v.Reveal()
 			}
-			sink = webhook.New(webhook.Options{URL: sc.HTTP.URL, Headers: headers, UserAgent: ua})
+			url := sc.HTTP.URL
+			if held {
+				url = heldURL
+			}
+			sink = webhook.New(webhook.Options{URL: url, Headers: headers, UserAgent: ua})
 		default:
 			continue // the type was already reported by config
 		}
@@ -217,8 +241,10 @@ func sourceProblems(cfg *config.Config, i int, err error) []config.Problem {
 }
 
 // buildSlack compiles a slack sink's templates and constructs it. Its
-// threads or groups live in storage.dir/slack.db.
-func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logger) (sinks.Sink, []config.Problem) {
+// threads or groups live in storage.dir/slack.db. A held sink (for a
+// preview) gets a stand-in destination: a bot token when a channel is
+// set, else heldURL.
+func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logger, held bool) (sinks.Sink, []config.Problem) {
 	c := sc.Slack
 	var problems []config.Problem
 	tmpl := func(key, src string) *lang.Template {
@@ -242,6 +268,12 @@ func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logge
 		ChannelRateN:   c.ChannelRate.N,
 		ChannelRatePer: c.ChannelRate.Per.D(),
 		Logger:         log.With("sink", sc.Name),
+	}
+	switch {
+	case held && c.Channel != "":
+		opts.Token = "held"
+	case held:
+		opts.WebhookURL = heldURL
 	}
 	if c.Blocks.Value != nil {
 		b, err := slack.ParseBlocks(c.Blocks.Value)

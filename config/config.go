@@ -35,6 +35,7 @@ type Config struct {
 	Warnings []Problem `yaml:"-"`
 
 	file     string
+	src      []byte // the file, to place problems inside block scalars
 	nodes    map[string]*yaml.Node
 	problems []Problem
 }
@@ -225,19 +226,9 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	c := &Config{file: file, nodes: map[string]*yaml.Node{}}
 	c.setDefaults()
 
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			c.add(Problem{Msg: "the file is empty; see config.example.yaml"})
-		} else {
-			c.add(syntaxProblem(err))
-		}
+	root := c.parse(data, "the file is empty; see config.example.yaml")
+	if root == nil {
 		return nil, &Error{Problems: c.problems}
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
 	}
 	c.expandEnv(root, lookup)
 	d := &decoder{cfg: c}
@@ -248,6 +239,27 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, &Error{Problems: c.problems}
 	}
 	return c, nil
+}
+
+// parse parses data into a node tree; nil after adding a problem (empty
+// saying what to do with an empty file) if it cannot.
+func (c *Config) parse(data []byte, empty string) *yaml.Node {
+	c.src = data
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			c.add(Problem{Msg: empty})
+		} else {
+			c.add(syntaxProblem(err))
+		}
+		return nil
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	return root
 }
 
 var lineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

@@ -24,8 +24,10 @@ type Template struct {
 }
 
 type part struct {
-	lit  string
-	prog *vm.Program // nil for a literal part
+	lit    string
+	prog   *vm.Program // nil for a literal part
+	code   string      // the placeholder's expression
+	offset int         // where code starts in the template, in bytes
 }
 
 // ParseTemplate compiles every placeholder of src. A failure is a
@@ -58,7 +60,7 @@ func ParseTemplate(src string) (*Template, error) {
 			pos := offset + open + 2 + offsetOf(code, serr.Line, serr.Column)
 			return nil, at(src, pos, serr.Msg)
 		}
-		t.parts = append(t.parts, part{prog: prog})
+		t.parts = append(t.parts, part{prog: prog, code: code, offset: offset + open + 2})
 		consumed := open + 2 + end + 2
 		rest, offset = rest[consumed:], offset+consumed
 	}

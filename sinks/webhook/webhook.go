@@ -5,6 +5,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/sinks"
 )
 
@@ -62,6 +64,16 @@ func New(opts Options) *Sink {
 		s.headers.Set("User-Agent", opts.UserAgent)
 	}
 	return s
+}
+
+// Preview returns the body Send would POST for ev: the normalized event
+// as JSON.
+func (s *Sink) Preview(ev *event.Event) (any, error) {
+	body, err := ev.JSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	return json.RawMessage(body), nil
 }
 
 // maxErrorBody is how much of an error response is kept for the

@@ -536,3 +536,24 @@ func TestSendInvalidURLIsPermanentAndRedacted(t *testing.T) {
 		t.Errorf("error text shows the token: %q", err.Error())
 	}
 }
+
+// TestPreviewIsTheBodySent: Preview shows the bytes Send posts.
+func TestPreviewIsTheBodySent(t *testing.T) {
+	t.Parallel()
+	ev, _ := escalated(t)
+	rec := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.record(r) }))
+	defer srv.Close()
+	s := New(Options{URL: srv.URL})
+	defer s.Close()
+	p, err := s.Preview(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), &sinks.Delivery{ID: "dlv_1", Attempt: 1, Event: ev}); err != nil {
+		t.Fatal(err)
+	}
+	if got, sent := p.(json.RawMessage), rec.requests()[0].body; !bytes.Equal(got, sent) {
+		t.Fatalf("preview %s\nsent    %s", got, sent)
+	}
+}
