@@ -353,6 +353,9 @@ func TestAnswersAfterFsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if s.syncs == nil {
+		t.Skip("one CPU: SQLite fsyncs inside each commit")
+	}
 	gate := make(chan struct{})
 	s.beforeSync = func() { <-gate }
 	ctx := context.Background()
