@@ -137,7 +137,12 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 			for k, v := range sc.HTTP.Headers {
 				headers[k] = v.Reveal()
 			}
-			sink = webhook.New(webhook.Options{URL: sc.HTTP.URL, Headers: headers, UserAgent: ua})
+			s, err := webhook.New(webhook.Options{URL: sc.HTTP.URL, Headers: headers, UserAgent: ua})
+			if err != nil {
+				problems = append(problems, cfg.Problem(path, "%v", err))
+				continue
+			}
+			sink = s
 		default:
 			continue // the type was already reported by config
 		}
