@@ -282,7 +282,9 @@ func TestErrorBodyHidesSecrets(t *testing.T) {
 	const whsec = "whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA=="
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnprocessableEntity)
-		fmt.Fprintf(w, "rejected %s %s auth=%q sig=%q secret=%s", r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"), r.Header.Get("Webhook-Signature"), whsec)
+		fmt.Fprintf(w, "rejected %s %s auth=%q sig=%q secret=%s; bad token %s, bad key %s",
+			r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"), r.Header.Get("Webhook-Signature"), whsec,
+			strings.Fields(r.Header.Get("Authorization"))[1], r.URL.Query().Get("api_key"))
 	}))
 	defer srv.Close()
 	s := mustNew(t, Options{

@@ -217,6 +217,7 @@ func (s *Sink) parseURL(raw string) error {
 		s.static = raw
 		if hasCredentials(raw) {
 			s.secrets = append(s.secrets, raw)
+			s.addSecrets(s.query)
 		}
 		return nil
 	}
@@ -225,14 +226,29 @@ func (s *Sink) parseURL(raw string) error {
 	return nil
 }
 
-// addSecrets redacts t's literal text: configuration, which may hold a
-// credential. Text from events is not secret.
+// addSecrets redacts t's literal text (configuration, which may hold a
+// credential; text from events is not secret): each literal part, and
+// each of its words of minSecret bytes or more, so a receiver echoing
+// only the token of "Bearer <token>" or of "?api_key=<token>" is caught.
 func (s *Sink) addSecrets(t *lang.Template) {
 	for _, lit := range t.Literals() {
 		if lit = strings.TrimSpace(lit); lit != "" {
 			s.secrets = append(s.secrets, lit)
 		}
+		for _, w := range strings.FieldsFunc(lit, isSeparator) {
+			if len(w) >= minSecret && w != lit {
+				s.secrets = append(s.secrets, w)
+			}
+		}
 	}
+}
+
+// minSecret is the shortest word of a header or query that is redacted
+// on its own: shorter ones are words ("Bearer", "json"), not keys.
+const minSecret = 8
+
+func isSeparator(r rune) bool {
+	return r == ' ' || r == '\t' || strings.ContainsRune("&=,;:?", r)
 }
 
 // Request is a delivery's request, as the sink sends it.
