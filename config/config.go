@@ -32,6 +32,7 @@ type Config struct {
 	Warnings []Problem `yaml:"-"`
 
 	file     string
+	lines    []string // of the source, for positions inside block scalars
 	nodes    map[string]*yaml.Node
 	problems []Problem
 }
@@ -183,7 +184,7 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes already read; file names them in problems and
 // lookup resolves ${VAR} references.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	c := &Config{file: file, nodes: map[string]*yaml.Node{}}
+	c := &Config{file: file, nodes: map[string]*yaml.Node{}, lines: strings.Split(string(data), "\n")}
 	c.setDefaults()
 
 	var doc yaml.Node

@@ -89,9 +89,9 @@ func (c *Config) ProblemIn(path string, line, col int, msg string) Problem {
 	}
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		// content starts on the next line, indented past the key
+		// content starts on the next line, at the block's indentation
 		p.Line = n.Line + line
-		p.Column = col + n.Column + 1
+		p.Column = col + c.blockIndent(n)
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
 		p.Line = n.Line + line - 1
 		p.Column = n.Column + col
@@ -106,6 +106,19 @@ func (c *Config) ProblemIn(path string, line, col int, msg string) Problem {
 		}
 	}
 	return p
+}
+
+// blockIndent is the indentation of a block scalar's content: that of
+// its first line that is not blank, as YAML defines it. Without the
+// source, a guess: two past the indicator's line's key.
+func (c *Config) blockIndent(n *yaml.Node) int {
+	for l := n.Line; l < len(c.lines); l++ { // c.lines[l] is line l+1
+		text := c.lines[l]
+		if trimmed := strings.TrimLeft(text, " "); trimmed != "" && trimmed != "\r" {
+			return len(text) - len(trimmed)
+		}
+	}
+	return n.Column + 1
 }
 
 // ProblemAtOffset is ProblemIn for a byte offset into the string value.
