@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -472,7 +473,7 @@ func (h *HTTPSink) validate(c *Config, p, name string) {
 			}
 		}
 	}
-	for _, hn := range sortedKeys(h.Headers) {
+	for _, hn := range slices.Sorted(maps.Keys(h.Headers)) {
 		canon := http.CanonicalHeaderKey(hn)
 		switch {
 		case !validHeaderName(hn):
@@ -564,15 +565,6 @@ func oneOf(what, v string, valid []string) string {
 		return fmt.Sprintf("unknown %s %q; did you mean %q?", what, v, near)
 	}
 	return fmt.Sprintf("unknown %s %q: one of %s", what, v, strings.Join(valid, ", "))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // columnRE is what a configured archive column may be called; the sink

@@ -4,9 +4,11 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -264,6 +266,19 @@ func sameMethodRedirects(req *http.Request, via []*http.Request) error {
 		return http.ErrUseLastResponse
 	}
 	return nil
+}
+
+// MarshalJSON is json.Marshal without HTML escaping, as event.JSON:
+// text from events reaches destinations as its sender wrote it ("<",
+// "&" and "Ω" as they are, not \u003c).
+func MarshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // IsTimeout reports whether err is a timeout (an attempt's deadline or a

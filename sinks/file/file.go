@@ -9,7 +9,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,13 +113,11 @@ func (s *Sink) Send(_ context.Context, d *sinks.Delivery) error {
 	if err != nil {
 		return sinks.Permanent(fmt.Errorf("encode event: %w", err))
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(Line{DeliveryID: d.ID, Attempt: d.Attempt, Event: ev}); err != nil {
+	line, err := sinks.MarshalJSON(Line{DeliveryID: d.ID, Attempt: d.Attempt, Event: ev})
+	if err != nil {
 		return sinks.Permanent(fmt.Errorf("encode line: %w", err))
 	}
-	line := buf.Bytes() // ends in "\n"
+	line = append(line, '\n')
 
 	s.mu.Lock()
 	if err := s.open(); err != nil {

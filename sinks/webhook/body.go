@@ -2,18 +2,17 @@ package webhook
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
 	"mime"
 	"net/url"
 	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/lang"
+	"github.com/switchyard/switchyard/sinks"
 )
 
 const jsonType = "application/json"
@@ -87,12 +86,8 @@ func isJSON(mediaType string) bool {
 
 // jsonString escapes v for the inside of a JSON string ("…").
 func jsonString(v string) string {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.Encode(v) // a string always encodes
-	out := buf.Bytes()
-	return string(out[1 : len(out)-2]) // drop the quotes and the newline
+	out, _ := sinks.MarshalJSON(v) // a string always encodes
+	return string(out[1 : len(out)-1])
 }
 
 // renderBody returns the payload and its content type: the shaped body,
@@ -124,7 +119,7 @@ func (s *Sink) renderBody(ev *event.Event, env *event.Env) ([]byte, string, erro
 		if k := reflect.TypeOf(v).Kind(); k != reflect.Map && k != reflect.Slice {
 			return nil, "", fmt.Errorf("body: gave a %T, want an object", v)
 		}
-		out, err := encodeJSON(v)
+		out, err := sinks.MarshalJSON(v)
 		if err != nil {
 			return nil, "", fmt.Errorf("body: %w", err)
 		}
@@ -135,25 +130,4 @@ func (s *Sink) renderBody(ev *event.Event, env *event.Env) ([]byte, string, erro
 		return nil, "", fmt.Errorf("body: %w", err)
 	}
 	return []byte(text), b.contentType, nil
-}
-
-// encodeJSON is json.Marshal without HTML escaping, as event.JSON: event
-// text travels as written.
-func encodeJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

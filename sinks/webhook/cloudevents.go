@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/sinks"
 )
 
 // CloudEvents 1.0 (https://cloudevents.io): the JSON event format for
@@ -62,14 +63,14 @@ func structured(ev *event.Event, payload []byte, contentType string) ([]byte, er
 			}
 			ce.Data = payload
 		} else {
-			s, err := encodeJSON(string(payload))
+			s, err := sinks.MarshalJSON(string(payload))
 			if err != nil {
 				return nil, err
 			}
 			ce.Data = s
 		}
 	}
-	return encodeJSON(ce)
+	return sinks.MarshalJSON(ce)
 }
 
 // binary sets the ce-* headers; the payload is the body and its content

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -154,7 +156,7 @@ func New(opts Options) (*Sink, error) {
 	if err := s.parseURL(opts.URL); err != nil {
 		fail("url", err)
 	}
-	for _, name := range sortedKeys(opts.Headers) {
+	for _, name := range slices.Sorted(maps.Keys(opts.Headers)) {
 		t, err := lang.ParseTemplate(opts.Headers[name])
 		if err != nil {
 			fail("headers."+name, err)
@@ -182,9 +184,7 @@ func New(opts Options) (*Sink, error) {
 			errs = append(errs, err)
 		}
 		s.signer = sg
-		for _, secret := range opts.Sign.Secrets {
-			s.secrets = append(s.secrets, secret)
-		}
+		s.secrets = append(s.secrets, opts.Sign.Secrets...)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -259,8 +259,9 @@ type Request struct {
 	Body   []byte
 }
 
-// Render builds the request for d without sending it. Its errors are
-// permanent: the same event renders the same way on every attempt.
+// Render builds the request for d without sending it, as golden tests
+// and a dry run (switchyard test) show it. Its errors are permanent: the
+// same event renders the same way on every attempt.
 func (s *Sink) Render(d *sinks.Delivery) (*Request, error) {
 	var env *event.Env
 	if s.needsEnv {
