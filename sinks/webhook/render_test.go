@@ -13,7 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/lang"
 	"github.com/switchyard/switchyard/sinks"
 )
@@ -327,4 +329,41 @@ func TestMethods(t *testing.T) {
 			t.Errorf("Method %q renders %s", m, r.Method)
 		}
 	}
+}
+
+// FuzzURLKeepsItsHost: whatever an event holds, the rendered URL goes to
+// the configured host, the value decodes back from its one path segment
+// and its query value.
+func FuzzURLKeepsItsHost(f *testing.F) {
+	for _, s := range []string{"", "..", "../x", "@evil.test", "//evil.test", "a?b#c", "%2e%2E/", "\\\\evil", "x\x00y", "é/ü", " :443"} {
+		f.Add(s)
+	}
+	s, err := New(Options{URL: "https://crm.example.com:8443/v1/c/{{ data.v }}/n?ref={{ data.v }}&k=1"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if !utf8.ValidString(v) {
+			return // data comes from JSON: valid UTF-8
+		}
+		u, err := s.renderURL(&event.Env{Data: map[string]any{"v": v}})
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		p, err := url.Parse(u)
+		if err != nil || p.Scheme != "https" || p.Host != "crm.example.com:8443" || p.User != nil || p.Fragment != "" {
+			t.Fatalf("%q renders %q (%v)", v, u, err)
+		}
+		seg, ok := strings.CutPrefix(p.EscapedPath(), "/v1/c/")
+		seg, ok2 := strings.CutSuffix(seg, "/n")
+		if !ok || !ok2 || strings.Contains(seg, "/") {
+			t.Fatalf("%q: path %q", v, p.EscapedPath())
+		}
+		if got, err := url.PathUnescape(seg); err != nil || got != v {
+			t.Fatalf("%q: segment %q decodes to %q (%v)", v, seg, got, err)
+		}
+		if q := p.Query(); q.Get("ref") != v || q.Get("k") != "1" || len(q) != 2 {
+			t.Fatalf("%q: query %q", v, p.RawQuery)
+		}
+	})
 }
