@@ -10,14 +10,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"net/http"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delivery"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/lang"
+	"github.com/switchyard/switchyard/metrics"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/receiver"
 	"github.com/switchyard/switchyard/rules"
@@ -32,27 +41,74 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Registerer receives the metrics; a registry of the App's own when
+	// nil. Gatherer is what /metrics serves: Registerer itself when it is
+	// a *prometheus.Registry and Gatherer is nil.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Load reads the configuration again, for Reload; config.Load of the
+	// running configuration's file when nil.
+	Load func() (*config.Config, error)
+	// WatchEvery is how often the configuration file is checked for
+	// changes, which are then reloaded; zero does not watch.
+	WatchEvery time.Duration
 }
 
 // App is a running gateway.
 type App struct {
-	plan       *Plan
-	log        *slog.Logger
-	now        func() time.Time
-	store      *queue.Store
-	lock       *dirLock
-	server     *receiver.Server
-	dispatcher *delivery.Dispatcher
-	rules      *rules.Set
+	log     *slog.Logger
+	now     func() time.Time
+	store   *queue.Store
+	lock    *dirLock
+	server  *receiver.Server
+	metrics *metrics.Metrics
+	gather  prometheus.Gatherer
+	ops     *admin.Ops
+	load    func() (*config.Config, error)
+	watch   time.Duration
 
-	bg       sync.WaitGroup // background jobs (pruning)
+	// routing is what requests and workers use now; a reload replaces
+	// it whole. An event is routed with the one Ingest loaded.
+	routing atomic.Pointer[routing]
+	// reloadMu serializes reloads with each other and with starting and
+	// stopping delivery. Lock order: mu, then reloadMu.
+	reloadMu sync.Mutex
+	// fileHash is the SHA-256 of the configuration file as last loaded
+	// (or tried): the watcher reloads when the file differs.
+	fileHash atomic.Pointer[[sha256.Size]byte]
+
+	admin   *http.Server
+	adminLn net.Listener
+
+	bg       sync.WaitGroup // background jobs (pruning, watching)
 	quit     chan struct{}  // closed by Stop: background jobs end
 	mu       sync.Mutex
 	ln       net.Listener
 	serveErr chan error
-	started  bool
+	started  bool // under reloadMu
 	stopped  bool
 	stopErr  error
+}
+
+// routing is an immutable snapshot of what a configuration routes: its
+// sources, rules and sinks.
+type routing struct {
+	plan *Plan
+	// sinks are the sinks delivered to, by name: each with its own
+	// dispatcher, so that a reload starts and stops them one by one.
+	sinks map[string]*runningSink
+}
+
+type runningSink struct {
+	cfg  config.Sink
+	sink delivery.Sink
+	disp *delivery.Dispatcher
+}
+
+// names returns the sinks configured: delivered to or held.
+func (r *routing) names() []string {
+	out := slices.Collect(maps.Keys(r.sinks))
+	return append(out, r.plan.Held...)
 }
 
 // New builds the configuration and opens the storage directory (taking
@@ -71,16 +127,31 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{plan: plan, log: log, now: now, rules: plan.Rules, quit: make(chan struct{})}
-	if err := a.open(ctx); err != nil {
-		a.closeAll()
+	a := &App{log: log, now: now, load: opts.Load, watch: opts.WatchEvery, quit: make(chan struct{})}
+	if a.load == nil {
+		a.load = func() (*config.Config, error) { return config.Load(cfg.File()) }
+	}
+	reg, gather := opts.Registerer, opts.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, gather = r, r
+	} else if g, ok := reg.(prometheus.Gatherer); ok && gather == nil {
+		gather = g
+	}
+	a.gather = gather
+	if a.metrics, err = metrics.New(reg, Version); err != nil {
+		plan.Close()
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if err := a.open(ctx, plan); err != nil {
+		a.closeAll(plan.Sinks)
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *App) open(ctx context.Context) error {
-	cfg := a.plan.Config
+func (a *App) open(ctx context.Context, plan *Plan) error {
+	cfg := plan.Config
 	lock, err := lockDir(cfg.Storage.Dir)
 	if err != nil {
 		return err
@@ -96,69 +167,122 @@ func (a *App) open(ctx context.Context) error {
 	} else if n > 0 {
 		a.log.Info("resuming deliveries interrupted by the last shutdown", "count", n)
 	}
-	for _, s := range a.plan.Sinks {
-		if o, ok := s.Sink.(sinks.Opener); ok {
-			if err := o.Open(ctx); err != nil {
-				return fmt.Errorf("sink %s: %w", s.Name, err)
-			}
+	r := &routing{plan: plan, sinks: map[string]*runningSink{}}
+	for _, s := range plan.Sinks {
+		rs, err := a.openSink(ctx, cfg, s)
+		if err != nil {
+			return err
+		}
+		r.sinks[s.Name] = rs
+	}
+	a.routing.Store(r)
+	if err := a.metrics.WatchQueue(a.store, func() []string { return a.routing.Load().names() }, a.now); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	ropts := receiver.Options{
+		BodyLimit:       int(cfg.Server.BodyLimit),
+		ReadTimeout:     cfg.Server.ReadTimeout.D(),
+		WriteTimeout:    cfg.Server.WriteTimeout.D(),
+		IdleTimeout:     cfg.Server.IdleTimeout.D(),
+		Logger:          a.log,
+		Now:             a.now,
+		OnMapError:      a.metrics.MapError,
+		OnRequest:       a.metrics.Request,
+		OnVerifyFailure: a.metrics.VerifyFailure,
+	}
+	if cfg.Metrics.Listener == config.MetricsOnMain {
+		ropts.Metrics, ropts.MetricsPath = a.metricsHandler(), config.MetricsPath
+	}
+	a.server = receiver.New(plan.Sources, a, ropts)
+	a.ops = admin.NewOps(a.store, func() []string { return a.routing.Load().names() })
+	if cfg.Admin.Enabled() {
+		aopts := admin.Options{
+			Ops:      a.ops,
+			Reloader: a,
+			Token:    func() config.Secret { return a.routing.Load().plan.Config.Admin.Token },
+			Logger:   a.log.With("component", "admin"),
+		}
+		if cfg.Metrics.Listener == config.MetricsOnAdmin {
+			aopts.Metrics = a.metricsHandler()
+		}
+		a.admin = &http.Server{
+			Handler:           admin.Handler(aopts),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       cfg.Server.ReadTimeout.D(),
+			IdleTimeout:       cfg.Server.IdleTimeout.D(),
+			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		}
 	}
-	a.dispatcher = delivery.New(a.store, a.plan.Sinks, delivery.Options{Logger: a.log, Now: a.now})
-	a.server = receiver.New(a.plan.Sources, a, receiver.Options{
-		BodyLimit:    int(cfg.Server.BodyLimit),
-		ReadTimeout:  cfg.Server.ReadTimeout.D(),
-		WriteTimeout: cfg.Server.WriteTimeout.D(),
-		IdleTimeout:  cfg.Server.IdleTimeout.D(),
-		Logger:       a.log,
-		Now:          a.now,
-	})
-	a.reportWaiting(ctx)
+	if a.watch > 0 {
+		a.fileHash.Store(hashFile(cfg.File()))
+	}
+	a.reportWaiting(ctx, r)
 	return nil
+}
+
+func (a *App) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.gather, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)})
+}
+
+// openSink opens a built sink and gives it a dispatcher, not started.
+func (a *App) openSink(ctx context.Context, cfg *config.Config, s delivery.Sink) (*runningSink, error) {
+	if o, ok := s.Sink.(sinks.Opener); ok {
+		if err := o.Open(ctx); err != nil {
+			return nil, fmt.Errorf("sink %s: %w", s.Name, err)
+		}
+	}
+	rs := &runningSink{sink: s}
+	for _, sc := range cfg.Sinks {
+		if sc.Name == s.Name {
+			rs.cfg = sc
+		}
+	}
+	rs.disp = delivery.New(a.store, []delivery.Sink{s}, delivery.Options{
+		Logger: a.log,
+		Now:    a.now,
+		OnAttempt: func(at delivery.Attempt) {
+			a.metrics.Attempt(at.Sink, at.State, at.Took, at.Waited)
+		},
+	})
+	return rs, nil
 }
 
 // reportWaiting logs deliveries that no configured sink will send: held
 // sinks, and sinks no longer in the configuration.
-func (a *App) reportWaiting(ctx context.Context) {
+func (a *App) reportWaiting(ctx context.Context, r *routing) {
 	counts, err := a.store.Counts(ctx)
 	if err != nil {
 		a.log.Warn("count deliveries", "err", err)
 		return
 	}
-	active := map[string]bool{}
-	for _, s := range a.plan.Sinks {
-		active[s.Name] = true
-	}
-	for _, name := range a.plan.Held {
+	for _, name := range r.plan.Held {
 		a.log.Warn("sink held: no destination configured; its deliveries wait until one is", "sink", name,
 			"waiting", counts[name][queue.StatePending]+counts[name][queue.StateFailed])
 	}
-	held := map[string]bool{}
-	for _, name := range a.plan.Held {
-		held[name] = true
-	}
 	for sink, c := range counts {
 		waiting := c[queue.StatePending] + c[queue.StateFailed]
-		if waiting > 0 && !active[sink] && !held[sink] {
+		if waiting > 0 && !slices.Contains(r.names(), sink) {
 			a.log.Warn("deliveries wait for a sink that is not configured", "sink", sink, "waiting", waiting)
 		}
 	}
-	if limit := int64(a.plan.Config.Storage.MaxPending); limit > 0 && a.store.Pending() >= limit*8/10 {
+	if limit := int64(r.plan.Config.Storage.MaxPending); limit > 0 && a.store.Pending() >= limit*8/10 {
 		a.log.Warn("deliveries waiting are near storage.max_pending: beyond it new events get 503",
 			"waiting", a.store.Pending(), "max_pending", limit)
 	}
 }
 
-// Start listens on the configured address and starts delivering.
+// Start listens on the configured addresses and starts delivering.
 func (a *App) Start() error {
-	ln, err := net.Listen("tcp", a.plan.Config.Server.Listen)
+	cfg := a.routing.Load().plan.Config
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", a.plan.Config.Server.Listen, err)
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
 	}
 	return a.StartOn(ln)
 }
 
-// StartOn serves on ln (tests pass a listener on a free port) and starts
-// delivering.
+// StartOn serves webhooks on ln (tests pass a listener on a free port),
+// the admin API on admin.listen when configured, and starts delivering.
 func (a *App) StartOn(ln net.Listener) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -166,18 +290,46 @@ func (a *App) StartOn(ln net.Listener) error {
 		ln.Close()
 		return errors.New("app stopped")
 	}
-	if a.started {
+	if a.ln != nil {
 		ln.Close()
 		return errors.New("app already started")
 	}
-	a.started = true
+	r := a.routing.Load()
+	cfg := r.plan.Config
+	if a.admin != nil {
+		aln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin: listen on %s: %w", cfg.Admin.Listen, err)
+		}
+		a.adminLn = aln
+		a.bg.Go(func() {
+			if err := a.admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("admin API stopped", "err", err)
+			}
+		})
+	}
 	a.ln = ln
 	a.serveErr = make(chan error, 1)
 	go func() { a.serveErr <- a.server.Serve(ln) }()
-	a.dispatcher.Start()
+	a.reloadMu.Lock()
+	a.started = true
+	for _, rs := range r.sinks {
+		rs.disp.Start()
+	}
+	a.reloadMu.Unlock()
 	a.bg.Go(a.pruneLoop)
-	a.log.Info("switchyard serving", "addr", ln.Addr().String(), "sources", len(a.plan.Sources),
-		"sinks", len(a.plan.Sinks), "held", len(a.plan.Held), "storage", a.store.Path(), "version", Version)
+	if a.watch > 0 {
+		a.bg.Go(a.watchLoop)
+	}
+	a.log.Info("switchyard serving", "addr", ln.Addr().String(), "sources", len(r.plan.Sources),
+		"sinks", len(r.sinks), "held", len(r.plan.Held), "storage", a.store.Path(), "version", Version)
+	switch {
+	case a.admin != nil:
+		a.log.Info("admin API serving", "addr", a.adminLn.Addr().String(), "metrics", cfg.Metrics.Listener == config.MetricsOnAdmin)
+	case cfg.Metrics.Listener == config.MetricsOnAdmin:
+		a.log.Info("metrics not served: metrics.listener is admin, and the admin API is off (set admin.listen and admin.token)")
+	}
 	return nil
 }
 
@@ -191,46 +343,82 @@ func (a *App) Addr() string {
 	return a.ln.Addr().String()
 }
 
+// AdminAddr is the admin API's address, once started with one.
+func (a *App) AdminAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.adminLn == nil {
+		return ""
+	}
+	return a.adminLn.Addr().String()
+}
+
 // Server is the HTTP edge, for tests that call it without a network.
 func (a *App) Server() *receiver.Server { return a.server }
 
 // Store is the queue, for tests and tools.
 func (a *App) Store() *queue.Store { return a.store }
 
+// Ops are the admin operations on the queue.
+func (a *App) Ops() *admin.Ops { return a.ops }
+
 // Ingest implements receiver.Ingester: route the event, then store it
 // with its deliveries, then wake the sinks' workers.
 func (a *App) Ingest(ctx context.Context, ev *event.Event) (receiver.Result, error) {
-	if limit := int64(a.plan.Config.Storage.MaxPending); limit > 0 {
+	r := a.routing.Load()
+	cfg := r.plan.Config
+	if limit := int64(cfg.Storage.MaxPending); limit > 0 {
 		if n := a.store.Pending(); n >= limit {
+			a.metrics.Event(ev.Source, metrics.Refused)
 			return receiver.Result{}, fmt.Errorf("%w: %d deliveries waiting (storage.max_pending is %d)", receiver.ErrOverloaded, n, limit)
 		}
 	}
-	dedup := a.plan.Dedup[ev.Source]
+	dedup := r.plan.Dedup[ev.Source]
 	if dedup.Key != nil {
 		a.setDedupKey(ev, dedup.Key)
 	}
-	targets, errs := a.rules.Match(ev)
+	targets, errs := r.plan.Rules.Match(ev)
 	for _, err := range errs {
 		var re *rules.RouteError
 		if errors.As(err, &re) {
+			a.metrics.RouteError(re.Route)
 			a.log.Warn("route condition failed; route skipped", "source", ev.Source, "event_id", ev.ID, "route", re.Route, "err", re.Err)
 		}
 	}
 	qt := make([]queue.Target, len(targets))
+	var routes []string
 	for i, t := range targets {
 		qt[i] = queue.Target{Sink: t.Sink, Routes: t.Routes}
+		for _, name := range t.Routes {
+			if !slices.Contains(routes, name) {
+				routes = append(routes, name)
+			}
+		}
 	}
 	acc, err := a.store.Accept(ctx, queue.Incoming{Event: ev, Targets: qt, DedupWindow: dedup.Window})
 	if err != nil {
+		a.metrics.Event(ev.Source, metrics.Failed)
 		return receiver.Result{}, err
 	}
 	if acc.Duplicate {
+		a.metrics.Event(ev.Source, metrics.Duplicate)
 		a.log.Info("duplicate event ignored", "source", ev.Source, "event_id", acc.EventID, "event_type", ev.EventType)
 		return receiver.Result{ID: acc.EventID, Duplicate: true}, nil
 	}
-	a.log.Debug("event accepted", "source", ev.Source, "event_id", ev.ID, "event_type", ev.EventType, "deliveries", len(qt))
+	a.metrics.Event(ev.Source, metrics.Accepted)
+	a.metrics.Routed(ev.Source, routes)
+	level := slog.LevelDebug
+	if cfg.Log.Events {
+		level = slog.LevelInfo
+	}
+	a.log.Log(ctx, level, "event accepted", "source", ev.Source, "event_id", ev.ID, "event_type", ev.EventType,
+		"routes", routes, "deliveries", len(qt))
+	// Wake the workers running now: a reload may have replaced them.
+	now := a.routing.Load()
 	for _, t := range targets {
-		a.dispatcher.Notify(t.Sink)
+		if rs, ok := now.sinks[t.Sink]; ok {
+			rs.disp.Notify(t.Sink)
+		}
 	}
 	return receiver.Result{ID: acc.EventID}, nil
 }
@@ -248,7 +436,7 @@ func (a *App) Stop(ctx context.Context) error {
 	a.stopped = true
 	close(a.quit)
 	var errs []error
-	if a.started {
+	if a.ln != nil {
 		if err := a.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop http: %w", err))
 		}
@@ -259,20 +447,47 @@ func (a *App) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("serve: %w", err))
 		}
 	}
-	if a.dispatcher != nil {
-		if err := a.dispatcher.Stop(ctx); err != nil {
-			errs = append(errs, err)
+	if a.adminLn != nil {
+		if err := a.admin.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop admin API: %w", err))
 		}
 	}
+	// No reload runs from here on: it sees quit closed.
+	a.reloadMu.Lock()
+	r := a.routing.Load()
+	a.reloadMu.Unlock()
+	var running []*runningSink
+	if r != nil {
+		running = slices.Collect(maps.Values(r.sinks))
+	}
+	errs = append(errs, stopSinks(ctx, running))
 	a.bg.Wait()
-	errs = append(errs, a.closeAll())
+	var built []delivery.Sink
+	for _, rs := range running {
+		built = append(built, rs.sink)
+	}
+	errs = append(errs, a.closeAll(built))
 	a.stopErr = errors.Join(errs...)
 	return a.stopErr
 }
 
-func (a *App) closeAll() error {
+// stopSinks stops the sinks' dispatchers together: each stops leasing
+// and waits for its running attempts until ctx ends.
+func stopSinks(ctx context.Context, rs []*runningSink) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(rs))
+	for i, s := range rs {
+		wg.Go(func() { errs[i] = s.disp.Stop(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (a *App) closeAll(built []delivery.Sink) error {
 	var errs []error
-	errs = append(errs, a.plan.Close())
+	for _, s := range built {
+		errs = append(errs, s.Sink.Close())
+	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
 	}
@@ -314,8 +529,9 @@ func (a *App) pruneLoop() {
 	t := time.NewTicker(pruneEvery)
 	defer t.Stop()
 	for {
+		dedup := a.routing.Load().plan.Dedup
 		window := func(source string) time.Duration {
-			if d, ok := a.plan.Dedup[source]; ok {
+			if d, ok := dedup[source]; ok {
 				return d.Window
 			}
 			return config.DefaultDedupWindow.D() // a source no longer configured

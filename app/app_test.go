@@ -139,7 +139,13 @@ func (e *env) start(t *testing.T, logs io.Writer) *App {
 // ends.
 func serve(t *testing.T, cfg *config.Config, log *slog.Logger) *App {
 	t.Helper()
-	a, err := New(context.Background(), cfg, Options{Logger: log})
+	return serveWith(t, cfg, Options{Logger: log})
+}
+
+// serveWith is serve with options.
+func serveWith(t *testing.T, cfg *config.Config, opts Options) *App {
+	t.Helper()
+	a, err := New(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +252,10 @@ func TestEndToEnd(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, "http://"+a.Addr()+"/hooks/darwin", bytes.NewReader(big))
 	req.Header.Set("X-Signature", darwin.Sign([]byte(secret), big))
 	req.Header.Set("Expect", "100-continue")
-	resp, err := http.DefaultClient.Do(req)
+	// The default transport sends the body anyway after waiting a
+	// second for the answer, which a loaded CI machine can exceed.
+	patient := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+	resp, err := patient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

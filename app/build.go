@@ -47,6 +47,22 @@ type Dedup struct {
 // Build compiles cfg: sources, rules and sink templates. Its error is a
 // *config.Error with every problem placed in the file.
 func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
+	return build(cfg, log, false)
+}
+
+// BuildPreview is Build for `switchyard test`: held sinks are in Sinks
+// too, built with a destination that does not resolve (heldURL), so
+// that what they would send can be previewed. Nothing is opened; never
+// deliver with the plan.
+func BuildPreview(cfg *config.Config) (*Plan, error) {
+	return build(cfg, nil, true)
+}
+
+// heldURL stands in for a held sink's destination in a preview: .invalid
+// never resolves (RFC 2606).
+const heldURL = "https://held.invalid/"
+
+func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -96,21 +112,25 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 	for i, sc := range cfg.Sinks {
 		path := fmt.Sprintf("sinks[%d]", i)
 		var sink sinks.Sink
-		switch {
-		case sc.Held():
-			if sc.HTTP != nil {
-				// Compile the rest now: setting the URL later must not
-				// reveal a mistake in the body or the signing secret.
-				if s, probs := buildHTTP(cfg, path, sc, ua, "https://held.invalid/"); len(probs) > 0 {
-					problems = append(problems, probs...)
-				} else {
-					s.Close()
-				}
-			}
+		held := sc.Held()
+		if held {
 			p.Held = append(p.Held, sc.Name)
-			continue
+			if !preview {
+				if sc.HTTP != nil {
+					// Compile the rest now: setting the URL later must
+					// not reveal a mistake in the body or the secret.
+					if s, probs := buildHTTP(cfg, path, sc, ua, heldURL); len(probs) > 0 {
+						problems = append(problems, probs...)
+					} else {
+						s.Close()
+					}
+				}
+				continue
+			}
+		}
+		switch {
 		case sc.Slack != nil:
-			s, probs := buildSlack(cfg, path, sc, log)
+			s, probs := buildSlack(cfg, path, sc, log, held)
 			if len(probs) > 0 {
 				problems = append(problems, probs...)
 				continue
@@ -144,7 +164,11 @@ func Build(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 				Logger:    log.With("sink", sc.Name),
 			})
 		case sc.HTTP != nil:
-			s, probs := buildHTTP(cfg, path, sc, ua, sc.HTTP.URL)
+			url := sc.HTTP.URL
+			if held {
+				url = heldURL
+			}
+			s, probs := buildHTTP(cfg, path, sc, ua, url)
 			if len(probs) > 0 {
 				problems = append(problems, probs...)
 				continue
@@ -277,8 +301,10 @@ func buildHTTP(cfg *config.Config, path string, sc config.Sink, ua, url string) 
 }
 
 // buildSlack compiles a slack sink's templates and constructs it. Its
-// threads or groups live in storage.dir/slack.db.
-func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logger) (sinks.Sink, []config.Problem) {
+// threads or groups live in storage.dir/slack.db. A held sink (for a
+// preview) gets a stand-in destination: a bot token when a channel is
+// set, else heldURL.
+func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logger, held bool) (sinks.Sink, []config.Problem) {
 	c := sc.Slack
 	var problems []config.Problem
 	tmpl := func(key, src string) *lang.Template {
@@ -302,6 +328,12 @@ func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logge
 		ChannelRateN:   c.ChannelRate.N,
 		ChannelRatePer: c.ChannelRate.Per.D(),
 		Logger:         log.With("sink", sc.Name),
+	}
+	switch {
+	case held && c.Channel != "":
+		opts.Token = "held"
+	case held:
+		opts.WebhookURL = heldURL
 	}
 	if c.Blocks.Value != nil {
 		b, err := slack.ParseBlocks(c.Blocks.Value)

@@ -26,13 +26,16 @@ type Config struct {
 	Sources []Source `yaml:"sources"`
 	Sinks   []Sink   `yaml:"sinks"`
 	Routes  []Route  `yaml:"routes"`
+	Admin   Admin    `yaml:"admin"`
+	Metrics Metrics  `yaml:"metrics"`
+	Log     Log      `yaml:"log"`
 
 	// Warnings are doubtful but valid settings, such as a sink that no
 	// route uses; they never stop a load.
 	Warnings []Problem `yaml:"-"`
 
 	file     string
-	lines    []string // of the source, for positions inside block scalars
+	src      []byte // the file, to place problems inside block scalars
 	nodes    map[string]*yaml.Node
 	problems []Problem
 }
@@ -60,6 +63,42 @@ type Storage struct {
 	// MaxPending is how many deliveries may wait before new events are
 	// refused with 503; 0 is no limit.
 	MaxPending int `yaml:"max_pending"`
+}
+
+// Admin configures the admin API: off unless both Listen and Token are
+// set.
+type Admin struct {
+	// Listen is the admin API's own address, such as "127.0.0.1:9090":
+	// keep it off the internet.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token every admin request must carry.
+	Token Secret `yaml:"token"`
+}
+
+// Enabled reports whether the admin API is served.
+func (a Admin) Enabled() bool { return a.Listen != "" && a.Token != "" }
+
+// Where /metrics is served: Metrics.Listener.
+const (
+	MetricsOnAdmin = "admin" // the admin listener, behind its token (default)
+	MetricsOnMain  = "main"  // server.listen, without a token
+	MetricsOff     = "off"
+)
+
+// MetricsPath is where Prometheus metrics are served.
+const MetricsPath = "/metrics"
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listener is where /metrics is served: admin, main or off.
+	Listener string `yaml:"listener"`
+}
+
+// Log configures what is logged.
+type Log struct {
+	// Events logs one info line per accepted event; off by default,
+	// when accepted events are logged at debug level only.
+	Events bool `yaml:"events"`
 }
 
 // Source is a platform posting webhooks to Switchyard.
@@ -184,22 +223,12 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes already read; file names them in problems and
 // lookup resolves ${VAR} references.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	c := &Config{file: file, nodes: map[string]*yaml.Node{}, lines: strings.Split(string(data), "\n")}
+	c := &Config{file: file, nodes: map[string]*yaml.Node{}}
 	c.setDefaults()
 
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			c.add(Problem{Msg: "the file is empty; see config.example.yaml"})
-		} else {
-			c.add(syntaxProblem(err))
-		}
+	root := c.parse(data, "the file is empty; see config.example.yaml")
+	if root == nil {
 		return nil, &Error{Problems: c.problems}
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
 	}
 	c.expandEnv(root, lookup)
 	d := &decoder{cfg: c}
@@ -210,6 +239,27 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, &Error{Problems: c.problems}
 	}
 	return c, nil
+}
+
+// parse parses data into a node tree; nil after adding a problem (empty
+// saying what to do with an empty file) if it cannot.
+func (c *Config) parse(data []byte, empty string) *yaml.Node {
+	c.src = data
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			c.add(Problem{Msg: empty})
+		} else {
+			c.add(syntaxProblem(err))
+		}
+		return nil
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	return root
 }
 
 var lineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -236,6 +286,7 @@ func (c *Config) setDefaults() {
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
 	c.Storage = Storage{Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending}
+	c.Metrics = Metrics{Listener: MetricsOnAdmin}
 }
 
 // applyDefaults fills what list entries left unset.
@@ -305,8 +356,13 @@ func (c *Config) validate() {
 		c.add(c.Problem("sources", "no sources: add at least one under sources:"))
 	}
 
+	c.validateOps()
+
 	names := map[string]string{}
 	paths := map[string]string{"/healthz": "the health check"}
+	if c.Metrics.Listener == MetricsOnMain {
+		paths[MetricsPath] = "the metrics (metrics.listener: main)"
+	}
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("sources[%d]", i)
 		c.checkName(names, p, s.Name, "source")
@@ -371,6 +427,30 @@ func (c *Config) validate() {
 		if s.Name != "" && !used[s.Name] {
 			c.add(c.Warning(fmt.Sprintf("sinks[%d].name", i), "sink %q is not used by any route", s.Name))
 		}
+	}
+}
+
+// MinAdminToken is the shortest admin token accepted.
+const MinAdminToken = 16
+
+// validateOps checks the admin, metrics and log sections.
+func (c *Config) validateOps() {
+	a := c.Admin
+	switch {
+	case a.Listen != "" && a.Token == "":
+		c.add(c.Problem("admin.token", "admin.listen is set but no token: set admin.token (or token_file) to a long random string, or remove admin.listen"))
+	case a.Token != "" && len(a.Token.Reveal()) < MinAdminToken:
+		c.add(c.Problem("admin.token", "too short: use at least %d random characters (openssl rand -hex 32)", MinAdminToken))
+	case a.Listen == "" && a.Token != "":
+		c.add(c.Warning("admin.token", "admin.listen is not set: the admin API is off"))
+	}
+	if a.Listen != "" && a.Listen == c.Server.Listen && !strings.HasSuffix(a.Listen, ":0") {
+		c.add(c.Problem("admin.listen", "must differ from server.listen: the admin API has its own listener"))
+	}
+	switch c.Metrics.Listener {
+	case MetricsOnAdmin, MetricsOnMain, MetricsOff:
+	default:
+		c.add(c.Problem("metrics.listener", "unknown listener %q: admin (the admin API's, behind its token), main (server.listen, no token) or off", c.Metrics.Listener))
 	}
 }
 

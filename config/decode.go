@@ -141,6 +141,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				v.SetFloat(f)
 			}
 		}
+	case reflect.Interface:
+		// Free-form YAML, such as a test case's event body.
+		var x any
+		if err := n.Decode(&x); err != nil {
+			d.errorf(n, path, "%v", err)
+			return
+		}
+		if x != nil {
+			v.Set(reflect.ValueOf(x))
+		}
 	default:
 		panic(fmt.Sprintf("config: no decoder for %s at %s", v.Type(), path))
 	}
@@ -321,6 +331,10 @@ func join(path, key string) string {
 	}
 	return path + "." + key
 }
+
+// Nearest returns the candidate within edit distance 2 of s, if any, for
+// a "did you mean" suggestion.
+func Nearest(s string, candidates []string) string { return nearest(s, candidates) }
 
 // nearest returns the candidate within edit distance 2 of s, if any.
 func nearest(s string, candidates []string) string {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -89,9 +90,9 @@ func (c *Config) ProblemIn(path string, line, col int, msg string) Problem {
 	}
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		// content starts on the next line, at the block's indentation
+		// content starts on the next line, indented as its first line is
 		p.Line = n.Line + line
-		p.Column = col + c.blockIndent(n)
+		p.Column = col + c.indent(n.Line+1, n.Column+1)
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
 		p.Line = n.Line + line - 1
 		p.Column = n.Column + col
@@ -108,17 +109,25 @@ func (c *Config) ProblemIn(path string, line, col int, msg string) Problem {
 	return p
 }
 
-// blockIndent is the indentation of a block scalar's content: that of
-// its first line that is not blank, as YAML defines it. Without the
-// source, a guess: two past the indicator's line's key.
-func (c *Config) blockIndent(n *yaml.Node) int {
-	for l := n.Line; l < len(c.lines); l++ { // c.lines[l] is line l+1
-		text := c.lines[l]
-		if trimmed := strings.TrimLeft(text, " "); trimmed != "" && trimmed != "\r" {
-			return len(text) - len(trimmed)
+// indent is how many spaces start line (1-based) of the file; guess
+// when the file is not known.
+func (c *Config) indent(line, guess int) int {
+	rest := c.src
+	for l := 1; l < line; l++ {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return guess
 		}
+		rest = rest[i+1:]
 	}
-	return n.Column + 1
+	n := 0
+	for n < len(rest) && rest[n] == ' ' {
+		n++
+	}
+	if n == 0 {
+		return guess
+	}
+	return n
 }
 
 // ProblemAtOffset is ProblemIn for a byte offset into the string value.

@@ -19,7 +19,7 @@ import (
 // SQLite implementation.
 type Queue interface {
 	Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delivery, error)
-	Complete(ctx context.Context, id string, o queue.Outcome) error
+	Complete(ctx context.Context, d *queue.Delivery, o queue.Outcome) error
 	NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error)
 }
 
@@ -48,6 +48,22 @@ type Options struct {
 	// 1s when zero. Notify wakes it sooner; the poll finds deliveries
 	// another process (the replay command) queued.
 	Idle time.Duration
+	// OnAttempt, when set, is told of every attempt whose outcome was
+	// recorded: the hook for metrics.
+	OnAttempt func(Attempt)
+}
+
+// Attempt is a recorded attempt, for metrics.
+type Attempt struct {
+	Sink string
+	// State is the delivery's state after it: delivered, failed (will
+	// retry) or dead.
+	State string
+	// Took is how long the attempt ran.
+	Took time.Duration
+	// Waited is from the delivery's acceptance (or last replay) to the
+	// end of the attempt.
+	Waited time.Duration
 }
 
 // Dispatcher delivers queued deliveries, one worker loop per sink.
@@ -57,6 +73,8 @@ type Dispatcher struct {
 	now   func() time.Time
 	idle  time.Duration
 	sinks map[string]*worker
+	// onAttempt is Options.OnAttempt.
+	onAttempt func(Attempt)
 
 	stop     chan struct{} // closed by Stop: lease no more
 	attempts context.Context
@@ -90,6 +108,8 @@ func New(q Queue, ss []Sink, opts Options) *Dispatcher {
 		idle:  opts.Idle,
 		sinks: map[string]*worker{},
 		stop:  make(chan struct{}),
+
+		onAttempt: opts.OnAttempt,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -191,8 +211,17 @@ const minWait = 5 * time.Millisecond
 func (d *Dispatcher) run(w *worker) {
 	defer w.inflight.Wait()
 	ctx := context.Background()
+	// A lease reads past every delivery in flight, so while attempts
+	// run, an unpaced worker leases in rounds of at least a quarter of
+	// its slots rather than one slot at a time.
+	round := max(1, cap(w.slots)/4)
 	for !d.stopping() {
 		free := cap(w.slots) - len(w.slots)
+		busy := free < cap(w.slots)
+		if busy && free < round && w.pace.every == 0 {
+			d.sleep(w, d.idle) // a finishing attempt wakes us
+			continue
+		}
 		allowed := w.pace.allow(d.now(), free)
 		if allowed > 0 {
 			batch, err := d.q.Lease(ctx, queue.LeaseRequest{
@@ -229,6 +258,9 @@ func (d *Dispatcher) run(w *worker) {
 			// All slots busy: a finishing attempt wakes us.
 		case allowed < free:
 			wait = max(w.pace.wait(d.now()), minWait) // paced: no start before then
+		case busy:
+			// Attempts in flight wake us when they end; a retry due
+			// before then waits for that, or for the idle poll.
 		default:
 			if next, ok, err := d.q.NextDue(ctx, w.Name, w.Ordered); err == nil && ok {
 				wait = min(wait, max(next.Sub(d.now()), minWait))
@@ -267,12 +299,16 @@ func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
 	// deadline, since the attempt's context may be cancelled.
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
-	if cerr := d.q.Complete(cctx, qd.ID, o); cerr != nil {
-		// The lease expires and the delivery is attempted again.
+	if cerr := d.q.Complete(cctx, qd, o); cerr != nil {
+		// The lease ends and the delivery is attempted again.
 		log.Error("record delivery outcome", "state", o.State, "err", cerr)
 		return
 	}
-	took := d.now().Sub(start)
+	end := d.now()
+	took := end.Sub(start)
+	if d.onAttempt != nil {
+		d.onAttempt(Attempt{Sink: w.Name, State: o.State, Took: took, Waited: end.Sub(qd.Since)})
+	}
 	switch o.State {
 	case queue.StateDelivered:
 		log.Debug("delivered", "took", took)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 )
 
 // Event is one webhook event after verification and normalization.
@@ -85,24 +86,117 @@ func DecodeData(raw json.RawMessage) (map[string]any, error) {
 }
 
 // JSON encodes the event without HTML escaping, so payload text reaches
-// downstream services byte for byte as the sender wrote it (json.Marshal
-// would turn "<" into "\u003c", even inside Data). Use it, not
-// json.Marshal, wherever an event leaves the process.
+// downstream services as the sender wrote it (json.Marshal would turn
+// "<" into "\u003c", even inside Data); Data is compacted, as
+// encoding/json does with a json.RawMessage. Use it, not json.Marshal,
+// wherever an event leaves the process.
 func (e *Event) JSON() ([]byte, error) {
-	var buf bytes.Buffer
-	if err := e.WriteJSON(&buf); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return e.AppendJSON(make([]byte, 0, 256+len(e.Data)))
 }
 
 // WriteJSON writes the event as one line of JSON, as JSON does.
 func (e *Event) WriteJSON(w io.Writer) error {
-	p := *e
-	if len(bytes.TrimSpace(p.Data)) == 0 {
-		p.Data = json.RawMessage("null")
+	b, err := e.AppendJSON(make([]byte, 0, 256+len(e.Data)))
+	if err != nil {
+		return err
 	}
-	enc := json.NewEncoder(w)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// AppendJSON appends the event's JSON, as JSON gives it, to b. It writes
+// what encoding/json would (TestAppendJSONMatchesEncodingJSON), without
+// reflection and without re-validating Data, which every source
+// produces from parsed JSON.
+func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"id":`...)
+	b = appendString(b, e.ID)
+	b = append(b, `,"source":`...)
+	b = appendString(b, e.Source)
+	b = append(b, `,"eventType":`...)
+	b = appendString(b, e.EventType)
+	b = append(b, `,"timestamp":`...)
+	b, err := appendTime(b, e.Timestamp)
+	if err != nil {
+		return nil, fmt.Errorf("encode event timestamp: %w", err)
+	}
+	if e.AgentID != "" {
+		b = append(b, `,"agentId":`...)
+		b = appendString(b, e.AgentID)
+	}
+	if e.AgentName != "" {
+		b = append(b, `,"agentName":`...)
+		b = appendString(b, e.AgentName)
+	}
+	if e.Subject != "" {
+		b = append(b, `,"subject":`...)
+		b = appendString(b, e.Subject)
+	}
+	b = append(b, `,"receivedAt":`...)
+	if b, err = appendTime(b, e.ReceivedAt); err != nil {
+		return nil, fmt.Errorf("encode event receivedAt: %w", err)
+	}
+	b = append(b, `,"data":`...)
+	data := bytes.TrimSpace(e.Data)
+	switch {
+	case len(data) == 0:
+		b = append(b, "null"...)
+	case isCompact(data):
+		b = append(b, data...)
+	default:
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, data); err != nil {
+			return nil, fmt.Errorf("encode event data: %w", err)
+		}
+		b = append(b, buf.Bytes()...)
+	}
+	return append(b, '}'), nil
+}
+
+func appendTime(b []byte, t time.Time) ([]byte, error) {
+	j, err := t.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, j...), nil
+}
+
+// isCompact reports whether JSON text has no whitespace outside its
+// strings.
+func isCompact(data []byte) bool {
+	in, esc := false, false
+	for _, c := range data {
+		switch {
+		case esc:
+			esc = false
+		case in && c == '\\':
+			esc = true
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
+}
+
+// appendString appends s as a JSON string, escaped as encoding/json
+// escapes it without HTML escaping.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return appendStringSlow(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func appendStringSlow(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	return enc.Encode(p)
+	enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }

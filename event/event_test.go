@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -74,5 +75,58 @@ func TestEnvDecodesData(t *testing.T) {
 	}
 	if _, err := (&Event{Data: json.RawMessage(`[1]`)}).Env(); err == nil {
 		t.Fatal("an array data object decoded without error")
+	}
+}
+
+// TestAppendJSONMatchesEncodingJSON: the hand-written encoder writes
+// what encoding/json (no HTML escaping) writes, byte for byte.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	zone := time.FixedZone("-03", -3*3600)
+	strs := []string{"", "plain", "<b>&amp;</b>", `quo"te`, `back\slash`, "tab\tnew\nline\r\x00\x1f\b\f",
+		"Sessão ção 日本 🎉", "bad \xff utf8", "sep \u2028 \u2029", "\x7f"}
+	datas := []string{"", "  ", "null", `{"a":1}`, " {\n  \"a\": [1, 2],\n  \"s\": \"x y\\\" z\"\n} ",
+		`{"s":"Sessão <b>"}`, `"string"`, `[ ]`, `{"k":"tab\tin string"}`, `{"e":"\\"}`}
+	for i, s := range strs {
+		for j, d := range datas {
+			ev := &Event{
+				ID: s, Source: "src" + s, EventType: s, AgentID: s, AgentName: strs[(i+1)%len(strs)], Subject: s,
+				Timestamp:  time.Date(2026, 11, 21, 9, 0, 0, int(i)*111, zone),
+				ReceivedAt: time.Date(2026, 11, 21, 12, 0, 0, int(j)*1000, time.UTC),
+				Data:       json.RawMessage(d),
+			}
+			if i%3 == 0 {
+				ev.Timestamp = time.Time{}
+			}
+			p := *ev
+			if len(bytes.TrimSpace(p.Data)) == 0 {
+				p.Data = json.RawMessage("null")
+			}
+			var want bytes.Buffer
+			enc := json.NewEncoder(&want)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(p); err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			if err := ev.WriteJSON(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != want.String() {
+				t.Fatalf("str %d data %d:\n got %s\nwant %s", i, j, got.String(), want.String())
+			}
+		}
+	}
+}
+
+func BenchmarkEventJSON(b *testing.B) {
+	ev := &Event{ID: "evt_01", Source: "darwin", EventType: "session.analyzed", Subject: "sess-1",
+		Timestamp: time.Now(), ReceivedAt: time.Now(),
+		Data: json.RawMessage(`{"sessionId":"sess-1","summary":"` + strings.Repeat("O cliente pediu reembolso. ", 40) + `"}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ev.JSON(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -34,10 +34,11 @@ func (e *SyntaxError) Error() string {
 const maxNodes = 2000
 
 func options(extra ...expr.Option) []expr.Option {
-	return append([]expr.Option{
+	opts := append([]expr.Option{
 		expr.Env(event.Env{}),
 		expr.MaxNodes(maxNodes),
-	}, extra...)
+	}, Functions()...)
+	return append(opts, extra...)
 }
 
 // compile compiles src; a failure is a *SyntaxError located in src.
@@ -45,6 +46,9 @@ func compile(src string, extra ...expr.Option) (*vm.Program, error) {
 	prog, err := expr.Compile(src, options(extra...)...)
 	if err != nil {
 		return nil, syntaxError(err)
+	}
+	if err := checkPatterns(src, prog.Node()); err != nil {
+		return nil, err
 	}
 	return prog, nil
 }
@@ -62,13 +66,18 @@ func syntaxError(err error) error {
 var vms = sync.Pool{New: func() any { return new(vm.VM) }}
 
 func run(prog *vm.Program, env *event.Env) (any, error) {
-	m := vms.Get().(*vm.VM)
-	defer vms.Put(m)
-	out, err := m.Run(prog, env)
+	out, err := runPlain(prog, env)
 	if err != nil {
 		return nil, runtimeError(err)
 	}
 	return out, nil
+}
+
+// runPlain is run with expr's error as it is.
+func runPlain(prog *vm.Program, env *event.Env) (any, error) {
+	m := vms.Get().(*vm.VM)
+	defer vms.Put(m)
+	return m.Run(prog, env)
 }
 
 // runtimeError drops expr's source snippet (a multi-line excerpt) from a

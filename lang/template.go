@@ -25,8 +25,10 @@ type Template struct {
 }
 
 type part struct {
-	lit  string      // a literal part's text; a placeholder's source, braces included
-	prog *vm.Program // nil for a literal part
+	lit    string
+	prog   *vm.Program // nil for a literal part
+	code   string      // the placeholder's expression
+	offset int         // where code starts in the template, in bytes
 }
 
 // ParseTemplate compiles every placeholder of src. A failure is a
@@ -59,8 +61,8 @@ func ParseTemplate(src string) (*Template, error) {
 			pos := offset + open + 2 + offsetOf(code, serr.Line, serr.Column)
 			return nil, at(src, pos, serr.Msg)
 		}
+		t.parts = append(t.parts, part{prog: prog, code: code, offset: offset + open + 2})
 		consumed := open + 2 + end + 2
-		t.parts = append(t.parts, part{lit: rest[open:consumed], prog: prog})
 		rest, offset = rest[consumed:], offset+consumed
 	}
 	return t, nil
@@ -150,7 +152,7 @@ func (t *Template) Literals() []string {
 
 // Cut splits t around the first sep in its literal text, as strings.Cut
 // splits a string: a sep written inside a placeholder, or produced by
-// one, does not count. A URL template cut at "?" gives its path and its
+// one, does not count. The parts' positions stay those in t. A URL template cut at "?" gives its path and its
 // query, for escaping each placeholder as its place needs.
 func (t *Template) Cut(sep string) (before, after *Template, found bool) {
 	for i, p := range t.parts {
@@ -178,7 +180,11 @@ func dropEmpty(parts []part) []part {
 func (t *Template) source() string {
 	var b strings.Builder
 	for _, p := range t.parts {
-		b.WriteString(p.lit)
+		if p.prog == nil {
+			b.WriteString(p.lit)
+		} else {
+			b.WriteString("{{" + p.code + "}}")
+		}
 	}
 	return b.String()
 }

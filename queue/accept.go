@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -42,21 +43,23 @@ type Accepted struct {
 // id is returned.
 func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
 	ev := in.Event
-	body, err := ev.JSON()
-	if err != nil {
-		return Accepted{}, fmt.Errorf("encode event: %w", err)
+	data := []byte(ev.Data)
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("null")
 	}
+	occurred, received := formatTime(ev.Timestamp), formatTime(ev.ReceivedAt)
 	dedup := ev.DedupKey
 	if dedup == "" {
 		dedup = "id:" + ev.ID
 	}
 	now := s.now().UnixMilli()
-	received := ev.ReceivedAt.UnixMilli()
+	receivedMS := ev.ReceivedAt.UnixMilli()
 	var res Accepted
-	err = s.write(ctx, func(tx *sql.Tx) (int64, error) {
+	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
 		res = Accepted{}
 		insert := func() (bool, error) {
-			r, err := s.exec(ctx, tx, sqlInsertEvent, ev.ID, ev.Source, dedup, ev.EventType, ev.Subject, received, body)
+			r, err := s.exec(ctx, tx, sqlInsertEvent, ev.ID, ev.Source, dedup, ev.EventType, ev.Subject, receivedMS,
+				occurred, received, ev.AgentID, ev.AgentName, data)
 			if err != nil {
 				return false, fmt.Errorf("insert event: %w", err)
 			}
@@ -72,7 +75,7 @@ func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
 			if err := s.queryRow(ctx, tx, sqlFindDuplicate, ev.Source, dedup).Scan(&res.EventID, &firstAt); err != nil {
 				return 0, fmt.Errorf("find duplicate: %w", err)
 			}
-			if in.DedupWindow <= 0 || received-firstAt < in.DedupWindow.Milliseconds() {
+			if in.DedupWindow <= 0 || receivedMS-firstAt < in.DedupWindow.Milliseconds() {
 				res.Duplicate = true
 				return 0, nil
 			}
@@ -101,12 +104,16 @@ func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
 	if err != nil {
 		return Accepted{}, err
 	}
+	if !res.Duplicate && len(in.Targets) > 0 {
+		s.events.put(ev, len(data)+eventOverhead)
+	}
 	return res, nil
 }
 
 const (
-	sqlInsertEvent = `INSERT INTO events (id, source, dedup_key, event_type, subject, received_at, event)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, dedup_key) DO NOTHING`
+	sqlInsertEvent = `INSERT INTO events (id, source, dedup_key, event_type, subject, received_at,
+			occurred_at, received, agent_id, agent_name, data, event)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, X'') ON CONFLICT (source, dedup_key) DO NOTHING`
 	sqlFindDuplicate  = `SELECT id, received_at FROM events WHERE source = ? AND dedup_key = ?`
 	sqlExpireKey      = `UPDATE events SET dedup_key = 'expired:' || id WHERE id = ?`
 	sqlInsertDelivery = `INSERT INTO deliveries (id, event_id, sink, routes, subject, state, created_at, next_at, updated_at)

@@ -54,6 +54,8 @@ type DeliveryInfo struct {
 
 // Filter selects deliveries. Zero fields select everything.
 type Filter struct {
+	// ID selects one delivery.
+	ID      string
 	EventID string
 	Sink    string
 	// States are the states to select; any state when empty.
@@ -70,6 +72,9 @@ var States = []string{StatePending, StateFailed, StateDelivered, StateDead}
 func (f Filter) where() (string, []any, error) {
 	var conds []string
 	var args []any
+	if f.ID != "" {
+		conds, args = append(conds, "d.id = ?"), append(args, f.ID)
+	}
 	if f.EventID != "" {
 		conds, args = append(conds, "d.event_id = ?"), append(args, f.EventID)
 	}
@@ -138,15 +143,15 @@ func (s *Store) Deliveries(ctx context.Context, eventID string) ([]DeliveryInfo,
 }
 
 // ErrNoFilter refuses a replay that would select every delivery.
-var ErrNoFilter = errors.New("replay needs an event id or a sink")
+var ErrNoFilter = errors.New("replay needs a delivery id, an event id or a sink")
 
 // Replay queues the deliveries f selects again, due now, with a fresh
-// attempt count and max_age. A delivery with an attempt in flight is
-// left alone. It returns how many deliveries were queued. Replay works
+// attempt count and max_age. A delivery with an attempt in flight in
+// this process is left alone. It returns how many deliveries were queued. Replay works
 // while a gateway runs on the same storage: its workers pick the
 // deliveries up when they next look at the queue.
 func (s *Store) Replay(ctx context.Context, f Filter) (int64, error) {
-	if f.EventID == "" && f.Sink == "" {
+	if f.ID == "" && f.EventID == "" && f.Sink == "" {
 		return 0, ErrNoFilter
 	}
 	f.Limit = 0
@@ -155,8 +160,16 @@ func (s *Store) Replay(ctx context.Context, f Filter) (int64, error) {
 		return 0, err
 	}
 	now := s.now().UnixMilli()
-	where += " AND d.lease_until <= ?"
-	args = append(args, now)
+	// Leases are this process's: a replay from another process (the
+	// CLI) cannot see attempts in flight in the gateway. The gateway
+	// still attempts such a delivery once at a time, and the attempt's
+	// outcome applies to the replayed delivery.
+	if held := s.leases.all(s.now()); len(held) > 0 {
+		where += " AND d.id NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
+		for _, id := range held {
+			args = append(args, id)
+		}
+	}
 	var n int64
 	err = s.write(ctx, func(tx *sql.Tx) (int64, error) {
 		var revived int64 // deliveries that stop being finished
@@ -174,6 +187,125 @@ func (s *Store) Replay(ctx context.Context, f Filter) (int64, error) {
 		return revived, err
 	})
 	return n, err
+}
+
+// OldestPending returns when the oldest delivery still waiting (pending
+// or failed) was created; ok is false when none waits.
+func (s *Store) OldestPending(ctx context.Context) (at time.Time, ok bool, err error) {
+	var oldest sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx,
+		`SELECT min(created_at) FROM deliveries WHERE state IN ('pending', 'failed')`).Scan(&oldest); err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest pending delivery: %w", err)
+	}
+	if !oldest.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(oldest.Int64), true, nil
+}
+
+// WaitingBySink returns how many deliveries wait (pending or failed),
+// per sink; sinks with none are absent.
+func (s *Store) WaitingBySink(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.rdb.QueryContext(ctx,
+		`SELECT sink, count(*) FROM deliveries WHERE state IN ('pending', 'failed') GROUP BY sink`)
+	if err != nil {
+		return nil, fmt.Errorf("count waiting deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var sink string
+		var n int64
+		if err := rows.Scan(&sink, &n); err != nil {
+			return nil, err
+		}
+		out[sink] = n
+	}
+	return out, rows.Err()
+}
+
+// ErrNotFound is an event or delivery the store does not hold.
+var ErrNotFound = errors.New("not found")
+
+// EventInfo is a stored event.
+type EventInfo struct {
+	ID         string
+	Source     string
+	EventType  string
+	Subject    string
+	ReceivedAt time.Time
+	// JSON is the normalized event as stored.
+	JSON []byte
+}
+
+// EventFilter selects events. Zero fields select everything.
+type EventFilter struct {
+	Source    string
+	EventType string
+	// Since selects events received at or after it.
+	Since time.Time
+	// Limit bounds the list (newest first); 0 is no limit.
+	Limit int
+}
+
+const sqlEventColumns = `SELECT ` + storedEventColumns + ` FROM events`
+
+// Events returns the events f selects, newest first.
+func (s *Store) Events(ctx context.Context, f EventFilter) ([]EventInfo, error) {
+	var conds []string
+	var args []any
+	if f.Source != "" {
+		conds, args = append(conds, "source = ?"), append(args, f.Source)
+	}
+	if f.EventType != "" {
+		conds, args = append(conds, "event_type = ?"), append(args, f.EventType)
+	}
+	if !f.Since.IsZero() {
+		conds, args = append(conds, "received_at >= ?"), append(args, f.Since.UnixMilli())
+	}
+	q := sqlEventColumns
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY received_at DESC, rowid DESC"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []EventInfo
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Event returns one stored event, or ErrNotFound.
+func (s *Store) Event(ctx context.Context, id string) (EventInfo, error) {
+	e, err := scanEvent(s.rdb.QueryRowContext(ctx, sqlEventColumns+` WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return EventInfo{}, fmt.Errorf("event %s: %w", id, ErrNotFound)
+	}
+	return e, err
+}
+
+func scanEvent(row interface{ Scan(...any) error }) (EventInfo, error) {
+	ev, err := scanStoredEvent(row)
+	if err != nil {
+		return EventInfo{}, err
+	}
+	body, err := ev.JSON()
+	if err != nil {
+		return EventInfo{}, fmt.Errorf("event %s: %w", ev.ID, err)
+	}
+	return EventInfo{ID: ev.ID, Source: ev.Source, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
 }
 
 // Prune deletes events received before their source's dedup window

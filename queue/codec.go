@@ -3,11 +3,65 @@ package queue
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/switchyard/switchyard/event"
 )
 
+// eventOverhead is what an event costs the cache beyond its data.
+const eventOverhead = 256
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+// storedEventColumns are what scanStoredEvent reads.
+const storedEventColumns = `id, source, event_type, subject, occurred_at, received, agent_id, agent_name, data, event`
+
+// scanStoredEvent reads an event from storedEventColumns: from its
+// columns, or for a row stored by schema v2 (data NULL) from its JSON.
+func scanStoredEvent(row interface{ Scan(...any) error }) (*event.Event, error) {
+	var (
+		ev                 event.Event
+		occurred, received string
+		data, legacy       []byte
+	)
+	if err := row.Scan(&ev.ID, &ev.Source, &ev.EventType, &ev.Subject, &occurred, &received,
+		&ev.AgentID, &ev.AgentName, &data, &legacy); err != nil {
+		return nil, err
+	}
+	if data == nil {
+		old, err := decodeEvent(legacy)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		return old, nil
+	}
+	ev.Data = data
+	var err1, err2 error
+	ev.Timestamp, err1 = parseTime(occurred)
+	ev.ReceivedAt, err2 = parseTime(received)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+	}
+	return &ev, nil
+}
+
+// decodeEvent reads an event stored by schema v2: the whole event as
+// JSON.
 func decodeEvent(body []byte) (*event.Event, error) {
 	var ev event.Event
 	if err := json.Unmarshal(body, &ev); err != nil {

@@ -58,11 +58,11 @@ func TestOrderedLeaseHoldsBackOnlyTheSubject(t *testing.T) {
 	}
 	// A1 fails and waits a minute: only A waits; B moves on.
 	ds, _ := s.Deliveries(ctx, a1)
-	if err := s.Complete(ctx, ds[0].ID, Outcome{State: StateFailed, NextAt: c.Now().Add(time.Minute), Error: "503"}); err != nil {
+	if err := s.Complete(ctx, &Delivery{ID: ds[0].ID, Sink: ds[0].Sink}, Outcome{State: StateFailed, NextAt: c.Now().Add(time.Minute), Error: "503"}); err != nil {
 		t.Fatal(err)
 	}
 	ds, _ = s.Deliveries(ctx, b1)
-	if err := s.Complete(ctx, ds[0].ID, Outcome{State: StateDelivered}); err != nil {
+	if err := s.Complete(ctx, &Delivery{ID: ds[0].ID, Sink: ds[0].Sink}, Outcome{State: StateDelivered}); err != nil {
 		t.Fatal(err)
 	}
 	if got := leaseIDs(t, s, ordered); !slices.Equal(got, []string{b2}) {
@@ -74,7 +74,7 @@ func TestOrderedLeaseHoldsBackOnlyTheSubject(t *testing.T) {
 	}
 	// A1 dead: it no longer holds A2 back.
 	ds, _ = s.Deliveries(ctx, a1)
-	if err := s.Complete(ctx, ds[0].ID, Outcome{State: StateDead, Error: "400"}); err != nil {
+	if err := s.Complete(ctx, &Delivery{ID: ds[0].ID, Sink: ds[0].Sink}, Outcome{State: StateDead, Error: "400"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := leaseIDs(t, s, ordered); !slices.Equal(got, []string{a2}) {
@@ -103,14 +103,14 @@ func TestPendingCount(t *testing.T) {
 		t.Fatalf("Pending after 3 events × 2 sinks = %d, want 6", got)
 	}
 	ds, _ := s.Lease(ctx, LeaseRequest{Sink: "a", Limit: 3, For: time.Minute})
-	s.Complete(ctx, ds[0].ID, Outcome{State: StateDelivered})
-	s.Complete(ctx, ds[1].ID, Outcome{State: StateFailed, NextAt: c.Now()})
-	s.Complete(ctx, ds[2].ID, Outcome{State: StateDead})
+	s.Complete(ctx, &ds[0], Outcome{State: StateDelivered})
+	s.Complete(ctx, &ds[1], Outcome{State: StateFailed, NextAt: c.Now()})
+	s.Complete(ctx, &ds[2], Outcome{State: StateDead})
 	if got := s.Pending(); got != 4 {
 		t.Fatalf("Pending after one delivered, one failed, one dead = %d, want 4", got)
 	}
 	// Completing twice must not count twice.
-	s.Complete(ctx, ds[0].ID, Outcome{State: StateDelivered})
+	s.Complete(ctx, &ds[0], Outcome{State: StateDelivered})
 	if got := s.Pending(); got != 4 {
 		t.Fatalf("Pending after a repeated completion = %d, want 4", got)
 	}
@@ -140,7 +140,7 @@ func TestReplay(t *testing.T) {
 			if sink == "archive" {
 				state = StateDelivered
 			}
-			if err := s.Complete(ctx, d.ID, Outcome{State: state, Error: "HTTP 400", Status: 400}); err != nil {
+			if err := s.Complete(ctx, &d, Outcome{State: state, Error: "HTTP 400", Status: 400}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -216,7 +216,7 @@ func TestDedupWindowAndPrune(t *testing.T) {
 		t.Fatalf("pruned %d (%v) while a delivery waits", n, err)
 	}
 	for _, d := range must(s.Lease(ctx, LeaseRequest{Sink: "crm", Limit: 10, For: time.Minute})) {
-		s.Complete(ctx, d.ID, Outcome{State: StateDelivered})
+		s.Complete(ctx, &d, Outcome{State: StateDelivered})
 	}
 	if n, err := s.Prune(ctx, window); err != nil || n != 1 {
 		t.Fatalf("pruned %d (%v), want the first, delivered, old event", n, err)

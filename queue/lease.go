@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/event"
@@ -50,58 +52,178 @@ const headOfSubject = `(d.subject = '' OR NOT EXISTS (
 	SELECT 1 FROM deliveries p
 	WHERE p.sink = d.sink AND p.subject = d.subject AND p.state IN ('pending', 'failed') AND p.rowid < d.rowid))`
 
-// Lease claims up to r.Limit due deliveries of r.Sink. A process that
-// dies mid-attempt leaves the lease to expire, and the delivery is
-// attempted again.
+// Leases live in memory: only one gateway delivers from a store (the
+// storage directory is locked), so a lease needs no write. Lease reads
+// due deliveries on a reader connection and the writer only records
+// outcomes. A crash forgets every lease, and the deliveries it held are
+// due again at the next start. The price: an attempt cut short by a
+// crash is not counted in the delivery's attempts.
+type leases struct {
+	// mu orders reads of due deliveries with the end of leases: a lease
+	// ends (under mu) only after its outcome is committed, and Lease
+	// reads and marks (under mu), so it never sees a delivery as
+	// waiting whose attempt has just succeeded.
+	mu   sync.Mutex
+	held map[string]map[string]lease // sink → delivery id → lease
+}
+
+type lease struct {
+	until time.Time
+	seq   int64 // the delivery's rowid
+}
+
+// notHeld is a condition leaving out the deliveries in held. Rowids
+// are the store's own integers, so they are written into the SQL: the
+// condition is checked on the index entry, before reading the row.
+func notHeld(held map[string]lease) string {
+	if len(held) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" AND d.rowid NOT IN (")
+	first := true
+	for _, l := range held {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		b.WriteString(strconv.FormatInt(l.seq, 10))
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// heldBy returns the deliveries of sink under a lease at now, dropping
+// expired ones. Call with mu held.
+func (l *leases) heldBy(sink string, now time.Time) map[string]lease {
+	h := l.held[sink]
+	if h == nil {
+		h = map[string]lease{}
+		l.held[sink] = h
+	}
+	for id, l := range h {
+		if !now.Before(l.until) {
+			delete(h, id)
+		}
+	}
+	return h
+}
+
+// all returns the ids of every delivery under a lease at now.
+func (l *leases) all(now time.Time) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ids []string
+	for sink := range l.held {
+		for id := range l.heldBy(sink, now) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (l *leases) release(sink, id string) {
+	l.mu.Lock()
+	delete(l.held[sink], id)
+	l.mu.Unlock()
+}
+
+// Lease claims up to r.Limit due deliveries of r.Sink. A lease that
+// outlives r.For (an attempt that never completes) expires, and the
+// delivery is attempted again.
 func (s *Store) Lease(ctx context.Context, r LeaseRequest) ([]Delivery, error) {
+	s.leases.mu.Lock()
 	now := s.now()
-	q := sqlLease(r.Ordered)
-	var out []Delivery
-	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
-		out = out[:0]
-		rows, err := s.query(ctx, tx, q,
-			now.Add(r.For).UnixMilli(), now.UnixMilli(), r.Sink, now.UnixMilli(), now.UnixMilli(), r.Limit)
-		if err != nil {
-			return 0, fmt.Errorf("lease: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				d                 Delivery
-				routes            string
-				created, replayed int64
-			)
-			if err := rows.Scan(&d.seq, &d.ID, &d.EventID, &routes, &d.Subject, &d.Attempt, &created, &replayed); err != nil {
-				return 0, err
-			}
-			d.Sink = r.Sink
-			d.Routes = strings.Split(routes, ",")
-			d.CreatedAt = time.UnixMilli(created)
-			d.Since = time.UnixMilli(max(created, replayed))
-			out = append(out, d)
-		}
-		if err := rows.Err(); err != nil {
-			return 0, err
-		}
-		rows.Close()
-		for i := range out {
-			var body []byte
-			if err := s.queryRow(ctx, tx, sqlLoadEvent, out[i].EventID).Scan(&body); err != nil {
-				return 0, fmt.Errorf("load event %s: %w", out[i].EventID, err)
-			}
-			ev, err := decodeEvent(body)
-			if err != nil {
-				return 0, fmt.Errorf("load event %s: %w", out[i].EventID, err)
-			}
-			out[i].Event = ev
-		}
-		return 0, nil
-	})
+	held := s.leases.heldBy(r.Sink, now)
+	rows, err := s.rdb.QueryContext(ctx, sqlDue(r.Ordered, notHeld(held)), r.Sink, now.UnixMilli(), r.Limit)
 	if err != nil {
+		s.leases.mu.Unlock()
+		return nil, fmt.Errorf("lease: %w", err)
+	}
+	var out []Delivery
+	for rows.Next() && len(out) < r.Limit {
+		var (
+			d                 Delivery
+			routes            string
+			created, replayed int64
+		)
+		if err := rows.Scan(&d.seq, &d.ID, &d.EventID, &routes, &d.Subject, &d.Attempt, &created, &replayed); err != nil {
+			rows.Close()
+			s.leases.mu.Unlock()
+			return nil, fmt.Errorf("lease: %w", err)
+		}
+		d.Sink = r.Sink
+		d.Attempt++
+		d.Routes = strings.Split(routes, ",")
+		d.CreatedAt = time.UnixMilli(created)
+		d.Since = time.UnixMilli(max(created, replayed))
+		out = append(out, d)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		s.leases.mu.Unlock()
+		return nil, fmt.Errorf("lease: %w", err)
+	}
+	until := now.Add(r.For)
+	for _, d := range out {
+		held[d.ID] = lease{until: until, seq: d.seq}
+	}
+	s.leases.mu.Unlock()
+
+	if err := s.loadEvents(ctx, out); err != nil {
+		for _, d := range out {
+			s.leases.release(r.Sink, d.ID)
+		}
 		return nil, err
 	}
 	sortDeliveries(out)
 	return out, nil
+}
+
+// loadEvents fills in each delivery's event: from the cache of recently
+// accepted events, else from the table.
+func (s *Store) loadEvents(ctx context.Context, ds []Delivery) error {
+	var missing []any
+	for i := range ds {
+		if ev := s.events.get(ds[i].EventID); ev != nil {
+			ds[i].Event = ev
+		} else {
+			missing = append(missing, ds[i].EventID)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	q := `SELECT ` + storedEventColumns + ` FROM events WHERE id IN (?` + strings.Repeat(", ?", len(missing)-1) + `)`
+	rows, err := s.rdb.QueryContext(ctx, q, missing...)
+	if err != nil {
+		return fmt.Errorf("load events: %w", err)
+	}
+	defer rows.Close()
+	loaded := map[string]*event.Event{}
+	for rows.Next() {
+		ev, err := scanStoredEvent(rows)
+		if err != nil {
+			return fmt.Errorf("load events: %w", err)
+		}
+		loaded[ev.ID] = ev
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load events: %w", err)
+	}
+	for i := range ds {
+		if ds[i].Event != nil {
+			continue
+		}
+		ev := loaded[ds[i].EventID]
+		if ev == nil {
+			return fmt.Errorf("load event %s: not found", ds[i].EventID)
+		}
+		c := *ev // each delivery gets its own copy
+		ds[i].Event = &c
+	}
+	return nil
 }
 
 // Outcome is the result of an attempt.
@@ -116,7 +238,11 @@ type Outcome struct {
 }
 
 // Complete records an attempt's outcome and ends its lease.
-func (s *Store) Complete(ctx context.Context, id string, o Outcome) error {
+func (s *Store) Complete(ctx context.Context, d *Delivery, o Outcome) error {
+	id := d.ID
+	// The lease ends once the outcome is committed, or failed to be:
+	// then the delivery is due again.
+	defer s.leases.release(d.Sink, id)
 	now := s.now().UnixMilli()
 	var q string
 	args := []any{}
@@ -150,6 +276,11 @@ func (s *Store) Complete(ctx context.Context, id string, o Outcome) error {
 // are attempted at once rather than when their lease would expire. Call
 // it only while no other process is delivering from this store.
 func (s *Store) ReleaseLeases(ctx context.Context) (int64, error) {
+	s.leases.mu.Lock()
+	clear(s.leases.held)
+	s.leases.mu.Unlock()
+	// Leases are no longer written, but a store last used by an older
+	// version may hold some.
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
 		r, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_until = 0 WHERE lease_until > 0 AND state IN ('pending', 'failed')`)
@@ -166,16 +297,19 @@ func (s *Store) ReleaseLeases(ctx context.Context) (int64, error) {
 // attempt holds is due, or false if there is none. With ordered, only
 // deliveries at the head of their subject count: the others wait for
 // it, not for a time. Leased deliveries are left out (their attempt's
-// end wakes the worker), so the answer comes from the deliveries_due
-// index in next_at order instead of a scan of every waiting delivery.
+// end wakes the worker); the answer comes from the deliveries_due index
+// in next_at order.
 func (s *Store) NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error) {
-	q := `SELECT d.next_at FROM deliveries d WHERE d.sink = ? AND d.state IN ('pending', 'failed') AND d.lease_until <= ?`
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
+	q := `SELECT d.next_at FROM deliveries d WHERE d.sink = ? AND d.state IN ('pending', 'failed')` +
+		notHeld(s.leases.heldBy(sink, s.now()))
 	if ordered {
 		q += " AND " + headOfSubject
 	}
 	q += ` ORDER BY d.next_at LIMIT 1`
 	var next int64
-	err := s.rdb.QueryRowContext(ctx, q, sink, s.now().UnixMilli()).Scan(&next)
+	err := s.rdb.QueryRowContext(ctx, q, sink).Scan(&next)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
@@ -185,27 +319,25 @@ func (s *Store) NextDue(ctx context.Context, sink string, ordered bool) (time.Ti
 	return time.UnixMilli(next), true, nil
 }
 
-// sqlLease leases due deliveries of a sink; ordered, only the head of
-// each subject.
-func sqlLease(ordered bool) string {
-	where := `d.sink = ? AND d.state IN ('pending', 'failed') AND d.next_at <= ? AND d.lease_until <= ?`
+// sqlDue selects due deliveries of a sink, in the order to attempt
+// them; ordered, only the head of each subject.
+func sqlDue(ordered bool, notHeld string) string {
+	where := `d.sink = ? AND d.state IN ('pending', 'failed') AND d.next_at <= ?` + notHeld
 	if ordered {
 		where += " AND " + headOfSubject
 	}
-	return `UPDATE deliveries
-		SET lease_until = ?, attempts = attempts + 1, updated_at = ?
-		WHERE id IN (SELECT d.id FROM deliveries d WHERE ` + where + ` ORDER BY d.next_at, d.rowid LIMIT ?)
-		RETURNING rowid, id, event_id, routes, subject, attempts, created_at, replayed_at`
+	return `SELECT d.rowid, d.id, d.event_id, d.routes, d.subject, d.attempts, d.created_at, d.replayed_at
+		FROM deliveries d WHERE ` + where + ` ORDER BY d.next_at, d.rowid LIMIT ?`
 }
 
+// Each completion counts the attempt.
 const (
-	sqlLoadEvent = `SELECT event FROM events WHERE id = ?`
 	// A completion applies only to a waiting delivery: completing twice
 	// changes nothing the second time.
-	sqlDelivered = `UPDATE deliveries SET state = 'delivered', lease_until = 0, updated_at = ?, last_status = ?
+	sqlDelivered = `UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ?, last_status = ?
 		WHERE id = ? AND state IN ('pending', 'failed')`
-	sqlFailed = `UPDATE deliveries SET state = 'failed', lease_until = 0, next_at = ?, updated_at = ?, last_error = ?, last_status = ?
+	sqlFailed = `UPDATE deliveries SET state = 'failed', attempts = attempts + 1, next_at = ?, updated_at = ?, last_error = ?, last_status = ?
 		WHERE id = ? AND state IN ('pending', 'failed')`
-	sqlDead = `UPDATE deliveries SET state = 'dead', lease_until = 0, updated_at = ?, last_error = ?, last_status = ?
+	sqlDead = `UPDATE deliveries SET state = 'dead', attempts = attempts + 1, updated_at = ?, last_error = ?, last_status = ?
 		WHERE id = ? AND state IN ('pending', 'failed')`
 )

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,7 @@ type Options struct {
 type Store struct {
 	db   *sql.DB // one connection, used only by the writer goroutine
 	rdb  *sql.DB // readers
+	cdb  *sql.DB // the checkpointer's connection
 	path string
 	log  *slog.Logger
 	now  func() time.Time
@@ -61,10 +63,22 @@ type Store struct {
 	// commits and committed count transactions and the writes in them,
 	// for the group-commit benchmark.
 	commits, committed atomic.Int64
+	// fsyncs counts the syncer's fsyncs.
+	fsyncs atomic.Int64
 
 	// stmts are the hot writes, prepared once on the writer's
 	// connection (parsing SQL costs as much as running it).
 	stmts map[string]*sql.Stmt
+
+	leases leases
+	events *eventCache
+
+	// syncs carries committed batches to the syncer, which answers them
+	// once the WAL is on disk; nil at synchronous=normal.
+	syncs chan []*op
+	wal   *os.File // the WAL, for the syncer's fsync
+	// beforeSync, when set, runs before each fsync (tests).
+	beforeSync func()
 
 	ops       chan *op
 	closing   chan struct{} // closed by Close
@@ -90,7 +104,14 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("synchronous %q: want full or normal", opts.Synchronous)
 	}
 	path := filepath.Join(dir, FileName)
-	o := sqlitedb.Options{Synchronous: sync, BusyTimeout: opts.BusyTimeout, ForeignKeys: true}
+	// At FULL, SQLite would fsync the WAL inside every commit, and the
+	// writer could not run the next batch until the disk answered. The
+	// store instead commits at NORMAL (written to the WAL, not yet
+	// synced) and a second goroutine fsyncs the WAL and only then
+	// answers the batches committed before the fsync: each answer still
+	// waits for the disk, but the writer runs the next batch meanwhile.
+	syncWAL := sync == "FULL"
+	o := sqlitedb.Options{Synchronous: "NORMAL", BusyTimeout: opts.BusyTimeout, ForeignKeys: true}
 	db, err := sqlitedb.Open(ctx, path, o)
 	if err != nil {
 		return nil, fmt.Errorf("open queue db %s: %w", path, err)
@@ -118,6 +139,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		log:     opts.Logger,
 		now:     opts.Now,
 		ops:     make(chan *op, 1024),
+		leases:  leases{held: map[string]map[string]lease{}},
+		events:  newEventCache(eventCacheBytes),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -132,15 +155,47 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		rdb.Close()
 		return nil, err
 	}
+	// Checkpoints copy the WAL into the database file. SQLite runs them
+	// inside a commit once the WAL passes 1000 pages, which stalls every
+	// request waiting on that commit; a separate connection does them
+	// instead, beside the writer.
+	if _, err := db.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("queue db %s: %w", path, err)
+	}
+	o.QueryOnly = false
+	if s.cdb, err = sqlitedb.Open(ctx, path, o); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("open queue db %s: %w", path, err)
+	}
+	s.cdb.SetMaxOpenConns(1)
 	if err := s.prepare(ctx); err != nil {
 		db.Close()
 		rdb.Close()
 		return nil, fmt.Errorf("prepare queue statements: %w", err)
 	}
-	s.wg.Go(func() {
-		defer close(s.done)
-		s.writer()
-	})
+	if syncWAL {
+		s.syncs = make(chan []*op, maxBatch)
+		synced := make(chan struct{})
+		s.wg.Go(func() {
+			defer close(synced)
+			s.syncer()
+		})
+		s.wg.Go(func() {
+			defer close(s.done)
+			s.writer()
+			close(s.syncs)
+			<-synced
+		})
+	} else {
+		s.wg.Go(func() {
+			defer close(s.done)
+			s.writer()
+		})
+	}
+	s.wg.Go(s.checkpointer)
 	return s, nil
 }
 
@@ -157,7 +212,10 @@ func (s *Store) Close() error {
 		for _, st := range s.stmts {
 			st.Close()
 		}
-		err = errors.Join(s.db.Close(), s.rdb.Close())
+		err = errors.Join(s.db.Close(), s.rdb.Close(), s.cdb.Close())
+		if s.wal != nil {
+			s.wal.Close()
+		}
 	})
 	return err
 }
@@ -177,8 +235,12 @@ func (s *Store) recount(ctx context.Context) error {
 
 // hot lists the statements worth preparing: those run for every event
 // or every attempt.
-var hot = []string{sqlInsertEvent, sqlInsertDelivery, sqlFindDuplicate, sqlExpireKey, sqlLoadEvent,
-	sqlLease(false), sqlLease(true), sqlDelivered, sqlFailed, sqlDead}
+var hot = []string{sqlInsertEvent, sqlInsertDelivery, sqlFindDuplicate, sqlExpireKey,
+	sqlDelivered, sqlFailed, sqlDead}
+
+// eventCacheBytes bounds the cache of recently accepted events that
+// spares leases a read and a decode: a few seconds of peak traffic.
+const eventCacheBytes = 8 << 20
 
 // prepare prepares the hot statements. It runs before the writer
 // starts: the writer's one connection is free.
@@ -214,6 +276,28 @@ func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any)
 		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return tx.QueryRowContext(ctx, q, args...)
+}
+
+// checkpointEvery is how often the checkpointer copies the WAL into the
+// database file.
+const checkpointEvery = 250 * time.Millisecond
+
+// checkpointer runs passive checkpoints, which never wait for (nor
+// block) the writer or readers, until the store closes. SQLite runs a
+// last one when the store closes.
+func (s *Store) checkpointer() {
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		if _, err := s.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+			s.log.Warn("checkpoint queue db", "err", err)
+		}
+	}
 }
 
 // recountEvery is how often the writer recounts pending deliveries.
@@ -329,8 +413,63 @@ func (s *Store) tryBatch(batch []*op) bool {
 	}
 	s.commits.Add(1)
 	s.committed.Add(int64(len(batch)))
+	if s.syncs != nil {
+		s.syncs <- slices.Clone(batch) // the writer reuses batch
+		return true
+	}
 	for _, o := range batch {
 		o.done <- nil
 	}
 	return true
+}
+
+// syncer answers committed batches once an fsync of the WAL that began
+// after their commit has returned. Batches that commit while it syncs
+// share the next fsync.
+func (s *Store) syncer() {
+	var group []*op
+	for batch := range s.syncs {
+		group = append(group[:0], batch...)
+	more:
+		for {
+			select {
+			case b, ok := <-s.syncs:
+				if !ok {
+					break more
+				}
+				group = append(group, b...)
+			default:
+				break more
+			}
+		}
+		err := s.syncWAL()
+		if err != nil {
+			// Committed but maybe not durable: the sender gets an error
+			// and retries, and its retry is answered as a duplicate.
+			s.log.Error("sync queue WAL", "err", err)
+		}
+		for _, o := range group {
+			o.done <- err
+		}
+		s.fsyncs.Add(1)
+	}
+}
+
+func (s *Store) syncWAL() error {
+	if s.beforeSync != nil {
+		s.beforeSync()
+	}
+	if s.wal == nil {
+		// The WAL exists once anything is committed, and lives as long
+		// as the store's connections.
+		f, err := os.Open(s.path + "-wal")
+		if err != nil {
+			return fmt.Errorf("open WAL: %w", err)
+		}
+		s.wal = f
+	}
+	if err := s.wal.Sync(); err != nil {
+		return fmt.Errorf("fsync WAL: %w", err)
+	}
+	return nil
 }

@@ -90,10 +90,11 @@ func TestAcceptAndLease(t *testing.T) {
 	}
 	c.Advance(time.Minute + time.Millisecond)
 	again, err := s.Lease(ctx, LeaseRequest{Sink: "slack", Limit: 10, For: time.Minute})
-	if err != nil || len(again) != 1 || again[0].Attempt != 2 {
+	// The expired attempt never completed, so it is not counted.
+	if err != nil || len(again) != 1 || again[0].Attempt != 1 {
 		t.Fatalf("after the lease expired: %+v, %v", again, err)
 	}
-	if err := s.Complete(ctx, d.ID, Outcome{State: StateDelivered, Status: 200}); err != nil {
+	if err := s.Complete(ctx, &d, Outcome{State: StateDelivered, Status: 200}); err != nil {
 		t.Fatal(err)
 	}
 	c.Advance(time.Hour)
@@ -149,7 +150,7 @@ func TestRetryAndDead(t *testing.T) {
 	}
 	d, _ := s.Lease(ctx, LeaseRequest{Sink: "crm", Limit: 1, For: time.Minute})
 	next := c.Now().Add(10 * time.Second)
-	if err := s.Complete(ctx, d[0].ID, Outcome{State: StateFailed, NextAt: next, Error: "HTTP 503", Status: 503}); err != nil {
+	if err := s.Complete(ctx, &d[0], Outcome{State: StateFailed, NextAt: next, Error: "HTTP 503", Status: 503}); err != nil {
 		t.Fatal(err)
 	}
 	if due, ok, err := s.NextDue(ctx, "crm", false); err != nil || !ok || !due.Equal(next.Truncate(time.Millisecond)) {
@@ -163,7 +164,7 @@ func TestRetryAndDead(t *testing.T) {
 	if len(got) != 1 || got[0].Attempt != 2 {
 		t.Fatalf("retry lease = %+v", got)
 	}
-	if err := s.Complete(ctx, got[0].ID, Outcome{State: StateDead, Error: "HTTP 400", Status: 400}); err != nil {
+	if err := s.Complete(ctx, &got[0], Outcome{State: StateDead, Error: "HTTP 400", Status: 400}); err != nil {
 		t.Fatal(err)
 	}
 	ds, _ := s.Deliveries(ctx, got[0].EventID)
@@ -173,7 +174,7 @@ func TestRetryAndDead(t *testing.T) {
 	if _, ok, _ := s.NextDue(ctx, "crm", false); ok {
 		t.Fatal("a dead delivery is still due")
 	}
-	if err := s.Complete(ctx, got[0].ID, Outcome{State: "bogus"}); err == nil {
+	if err := s.Complete(ctx, &got[0], Outcome{State: "bogus"}); err == nil {
 		t.Fatal("an invalid state was accepted")
 	}
 }
@@ -206,10 +207,8 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatalf("Accept after Close = %v, want ErrClosed", err)
 	}
 
+	// The lease died with the process: the delivery is due at once.
 	s2 := open(t, dir, c)
-	if n, err := s2.ReleaseLeases(ctx); err != nil || n != 1 {
-		t.Fatalf("ReleaseLeases = %d, %v; want 1", n, err)
-	}
 	for _, sink := range []string{"slack", "archive"} {
 		got, err := s2.Lease(ctx, LeaseRequest{Sink: sink, Limit: 10, For: time.Minute})
 		if err != nil || len(got) != 1 || got[0].EventID != acc.EventID {
@@ -341,4 +340,52 @@ func benchmarkAccept(b *testing.B, sync string) {
 		}
 	})
 	b.ReportMetric(float64(s.committed.Load())/float64(max(s.commits.Load(), 1)), "writes/commit")
+}
+
+// TestAnswersAfterFsync: at synchronous=full an accepted event is
+// answered only once the WAL holding it is on disk, and commits that
+// wait for one fsync share it.
+func TestAnswersAfterFsync(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	gate := make(chan struct{})
+	s.beforeSync = func() { <-gate }
+	ctx := context.Background()
+	done := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			_, err := s.Accept(ctx, Incoming{Event: newEvent(c, fmt.Sprint("k", i)), Targets: targets("a")})
+			done <- err
+		}()
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Accept returned (%v) before the WAL was synced", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(gate)
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.fsyncs.Load(); n < 1 || n > 3 {
+		t.Fatalf("%d fsyncs for 8 concurrent accepts: want them to share one or two", n)
+	}
+
+	// At synchronous=normal there is no fsync per commit.
+	n, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.beforeSync = func() { t.Error("fsync at synchronous=normal") }
+	if _, err := n.Accept(ctx, Incoming{Event: newEvent(c, "k"), Targets: targets("a")}); err != nil {
+		t.Fatal(err)
+	}
 }

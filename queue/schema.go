@@ -49,4 +49,15 @@ CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE state = 'dead';
 DROP INDEX events_received_at;
 CREATE INDEX events_source_received ON events (source, received_at);
 `,
+	// v3: an event's fields in columns, its data as sent, so that
+	// storing and loading it encodes and parses no JSON. Rows from v2
+	// keep the whole event as JSON in event (and data NULL); new rows
+	// leave event empty.
+	`
+ALTER TABLE events ADD COLUMN occurred_at TEXT NOT NULL DEFAULT '';  -- the event's timestamp, RFC 3339
+ALTER TABLE events ADD COLUMN received TEXT NOT NULL DEFAULT '';     -- received_at, RFC 3339 to the nanosecond
+ALTER TABLE events ADD COLUMN agent_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN agent_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN data BLOB;
+`,
 }

@@ -16,11 +16,14 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/receiver/verify"
 )
 
 // Ingester stores an event and its deliveries. It returns an error only
@@ -83,26 +86,54 @@ type Options struct {
 	// map (a 400), with the source and the event field that failed ("" for
 	// a body that is not JSON). It is the hook for a metric.
 	OnMapError func(source, field string)
+	// OnRequest, when set, is called once per request to a source's
+	// path with the source and the status answered.
+	OnRequest func(source string, status int)
+	// OnVerifyFailure, when set, is called for every request a source
+	// refuses as unauthentic or not allowed, with a short reason (see
+	// VerifyReason).
+	OnVerifyFailure func(source, reason string)
+	// Metrics, when set, is served at GET MetricsPath.
+	Metrics     http.Handler
+	MetricsPath string
 }
 
 // Server serves the webhook endpoints.
 type Server struct {
-	app           *fiber.App
-	ingest        Ingester
-	log           *slog.Logger
-	now           func() time.Time
-	ingestTimeout time.Duration
-	onMapError    func(source, field string)
+	app             *fiber.App
+	ingest          Ingester
+	log             *slog.Logger
+	now             func() time.Time
+	ingestTimeout   time.Duration
+	onMapError      func(source, field string)
+	onRequest       func(source string, status int)
+	onVerifyFailure func(source, reason string)
+	// routes are the sources served, by path: replaced whole by
+	// SetSources, so a request sees one set from start to end.
+	routes atomic.Pointer[map[string]*endpoint]
 }
+
+// endpoint is a source's handlers.
+type endpoint struct {
+	name      string
+	hook      fiber.Handler
+	challenge fiber.Handler // nil: GET is not allowed
+}
+
+// sourceKey is the fiber.Ctx local holding the name of the source a
+// request was for.
+const sourceKey = "switchyard.source"
 
 // New builds a server for sources. Nothing listens until Serve.
 func New(sources []Source, ingest Ingester, opts Options) *Server {
 	s := &Server{
-		ingest:        ingest,
-		log:           opts.Logger,
-		now:           opts.Now,
-		ingestTimeout: opts.IngestTimeout,
-		onMapError:    opts.OnMapError,
+		ingest:          ingest,
+		log:             opts.Logger,
+		now:             opts.Now,
+		ingestTimeout:   opts.IngestTimeout,
+		onMapError:      opts.OnMapError,
+		onRequest:       opts.OnRequest,
+		onVerifyFailure: opts.OnVerifyFailure,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -123,19 +154,100 @@ func New(sources []Source, ingest Ingester, opts Options) *Server {
 		// Answers are short JSON; no need to advertise the server.
 		ServerHeader: "",
 	})
-	s.app.Use(s.recover)
+	s.app.Use(s.observe, s.recover)
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
+	if opts.Metrics != nil && opts.MetricsPath != "" {
+		s.app.Get(opts.MetricsPath, adaptor.HTTPHandler(opts.Metrics))
+	}
+	s.SetSources(sources)
+	s.app.Use(s.dispatch)
+	return s
+}
+
+// SetSources replaces the sources served. Requests already past
+// routing finish with the source they started with.
+func (s *Server) SetSources(sources []Source) {
+	routes := make(map[string]*endpoint, len(sources))
 	for i := range sources {
 		src := sources[i]
-		s.app.Post(src.Path, s.hook(&src))
+		ep := &endpoint{name: src.Name, hook: s.hook(&src)}
 		if src.Challenge != nil {
-			s.app.Get(src.Path, s.challenge(&src))
+			ep.challenge = s.challenge(&src)
+		}
+		routes[routeKey(src.Path)] = ep
+	}
+	s.routes.Store(&routes)
+}
+
+// routeKey matches paths as Fiber's router does by default: without
+// regard to case or a trailing slash.
+func routeKey(path string) string {
+	path = strings.ToLower(path)
+	if len(path) > 1 {
+		path = strings.TrimSuffix(path, "/")
+	}
+	return path
+}
+
+// dispatch hands a request to its source's handler.
+func (s *Server) dispatch(c *fiber.Ctx) error {
+	ep, ok := (*s.routes.Load())[routeKey(c.Path())]
+	if !ok {
+		return fiber.ErrNotFound
+	}
+	c.Locals(sourceKey, ep.name)
+	switch {
+	case c.Method() == fiber.MethodPost:
+		return ep.hook(c)
+	case c.Method() == fiber.MethodGet && ep.challenge != nil:
+		return ep.challenge(c)
+	}
+	return fiber.ErrNotFound // a method the source does not serve
+}
+
+// observe answers errors itself (rather than leaving them to Fiber) so
+// that it sees the status of every request to a source.
+func (s *Server) observe(c *fiber.Ctx) error {
+	if err := c.Next(); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			return herr
 		}
 	}
-	s.app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
-	return s
+	if src, ok := c.Locals(sourceKey).(string); ok && s.onRequest != nil {
+		s.onRequest(src, c.Response().StatusCode())
+	}
+	return nil
+}
+
+// VerifyReason names why a request failed verification, for metrics:
+// missing, malformed, mismatch, duplicate_header, stale, ip_not_allowed,
+// challenge_refused or other.
+func VerifyReason(err error) string {
+	switch {
+	case errors.Is(err, ErrForbidden) || errors.Is(err, verify.ErrForbidden):
+		return "ip_not_allowed"
+	case errors.Is(err, ErrChallengeRefused):
+		return "challenge_refused"
+	case errors.Is(err, verify.ErrMissing):
+		return "missing"
+	case errors.Is(err, verify.ErrMalformed):
+		return "malformed"
+	case errors.Is(err, verify.ErrMismatch):
+		return "mismatch"
+	case errors.Is(err, verify.ErrDuplicate):
+		return "duplicate_header"
+	case errors.Is(err, verify.ErrStale):
+		return "stale"
+	}
+	return "other"
+}
+
+func (s *Server) verifyFailed(source string, err error) {
+	if s.onVerifyFailure != nil {
+		s.onVerifyFailure(source, VerifyReason(err))
+	}
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -160,6 +272,7 @@ func (s *Server) hook(src *Source) fiber.Handler {
 		req := request(c, s.now().UTC())
 		if err := src.Verify(req); err != nil {
 			log.Warn("webhook rejected", "reason", err, "remote_ip", c.IP(), "size", len(req.Body))
+			s.verifyFailed(src.Name, err)
 			return err
 		}
 		if src.Handshake != nil {
@@ -190,9 +303,9 @@ func (s *Server) hook(src *Source) fiber.Handler {
 		res, err := s.ingest.Ingest(ctx, ev)
 		if err != nil {
 			if errors.Is(err, ErrOverloaded) {
-				log.Warn("event refused", "event_type", ev.EventType, "err", err)
+				log.Warn("event refused", "event_id", ev.ID, "event_type", ev.EventType, "err", err)
 			} else {
-				log.Error("event not stored", "event_type", ev.EventType, "err", err)
+				log.Error("event not stored", "event_id", ev.ID, "event_type", ev.EventType, "err", err)
 			}
 			return &storeError{err}
 		}
@@ -212,6 +325,10 @@ func (s *Server) challenge(src *Source) fiber.Handler {
 		reply, err := src.Challenge(request(c, s.now().UTC()))
 		if err != nil {
 			log.Warn("subscription challenge refused", "reason", err, "remote_ip", c.IP())
+			var bad *BadRequestError
+			if !errors.As(err, &bad) {
+				s.verifyFailed(src.Name, err)
+			}
 			return err
 		}
 		log.Info("subscription challenge answered", "remote_ip", c.IP())

@@ -77,45 +77,12 @@ func Compile(routes []Route) (*Set, error) {
 	return s, nil
 }
 
-// ValidPattern checks an event-type pattern: an exact type such as
-// "session.forwarded.escalated", a prefix ending in ".*" such as
-// "session.*" (every type below it, at any depth), or "*" for all.
-func ValidPattern(p string) error {
-	if p == "*" {
-		return nil
-	}
-	if p == "" {
-		return errors.New("empty pattern: write an event type, a prefix ending in .*, or *")
-	}
-	body := strings.TrimSuffix(p, ".*")
-	for _, seg := range strings.Split(body, ".") {
-		if seg == "" {
-			return fmt.Errorf("invalid pattern %q: empty segment between dots", p)
-		}
-		if strings.Contains(seg, "*") {
-			return fmt.Errorf("invalid pattern %q: * may only be the whole pattern or a last segment after a dot, as in session.*", p)
-		}
-		for _, r := range seg {
-			if r <= ' ' || r == 0x7f {
-				return fmt.Errorf("invalid pattern %q: contains a space or control character", p)
-			}
-		}
-	}
-	return nil
-}
+// ValidPattern checks an event-type pattern; see event.ValidPattern.
+func ValidPattern(p string) error { return event.ValidPattern(p) }
 
-// MatchPattern reports whether eventType matches the pattern p. A prefix
-// pattern "a.*" matches "a.b" and "a.b.c" but not "a" itself, as in
-// Darwin's own subscriptions.
-func MatchPattern(p, eventType string) bool {
-	if p == "*" {
-		return true
-	}
-	if prefix, ok := strings.CutSuffix(p, "*"); ok {
-		return len(eventType) > len(prefix) && strings.HasPrefix(eventType, prefix)
-	}
-	return p == eventType
-}
+// MatchPattern reports whether eventType matches the pattern p; see
+// event.MatchType.
+func MatchPattern(p, eventType string) bool { return event.MatchType(p, eventType) }
 
 // Target is a sink an event must reach, with the routes that named it.
 type Target struct {
@@ -189,4 +156,67 @@ func addTarget(ts []Target, sink, route string) []Target {
 		}
 	}
 	return append(ts, Target{Sink: sink, Routes: []string{route}})
+}
+
+// Verdict is what one route made of an event, and why.
+type Verdict struct {
+	Route   string `json:"route"`
+	Matched bool   `json:"matched"`
+	// Patterns are the route's match patterns; Pattern is the first one
+	// the event type matched, empty when none did.
+	Patterns []string `json:"patterns"`
+	Pattern  string   `json:"pattern,omitempty"`
+	// When explains the route's condition, when it has one and a
+	// pattern matched: its value and the sub-expressions that decided
+	// it, or the error that made the route miss.
+	When *lang.Explanation `json:"when,omitempty"`
+	// To are the sinks the route names.
+	To []string `json:"to"`
+}
+
+// Explain tells, for every route in order, whether it matches ev and
+// why not: no pattern matched the type, or the condition was false or
+// failed. It decides as Match does.
+func (s *Set) Explain(ev *event.Event) []Verdict {
+	out := make([]Verdict, 0, len(s.routes))
+	var env *event.Env
+	var envErr error
+	for _, r := range s.routes {
+		v := Verdict{Route: r.name, Patterns: r.patterns, To: r.to}
+		for _, p := range r.patterns {
+			if MatchPattern(p, ev.EventType) {
+				v.Pattern = p
+				break
+			}
+		}
+		if v.Pattern == "" {
+			out = append(out, v)
+			continue
+		}
+		if r.when == nil {
+			v.Matched = true
+			out = append(out, v)
+			continue
+		}
+		if env == nil && envErr == nil {
+			env, envErr = ev.Env()
+		}
+		if envErr != nil {
+			v.When = &lang.Explanation{Expr: r.when.String(), Err: envErr}
+		} else {
+			v.When = r.when.Explain(env)
+		}
+		v.Matched = v.When.Err == nil && v.When.Value == true
+		out = append(out, v)
+	}
+	return out
+}
+
+// Routes lists the routes' names, in order.
+func (s *Set) Routes() []string {
+	out := make([]string, len(s.routes))
+	for i, r := range s.routes {
+		out[i] = r.name
+	}
+	return out
 }

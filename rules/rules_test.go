@@ -10,48 +10,6 @@ import (
 	"github.com/switchyard/switchyard/event"
 )
 
-func TestMatchPattern(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		pattern, eventType string
-		want               bool
-	}{
-		{"*", "session.opened", true},
-		{"*", "anything", true},
-		{"session.opened", "session.opened", true},
-		{"session.opened", "session.opened.x", false},
-		{"session.opened", "session.open", false},
-		{"session.*", "session.opened", true},
-		{"session.*", "session.forwarded.escalated", true},
-		{"session.*", "session", false},
-		{"session.*", "sessions.opened", false},
-		{"session.forwarded.*", "session.forwarded.qualified", true},
-		{"session.forwarded.*", "session.forwarded", false},
-		{"session.forwarded.*", "session.closed", false},
-		{"function.call.*", "function.call.sendEmail", true},
-		{"function.*", "function.call.sendEmail", true},
-		{"function.call.sendEmail", "function.call.sendemail", false},
-	} {
-		if got := MatchPattern(tc.pattern, tc.eventType); got != tc.want {
-			t.Errorf("MatchPattern(%q, %q) = %v, want %v", tc.pattern, tc.eventType, got, tc.want)
-		}
-	}
-}
-
-func TestValidPattern(t *testing.T) {
-	t.Parallel()
-	for _, ok := range []string{"*", "session.*", "session.forwarded.escalated", "function.call.send_email"} {
-		if err := ValidPattern(ok); err != nil {
-			t.Errorf("ValidPattern(%q) = %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "session.", ".session", "session..x", "session*", "*.opened", "session.*.x", "session.**", "session opened", "**"} {
-		if err := ValidPattern(bad); err == nil {
-			t.Errorf("ValidPattern(%q) passed", bad)
-		}
-	}
-}
-
 func ev(eventType, data string) *event.Event {
 	return &event.Event{ID: "evt_1", Source: "darwin", EventType: eventType, Data: json.RawMessage(data)}
 }
@@ -112,6 +70,71 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// TestExplain: each route's verdict and reason, and that Explain
+// decides as Match does.
+func TestExplain(t *testing.T) {
+	t.Parallel()
+	set, err := Compile([]Route{
+		{Name: "escalations", Match: []string{"session.forwarded.*"}, When: `data.forwardType == "escalated"`, To: []string{"ops-slack", "archive"}},
+		{Name: "summaries", Match: []string{"session.analyzed", "session.closed"}, To: []string{"archive"}},
+		{Name: "broken", Match: []string{"session.*"}, When: `data.a.b == 1`, To: []string{"ops-slack"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ev   *event.Event
+		want []string // per route: "match <pattern>", "miss", or "when <result>"
+	}{
+		{"escalated", ev("session.forwarded.escalated", `{"forwardType":"escalated","a":{"b":1}}`),
+			[]string{"match session.forwarded.* when true", "miss", "match session.* when true"}},
+		{"qualified", ev("session.forwarded.qualified", `{"forwardType":"qualified"}`),
+			[]string{"miss session.forwarded.* when false", "miss", "miss session.* when error: cannot fetch b from <nil> (at 1:8)"}},
+		{"closed", ev("session.closed", `{"a":{"b":2}}`),
+			[]string{"miss", "match session.closed", "miss session.* when false"}},
+		{"function", ev("function.call.x", `{}`),
+			[]string{"miss", "miss", "miss"}},
+		{"undecodable data", ev("session.forwarded.escalated", `[1]`),
+			[]string{"miss session.forwarded.* when error: decode data: json: cannot unmarshal array into Go value of type map[string]interface {}", "miss", "miss session.* when error: decode data: json: cannot unmarshal array into Go value of type map[string]interface {}"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			verdicts := set.Explain(tc.ev)
+			targets, _ := set.Match(tc.ev)
+			reached := map[string]bool{}
+			for i, v := range verdicts {
+				got := "miss"
+				if v.Matched {
+					got = "match"
+				}
+				if v.Pattern != "" {
+					got += " " + v.Pattern
+				}
+				if v.When != nil {
+					got += " when " + v.When.Result()
+				}
+				if got != tc.want[i] {
+					t.Errorf("route %s: %q, want %q", v.Route, got, tc.want[i])
+				}
+				if v.Matched {
+					for _, s := range v.To {
+						reached[s] = true
+					}
+				}
+			}
+			if len(reached) != len(targets) {
+				t.Errorf("Explain reaches %v, Match %v", reached, targets)
+			}
+			for _, tg := range targets {
+				if !reached[tg.Sink] {
+					t.Errorf("Match reaches %s, Explain does not", tg.Sink)
+				}
+			}
+		})
+	}
+}
+
 func TestCompileErrors(t *testing.T) {
 	t.Parallel()
 	_, err := Compile([]Route{
@@ -159,20 +182,22 @@ func BenchmarkMatch(b *testing.B) {
 	}
 }
 
-func FuzzValidPattern(f *testing.F) {
-	for _, s := range []string{"*", "session.*", "a.b.c", "a..b", ".*", "*.*"} {
-		f.Add(s, "session.opened")
-	}
-	f.Fuzz(func(t *testing.T, p, typ string) {
-		if ValidPattern(p) != nil {
-			return
-		}
-		// A valid pattern without wildcards matches exactly itself.
-		if !strings.Contains(p, "*") && MatchPattern(p, typ) != (p == typ) {
-			t.Fatalf("MatchPattern(%q, %q) disagrees with equality", p, typ)
-		}
-		if MatchPattern(p, typ) && p != "*" && !strings.HasPrefix(typ, strings.TrimSuffix(p, "*")) {
-			t.Fatalf("MatchPattern(%q, %q) matched without the prefix", p, typ)
-		}
+// BenchmarkMatchHelpers is BenchmarkMatch with conditions written with
+// lang's helpers.
+func BenchmarkMatchHelpers(b *testing.B) {
+	set, err := Compile([]Route{
+		{Name: "escalations", Match: []string{"session.*"}, When: `matchType(eventType, "session.forwarded.*") && lookup(data, "forwardType", "") == "escalated"`, To: []string{"ops-slack"}},
+		{Name: "stale", Match: []string{"session.*"}, When: `age(data.forwardedAt) > duration("1h")`, To: []string{"archive"}},
+		{Name: "functions", Match: []string{"function.*"}, To: []string{"crm"}},
 	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := ev("session.forwarded.escalated", `{"conversationId":"c1","sessionId":"s1","channelName":"WhatsApp Vendas","conversationTitle":"Maria Silva","forwardType":"escalated","forwardedToName":"Ana","forwardedAt":"2026-01-02T03:04:05Z"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if ts, _ := set.Match(e); len(ts) != 2 {
+			b.Fatal(ts)
+		}
+	}
 }

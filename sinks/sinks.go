@@ -229,7 +229,7 @@ func NewHTTPClientWith(o HTTPOptions) (*http.Client, error) {
 		TLSClientConfig:       tlsc,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   16,
+		MaxIdleConnsPerHost:   64, // up to a sink's concurrency, kept open
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,

@@ -20,7 +20,7 @@ func check(args []string, stdout, stderr io.Writer) error {
 		return report(stdout, err)
 	}
 	plan, err := app.Build(cfg, nil)
-	for _, w := range cfg.Warnings {
+	for _, w := range append(cfg.Warnings, app.DataFieldWarnings(cfg)...) {
 		fmt.Fprintln(stdout, w.String())
 	}
 	if err != nil {

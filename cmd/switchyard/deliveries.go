@@ -9,11 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/queue"
 )
@@ -29,6 +29,26 @@ func addStoreFlags(fs *flag.FlagSet) storeFlags {
 		config: fs.String("config", "config.yaml", "configuration `file` whose storage.dir to use"),
 		dir:    fs.String("dir", "", "storage `directory` (instead of --config)"),
 	}
+}
+
+// ops opens the queue (see open) and returns the admin operations on it,
+// with a function that closes it.
+func (f storeFlags) ops(ctx context.Context) (*admin.Ops, func(), error) {
+	store, cfg, err := f.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sinks func() []string
+	if cfg != nil {
+		sinks = func() []string {
+			names := make([]string, len(cfg.Sinks))
+			for i, s := range cfg.Sinks {
+				names[i] = s.Name
+			}
+			return names
+		}
+	}
+	return admin.NewOps(store, sinks), func() { store.Close() }, nil
 }
 
 // open opens the queue of an existing storage directory. It takes no
@@ -66,18 +86,13 @@ func parseSince(s string) (time.Time, error) {
 	return time.Now().Add(-d.D()), nil
 }
 
-func parseStates(s string) ([]string, error) {
-	if s == "" {
-		return nil, nil
+// inputError turns an operator's mistake in a query into exit status 2,
+// named as the flag.
+func inputError(err error) error {
+	if admin.IsInput(err) {
+		return &exitError{code: 2, msg: "--" + err.Error()}
 	}
-	states := strings.Split(s, ",")
-	for i, st := range states {
-		states[i] = strings.TrimSpace(st)
-		if !slices.Contains(queue.States, states[i]) {
-			return nil, fmt.Errorf("--state %q: one of %s (or several, comma-separated)", st, strings.Join(queue.States, ", "))
-		}
-	}
-	return states, nil
+	return err
 }
 
 func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -96,40 +111,21 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	states, err := parseStates(*state)
-	if err != nil {
-		return &exitError{code: 2, msg: err.Error()}
+	q := admin.DeliveryQuery{Event: *eventID, Sink: *sink, State: *state, Since: *since, Limit: *limit}
+	if _, err := admin.ParseStates(q.State); err != nil {
+		return inputError(err) // before opening anything
 	}
-	from, err := parseSince(*since)
-	if err != nil {
-		return &exitError{code: 2, msg: err.Error()}
-	}
-	store, _, err := sf.open(ctx)
+	ops, closeStore, err := sf.ops(ctx)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	f := queue.Filter{EventID: *eventID, Sink: *sink, States: states, Since: from, Limit: *limit}
-	if *limit > 0 {
-		f.Limit = *limit + 1 // one more tells whether there are more
-	}
-	ds, err := store.List(ctx, f)
+	defer closeStore()
+	ds, more, err := ops.Deliveries(ctx, q)
 	if err != nil {
-		return err
-	}
-	more := *limit > 0 && len(ds) > *limit
-	if more {
-		ds = ds[:*limit]
+		return inputError(err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetEscapeHTML(false)
-		for _, d := range ds {
-			if err := enc.Encode(deliveryJSON(d)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeJSONLines(stdout, ds)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DELIVERY\tEVENT\tTYPE\tSINK\tSTATE\tATTEMPTS\tSTATUS\tUPDATED\tLAST ERROR")
@@ -139,7 +135,7 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			status = fmt.Sprint(d.LastStatus)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.EventID, d.EventType, d.Sink, d.State, d.Attempts,
-			status, d.UpdatedAt.UTC().Format(time.RFC3339), oneLine(d.LastError, 80))
+			status, d.UpdatedAt.Format(time.RFC3339), oneLine(d.LastError, 80))
 	}
 	tw.Flush()
 	switch {
@@ -151,13 +147,15 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-func deliveryJSON(d queue.DeliveryInfo) map[string]any {
-	return map[string]any{
-		"id": d.ID, "event_id": d.EventID, "event_type": d.EventType, "source": d.Source, "sink": d.Sink,
-		"subject": d.Subject, "routes": d.Routes, "state": d.State, "attempts": d.Attempts, "replays": d.Replays,
-		"last_error": d.LastError, "last_status": d.LastStatus,
-		"created_at": d.CreatedAt.UTC(), "updated_at": d.UpdatedAt.UTC(), "next_at": d.NextAt.UTC(),
+func writeJSONLines[T any](w io.Writer, items []T) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 func oneLine(s string, n int) string {
@@ -169,8 +167,9 @@ func oneLine(s string, n int) string {
 }
 
 func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flags("replay", "replay --event ID | --sink NAME [--state dead] [--since DUR]", stderr)
+	fs := flags("replay", "replay --delivery ID | --event ID | --sink NAME [--state dead] [--since DUR]", stderr)
 	sf := addStoreFlags(fs)
+	deliveryID := fs.String("delivery", "", "re-queue this delivery `id`")
 	eventID := fs.String("event", "", "re-queue the deliveries of this event `id`")
 	sink := fs.String("sink", "", "re-queue deliveries to this `sink`")
 	state := fs.String("state", "", "re-queue deliveries in this `state` (default with --sink alone: dead; with --event: any)")
@@ -181,47 +180,30 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	if *eventID == "" && *sink == "" {
+	if *deliveryID == "" && *eventID == "" && *sink == "" {
 		fs.Usage()
-		return &exitError{code: 2, msg: "name what to replay: --event ID, or --sink NAME (with --state, default dead)"}
+		return &exitError{code: 2, msg: "name what to replay: --delivery ID, --event ID, or --sink NAME (with --state, default dead)"}
 	}
-	states, err := parseStates(*state)
-	if err != nil {
-		return &exitError{code: 2, msg: err.Error()}
+	q := admin.DeliveryQuery{Delivery: *deliveryID, Event: *eventID, Sink: *sink, State: *state, Since: *since}
+	if _, err := admin.ParseStates(q.State); err != nil {
+		return inputError(err)
 	}
-	if states == nil && *eventID == "" {
-		states = []string{queue.StateDead}
-	}
-	from, err := parseSince(*since)
-	if err != nil {
-		return &exitError{code: 2, msg: err.Error()}
-	}
-	store, cfg, err := sf.open(ctx)
+	ops, closeStore, err := sf.ops(ctx)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if cfg != nil && *sink != "" && !hasSink(cfg, *sink) {
-		fmt.Fprintf(stderr, "warning: sink %q is not in %s: its deliveries wait until it is\n", *sink, cfg.File())
+	defer closeStore()
+	res, err := ops.Replay(ctx, q)
+	if res.Warning != "" {
+		fmt.Fprintf(stderr, "warning: %s (in %s)\n", res.Warning, *sf.config)
 	}
-	n, err := store.Replay(ctx, queue.Filter{EventID: *eventID, Sink: *sink, States: states, Since: from})
-	if err != nil {
-		return err
+	switch {
+	case errors.Is(err, admin.ErrNotFound):
+		fmt.Fprintln(stdout, "re-queued 0 deliveries")
+		return &exitError{code: 1, msg: err.Error()}
+	case err != nil:
+		return inputError(err)
 	}
-	fmt.Fprintf(stdout, "re-queued %d deliveries\n", n)
-	if n == 0 && *eventID != "" {
-		if ds, _ := store.Deliveries(ctx, *eventID); len(ds) == 0 {
-			return &exitError{code: 1, msg: fmt.Sprintf("no deliveries of event %s (unknown, routed nowhere, or pruned)", *eventID)}
-		}
-	}
+	fmt.Fprintf(stdout, "re-queued %d deliveries\n", res.Requeued)
 	return nil
-}
-
-func hasSink(cfg *config.Config, name string) bool {
-	for _, s := range cfg.Sinks {
-		if s.Name == name {
-			return true
-		}
-	}
-	return false
 }

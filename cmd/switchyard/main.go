@@ -16,13 +16,18 @@ import (
 const usage = `switchyard: a receiver-side webhook gateway
 
 Usage:
-  switchyard serve   --config FILE            run the gateway
+  switchyard serve   --config FILE            run the gateway (SIGHUP or a changed file: reload)
   switchyard check   --config FILE            validate a configuration; print OK or every problem
+  switchyard test    --config FILE [--source NAME] [--json] EVENT.json...
+                                              dry run: the routes each event matches (and why not), and what each sink would send
+  switchyard test    --config FILE --cases CASES.yaml
+                                              run rule test cases; exit 1 on a mismatch
   switchyard send    --config FILE --source NAME [--url URL] EVENT.json
                                               sign EVENT.json as the source would and POST it
   switchyard deliveries list --config FILE [--state dead] [--sink NAME] [--since DUR]
                                               list deliveries (dead letters, retries, …)
-  switchyard replay  --config FILE --event ID | --sink NAME [--state dead] [--since DUR]
+  switchyard events list|get --config FILE   list stored events with their deliveries, or show one
+  switchyard replay  --config FILE --delivery ID | --event ID | --sink NAME [--state dead] [--since DUR]
                                               queue deliveries again (also while serving)
   switchyard archive search|export --config FILE [--sink NAME]
                                               search or export the sqlite archive (also while serving)
@@ -66,10 +71,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, rest, stdout, stderr)
 	case "check":
 		return check(rest, stdout, stderr)
+	case "test":
+		return test(rest, stdout, stderr)
 	case "send":
 		return send(ctx, rest, stdout, stderr)
 	case "deliveries":
 		return deliveries(ctx, rest, stdout, stderr)
+	case "events":
+		return events(ctx, rest, stdout, stderr)
 	case "replay":
 		return replay(ctx, rest, stdout, stderr)
 	case "archive":

@@ -203,3 +203,30 @@ func TestDialAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckWarnsOnUnknownDataFields: a data field Darwin never sends is
+// a warning at its position; check still passes. A name the event model
+// does not have is an error.
+func TestCheckWarnsOnUnknownDataFields(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	cfg := `sources: [{name: darwin, provider: darwin, secret: x}]
+sinks: [{name: s, type: http, url: "https://x.example"}]
+routes:
+  - name: r
+    match: ["session.forwarded.*"]
+    when: data.forwardTyp == "escalated"
+    to: [s]
+`
+	os.WriteFile(path, []byte(cfg), 0o600)
+	out, _, err := runCmd(t, "check", "--config", path)
+	want := path + `:6:16: warning: routes[0].when: data.forwardTyp: Darwin sends no such field with the events this route matches (a missing field is nil); did you mean data.forwardType?` + "\nOK\n"
+	if err != nil || out != want {
+		t.Fatalf("check: %v\n%s\nwant\n%s", err, out, want)
+	}
+	os.WriteFile(path, []byte(strings.Replace(cfg, "data.forwardTyp", "event.forwardType", 1)), 0o600)
+	out, _, err = runCmd(t, "check", "--config", path)
+	if exitCode(err) != 1 || !strings.Contains(out, path+":6:11: routes[0].when: unknown name event") {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+}

@@ -6,7 +6,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
@@ -17,6 +22,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	path := fs.String("config", "config.yaml", "configuration `file`")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	watch := fs.Duration("watch", 2*time.Second, "check the configuration file for changes this often, and reload it (0: only on SIGHUP)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -34,7 +40,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	a, err := app.New(ctx, cfg, app.Options{Logger: log})
+	// SIGHUP reloads; caught from now on, so that it never kills us.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, Registerer: reg, WatchEvery: *watch})
 	if err != nil {
 		return err
 	}
@@ -42,8 +55,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		a.Stop(context.Background())
 		return err
 	}
+	var reloads sync.WaitGroup
+	reloads.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading the configuration", "file", cfg.File())
+				a.Reload(ctx) // logs its outcome
+			}
+		}
+	})
 	<-ctx.Done()
 	stop() // a second signal now ends the process at once
+	reloads.Wait()
 
 	timeout := cfg.Server.ShutdownTimeout.D()
 	log.Info("shutting down", "timeout", timeout)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -289,6 +290,70 @@ func BenchmarkVerify(b *testing.B) {
 	for b.Loop() {
 		if err := Verify(secrets, sig, body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDataFieldsCoverFixtures: every field of every fixture's data is
+// one DataFields knows for its type.
+func TestDataFieldsCoverFixtures(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "darwin", "*.json"))
+	for _, file := range files {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			EventType string         `json:"eventType"`
+			Data      map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Fatal(err)
+		}
+		known := DataFields(p.EventType)
+		var walk func(prefix string, m map[string]any)
+		walk = func(prefix string, m map[string]any) {
+			for k, v := range m {
+				path := prefix + k
+				if slices.Contains(known, path+".*") {
+					continue
+				}
+				if sub, ok := v.(map[string]any); ok {
+					walk(path+".", sub)
+					continue
+				}
+				if !slices.Contains(known, path) {
+					t.Errorf("%s: data.%s is not in DataFields(%q)", filepath.Base(file), path, p.EventType)
+				}
+			}
+		}
+		walk("", p.Data)
+	}
+	for _, tc := range []struct {
+		pattern string
+		has     []string
+		hasNot  string
+	}{
+		{"*", []string{"forwardType", "functionName"}, ""},
+		{"session.*", []string{"forwardType", "smartFields.*"}, "functionName"},
+		{"session.forwarded.escalated", []string{"forwardType"}, "inputs.*"},
+		{"function.call.*", []string{"inputs.*", "app.agentAppId"}, "forwardType"},
+		{"function.*", []string{"functionStatus"}, "summary"},
+	} {
+		got := DataFields(tc.pattern)
+		for _, h := range tc.has {
+			if !slices.Contains(got, h) {
+				t.Errorf("DataFields(%q) lacks %s", tc.pattern, h)
+			}
+		}
+		if tc.hasNot != "" && slices.Contains(got, tc.hasNot) {
+			t.Errorf("DataFields(%q) has %s", tc.pattern, tc.hasNot)
+		}
+	}
+	for _, p := range []string{"order.*", "session", "sessions.*", "github.push"} {
+		if got := DataFields(p); got != nil {
+			t.Errorf("DataFields(%q) = %v, want nil", p, got)
 		}
 	}
 }

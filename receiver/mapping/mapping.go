@@ -18,13 +18,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/lang"
 	"github.com/switchyard/switchyard/receiver/darwin"
 	"github.com/switchyard/switchyard/receiver/inbound"
 	"github.com/switchyard/switchyard/receiver/rawjson"
@@ -71,7 +71,7 @@ func Compile(m map[string]string) (*Mapping, error) {
 			errs = append(errs, &Error{Field: field, Msg: "empty expression"})
 			continue
 		}
-		prog, err := expr.Compile(src, expr.Env(Env{}), expr.MaxNodes(1000))
+		prog, err := expr.Compile(src, append(lang.Functions(), expr.Env(Env{}), expr.MaxNodes(1000))...)
 		if err != nil {
 			var ferr *file.Error
 			if errors.As(err, &ferr) {
@@ -165,7 +165,7 @@ func (m *Mapping) Normalize(r *inbound.Request) (*event.Event, error) {
 			}
 			ev.Data = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		case "timestamp":
-			t, err := toTime(out)
+			t, err := lang.Time(out)
 			if err != nil {
 				return nil, &inbound.FieldError{Field: field, Msg: err.Error()}
 			}
@@ -215,24 +215,4 @@ func toText(v any) (string, error) {
 		return fmt.Sprint(x), nil
 	}
 	return "", fmt.Errorf("must be text or a number, the expression gave %T", v)
-}
-
-func toTime(v any) (time.Time, error) {
-	switch x := v.(type) {
-	case time.Time:
-		return x.UTC(), nil
-	case string:
-		return rawjson.ParseTime(x)
-	case json.Number:
-		f, err := x.Float64()
-		if err != nil {
-			return time.Time{}, err
-		}
-		return rawjson.Unix(f)
-	case float64:
-		return rawjson.Unix(x)
-	case int:
-		return rawjson.Unix(float64(x))
-	}
-	return time.Time{}, fmt.Errorf("must be RFC 3339 text or a Unix time, the expression gave %T", v)
 }

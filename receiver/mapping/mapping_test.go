@@ -101,3 +101,25 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+// TestHelpers: lang's helper functions work in map: too.
+func TestHelpers(t *testing.T) {
+	t.Parallel()
+	m, err := Compile(map[string]string{
+		"eventType": `matchType(lookup(body, "meta.kind", ""), "ticket.*") ? body.meta.kind : "other"`,
+		"subject":   `lookup(body, "items.0.id", "none")`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ body, typ, subject string }{
+		{`{"meta":{"kind":"ticket.created"},"items":[{"id":"t1"}]}`, "ticket.created", "t1"},
+		{`{"meta":{"kind":"user.created"},"items":[]}`, "other", "none"},
+		{`{"meta":"flat"}`, "other", "none"},
+	} {
+		ev, err := m.Normalize(req(tc.body, http.Header{}))
+		if err != nil || ev.EventType != tc.typ || ev.Subject != tc.subject {
+			t.Errorf("%s: %+v, %v; want %s %s", tc.body, ev, err, tc.typ, tc.subject)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/sinks"
 )
 
@@ -192,4 +193,13 @@ func (s *Sink) Close() error {
 	err := s.f.Close()
 	s.f, s.w = nil, nil
 	return err
+}
+
+// Preview returns the line Send would write for ev, for switchyard test.
+func (s *Sink) Preview(ev *event.Event) (any, error) {
+	body, err := ev.JSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	return Line{DeliveryID: "dlv_preview", Attempt: 1, Event: body}, nil
 }

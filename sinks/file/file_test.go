@@ -215,3 +215,22 @@ func BenchmarkSend(b *testing.B) {
 		})
 	}
 }
+
+// TestPreviewIsTheLineWritten: switchyard test shows the line Send
+// writes, but for the delivery's id and attempt.
+func TestPreviewIsTheLineWritten(t *testing.T) {
+	t.Parallel()
+	var w syncWriter
+	s := openSink(t, Options{Writer: &w})
+	p, err := s.Preview(testEvent(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(t.Context(), &sinks.Delivery{ID: "dlv_preview", Attempt: 1, Event: testEvent(1)}); err != nil {
+		t.Fatal(err)
+	}
+	preview, _ := sinks.MarshalJSON(p)
+	if got := bytes.TrimSuffix(w.buf.Bytes(), []byte("\n")); !bytes.Equal(preview, got) {
+		t.Errorf("preview %s\nwrote   %s", preview, got)
+	}
+}

@@ -214,6 +214,10 @@ func (s *Sink) Render(ev *event.Event) (*Message, error) {
 	return s.render(env)
 }
 
+// Preview is Render for `switchyard test`: the message the event would
+// post (a grouped sink would then fold it into its group's message).
+func (s *Sink) Preview(ev *event.Event) (any, error) { return s.Render(ev) }
+
 func (s *Sink) render(env *event.Env) (*Message, error) {
 	var err error
 	m := &Message{}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -464,5 +465,19 @@ func TestEscape(t *testing.T) {
 		if got := Escape(tc.in); got != tc.want {
 			t.Errorf("Escape(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestPreviewIsRender(t *testing.T) {
+	t.Parallel()
+	s := newSink(t, Options{WebhookURL: "https://hooks.slack.com" + webhookPath, Text: lang.MustParseTemplate("{{ data.conversationTitle }}")})
+	ev := hostile()
+	want, err := s.Render(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Preview(ev)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Preview = %#v, %v; Render %#v", got, err, want)
 	}
 }

@@ -6,10 +6,12 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -363,6 +365,20 @@ func headerValue(v string) string {
 }
 
 func isCTL(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }
+
+// Preview returns the body Send would send for ev, for switchyard test:
+// JSON as JSON (the normalized event, a shaped object, a CloudEvent),
+// other content as a string. Render shows the whole request.
+func (s *Sink) Preview(ev *event.Event) (any, error) {
+	r, err := s.Render(&sinks.Delivery{ID: "dlv_preview", Attempt: 1, Event: ev})
+	if err != nil {
+		return nil, err
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); isJSON(mt) && json.Valid(r.Body) {
+		return json.RawMessage(r.Body), nil
+	}
+	return string(r.Body), nil
+}
 
 // maxErrorBody is how much of an error response is kept for the
 // delivery record.

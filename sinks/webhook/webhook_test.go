@@ -542,3 +542,50 @@ func TestNewInvalidURLIsRedacted(t *testing.T) {
 		t.Errorf("error text shows the token: %q", err.Error())
 	}
 }
+
+// TestPreviewIsTheBodySent: Preview shows the bytes Send sends, as JSON
+// when they are JSON, else as text.
+func TestPreviewIsTheBodySent(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts Options
+		json bool
+	}{
+		{"normalized event", Options{}, true},
+		{"object body", Options{Body: `{"note": data.summary}`}, true},
+		{"cloudevents", Options{Format: FormatCloudEvents}, true},
+		{"text template", Options{ContentType: "text/plain", Body: "{{ data.summary }}"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ev, _ := escalated(t)
+			rec := &recorder{}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.record(r) }))
+			defer srv.Close()
+			opts := tc.opts
+			opts.URL = srv.URL
+			s := mustNew(t, opts)
+			p, err := s.Preview(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Send(context.Background(), &sinks.Delivery{ID: "dlv_1", Attempt: 1, Event: ev}); err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			switch p := p.(type) {
+			case json.RawMessage:
+				got = p
+			case string:
+				got = []byte(p)
+			}
+			if _, isJSON := p.(json.RawMessage); isJSON != tc.json {
+				t.Errorf("preview is %T", p)
+			}
+			if sent := rec.requests()[0].body; !bytes.Equal(got, sent) {
+				t.Fatalf("preview %s\nsent    %s", got, sent)
+			}
+		})
+	}
+}

@@ -1,0 +1,236 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/switchyard/switchyard/config"
+)
+
+// Reloader reloads the gateway's configuration; app.App implements it.
+// A configuration with problems returns a *config.Error and changes
+// nothing.
+type Reloader interface {
+	Reload(ctx context.Context) (config.Changes, error)
+}
+
+// Options configures the admin API.
+type Options struct {
+	Ops      *Ops
+	Reloader Reloader
+	// Token returns the bearer token requests must carry; it may change
+	// with a reload. An empty token refuses every request.
+	Token func() config.Secret
+	// Metrics, when set, is served at config.MetricsPath, behind the
+	// token like everything else.
+	Metrics http.Handler
+	Logger  *slog.Logger
+}
+
+// Default list sizes.
+const (
+	defaultEventLimit    = 50
+	defaultDeliveryLimit = 100
+)
+
+// Handler serves the admin API: JSON, every request authenticated with
+// "Authorization: Bearer <admin.token>".
+//
+//	GET  /events?source=&type=&since=&limit=      events with their deliveries, newest first
+//	GET  /events/{id}                             one event, as stored, with its deliveries
+//	GET  /deliveries?state=&sink=&since=&event=&limit=
+//	POST /deliveries/{id}/replay                  queue one delivery again
+//	POST /replay {"event"|"sink", "state", "since"}
+//	POST /reload                                  reload the configuration file
+//	GET  /metrics                                 Prometheus (when metrics.listener is admin)
+func Handler(opts Options) http.Handler {
+	h := &handler{Options: opts}
+	if h.Logger == nil {
+		h.Logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /events", h.events)
+	mux.HandleFunc("GET /events/{id}", h.event)
+	mux.HandleFunc("GET /deliveries", h.deliveries)
+	mux.HandleFunc("POST /deliveries/{id}/replay", h.replayOne)
+	mux.HandleFunc("POST /replay", h.replay)
+	mux.HandleFunc("POST /reload", h.reload)
+	if opts.Metrics != nil {
+		mux.Handle("GET "+config.MetricsPath, opts.Metrics)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: see README, Admin API")
+	})
+	return h.auth(mux)
+}
+
+type handler struct {
+	Options
+}
+
+// auth lets through requests bearing the token. The comparison is of
+// SHA-256 digests, in constant time: neither the token's length nor its
+// content leaks through timing.
+func (h *handler) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := h.Token().Reveal()
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || len(r.Header.Values("Authorization")) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard-admin"`)
+			writeError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <admin.token>")
+			return
+		}
+		a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(want))
+		if want == "" || subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+			h.Logger.Warn("admin request refused: wrong token", "remote_addr", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard-admin", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "invalid token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := limitParam(q.Get("limit"), defaultEventLimit)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	evs, more, err := h.Ops.Events(r.Context(), EventQuery{Source: q.Get("source"), Type: q.Get("type"), Since: q.Get("since"), Limit: limit})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "more": more})
+}
+
+func (h *handler) event(w http.ResponseWriter, r *http.Request) {
+	ev, err := h.Ops.Event(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ev)
+}
+
+func (h *handler) deliveries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := limitParam(q.Get("limit"), defaultDeliveryLimit)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ds, more, err := h.Ops.Deliveries(r.Context(), DeliveryQuery{
+		Event: q.Get("event"), Sink: q.Get("sink"), State: q.Get("state"), Since: q.Get("since"), Limit: limit,
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if ds == nil {
+		ds = []Delivery{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": ds, "more": more})
+}
+
+func (h *handler) replayOne(w http.ResponseWriter, r *http.Request) {
+	h.doReplay(w, r, DeliveryQuery{Delivery: r.PathValue("id")})
+}
+
+// replayRequest is the body of POST /replay.
+type replayRequest struct {
+	Event string `json:"event"`
+	Sink  string `json:"sink"`
+	State string `json:"state"`
+	Since string `json:"since"`
+}
+
+func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
+	var req replayRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		h.fail(w, r, &InputError{"body", "want a JSON object with event, or sink (and state, since): " + err.Error()})
+		return
+	}
+	h.doReplay(w, r, DeliveryQuery{Event: req.Event, Sink: req.Sink, State: req.State, Since: req.Since})
+}
+
+func (h *handler) doReplay(w http.ResponseWriter, r *http.Request, q DeliveryQuery) {
+	res, err := h.Ops.Replay(r.Context(), q)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.Logger.Info("replay requested through the admin API", "delivery_id", q.Delivery, "event_id", q.Event,
+		"sink", q.Sink, "state", q.State, "requeued", res.Requeued)
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (h *handler) reload(w http.ResponseWriter, r *http.Request) {
+	changes, err := h.Reloader.Reload(r.Context())
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		problems := make([]string, len(cerr.Problems))
+		for i, p := range cerr.Problems {
+			problems[i] = p.String()
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+			"error":    "the configuration has problems; the running configuration is kept",
+			"problems": problems,
+		})
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"changes": changes})
+}
+
+func limitParam(s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, &InputError{"limit", "want a whole number, 0 for no limit"}
+	}
+	return n, nil
+}
+
+// fail answers an error: 400 for a bad query, 404 for an unknown event
+// or delivery, 500 (logged, not shown) otherwise.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case IsInput(err):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	default:
+		h.Logger.Error("admin request failed", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error; see the gateway's log")
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
