@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/receiver"
 	"github.com/switchyard/switchyard/rules"
 	"github.com/switchyard/switchyard/sinks"
+	"github.com/switchyard/switchyard/sinks/file"
 	"github.com/switchyard/switchyard/sinks/slack"
 	"github.com/switchyard/switchyard/sinks/sqlite"
 	"github.com/switchyard/switchyard/sinks/webhook"
@@ -114,6 +116,15 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 		if held {
 			p.Held = append(p.Held, sc.Name)
 			if !preview {
+				if sc.HTTP != nil {
+					// Compile the rest now: setting the URL later must
+					// not reveal a mistake in the body or the secret.
+					if s, probs := buildHTTP(cfg, path, sc, ua, heldURL); len(probs) > 0 {
+						problems = append(problems, probs...)
+					} else {
+						s.Close()
+					}
+				}
 				continue
 			}
 		}
@@ -153,15 +164,20 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 				Logger:    log.With("sink", sc.Name),
 			})
 		case sc.HTTP != nil:
-			headers := map[string]string{}
-			for k, v := range sc.HTTP.Headers {
-				headers[k] = v.Reveal()
-			}
 			url := sc.HTTP.URL
 			if held {
 				url = heldURL
 			}
-			sink = webhook.New(webhook.Options{URL: url, Headers: headers, UserAgent: ua})
+			s, probs := buildHTTP(cfg, path, sc, ua, url)
+			if len(probs) > 0 {
+				problems = append(problems, probs...)
+				continue
+			}
+			sink = s
+		case sc.File != nil:
+			sink = file.New(file.Options{Path: sc.File.Path, Fsync: sc.File.Fsync == nil || *sc.File.Fsync})
+		case sc.Stdout != nil:
+			sink = file.New(file.Options{Writer: os.Stdout})
 		default:
 			continue // the type was already reported by config
 		}
@@ -238,6 +254,50 @@ func sourceProblems(cfg *config.Config, i int, err error) []config.Problem {
 		}
 	}
 	return out
+}
+
+// buildHTTP compiles an http sink's templates, expressions and signing
+// keys, loads its TLS files, and constructs it for url. Problems are
+// placed at their settings, inside templates where the position is known.
+func buildHTTP(cfg *config.Config, path string, sc config.Sink, ua, url string) (*webhook.Sink, []config.Problem) {
+	c := sc.HTTP
+	var problems []config.Problem
+	opts := sinks.HTTPOptions{FollowRedirects: c.FollowRedirects}
+	if t := c.TLS; t != nil {
+		opts.CAFile, opts.CertFile, opts.KeyFile, opts.InsecureSkipVerify = t.CAFile, t.ClientCertFile, t.ClientKeyFile, t.InsecureSkipVerify
+	}
+	client, err := sinks.NewHTTPClientWith(opts)
+	if oe, ok := errors.AsType[*sinks.OptionError](err); ok {
+		return nil, []config.Problem{cfg.Problem(path+".tls."+oe.Field, "%v", oe.Err)}
+	}
+	headers := make(map[string]string, len(c.Headers))
+	for k, v := range c.Headers {
+		headers[k] = v.Reveal()
+	}
+	wo := webhook.Options{
+		URL: url, Method: c.Method, Headers: headers,
+		Body: c.Body, ContentType: c.ContentType, Format: c.Format,
+		Client: client, UserAgent: ua,
+	}
+	if g := c.Sign; g != nil {
+		wo.Sign = &webhook.Sign{Scheme: g.Scheme, Header: g.Header, Algorithm: g.Algorithm, Encoding: g.Encoding, Prefix: g.Prefix}
+		for _, s := range g.AllSecrets() {
+			wo.Sign.Secrets = append(wo.Sign.Secrets, s.Reveal())
+		}
+	}
+	s, err := webhook.New(wo)
+	for _, e := range unwrapAll(err) {
+		if ce, ok := errors.AsType[*webhook.ConfigError](e); ok {
+			problems = append(problems, templateProblem(cfg, path+"."+ce.Field, ce.Err))
+		} else if e != nil {
+			problems = append(problems, cfg.Problem(path, "%v", e))
+		}
+	}
+	if len(problems) > 0 {
+		client.CloseIdleConnections()
+		return nil, problems
+	}
+	return s, nil
 }
 
 // buildSlack compiles a slack sink's templates and constructs it. Its

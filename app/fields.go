@@ -91,6 +91,18 @@ func DataFieldWarnings(cfg *config.Config) []config.Problem {
 			for _, name := range slices.Sorted(maps.Keys(s.SQLite.Columns)) {
 				expr("columns."+name, s.SQLite.Columns[name])
 			}
+		case s.HTTP != nil:
+			tmpl("url", s.HTTP.URL)
+			for _, name := range slices.Sorted(maps.Keys(s.HTTP.Headers)) {
+				tmpl("headers."+name, s.HTTP.Headers[name].Reveal())
+			}
+			switch {
+			case s.HTTP.Body == "":
+			case s.HTTP.ContentType != "":
+				tmpl("body", s.HTTP.Body)
+			default:
+				expr("body", s.HTTP.Body)
+			}
 		}
 	}
 	return out

@@ -69,6 +69,47 @@ routes:
 	p.Close()
 }
 
+// TestDataFieldWarningsHTTP: an http sink's url, headers and body are
+// checked too.
+func TestDataFieldWarningsHTTP(t *testing.T) {
+	t.Parallel()
+	y := `sources: [{name: darwin, provider: darwin, secret: x}]
+sinks:
+  - name: crm
+    type: http
+    url: https://crm.example.com/c/{{ data.sesionId }}
+    headers: {X-Title: "{{ data.conversationTitle }}", X-To: "{{ data.forwardedTo }}"}
+    body: '{"note": data.sumary}'
+  - name: text
+    type: http
+    url: https://crm.example.com/t
+    content_type: text/plain
+    body: "{{ data.forwardTipe }}"
+routes: [{name: r, match: ["session.forwarded.*"], to: [crm, text]}]
+`
+	cfg, err := config.Parse("c.yaml", []byte(y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range DataFieldWarnings(cfg) {
+		got = append(got, w.String())
+	}
+	for _, want := range []string{
+		`c.yaml:5:44: warning: sinks[0].url: data.sesionId: Darwin sends no such field with the events routed to this sink (a missing field is nil); did you mean data.sessionId?`,
+		`c.yaml:6:71: warning: sinks[0].headers.X-To: data.forwardedTo:`,
+		`c.yaml:7:26: warning: sinks[0].body: data.sumary:`,
+		`c.yaml:12:20: warning: sinks[1].body: data.forwardTipe:`,
+	} {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, want) }) {
+			t.Errorf("missing %q in\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", len(got), strings.Join(got, "\n"))
+	}
+}
+
 // TestDataFieldWarningsOnlyForDarwin: payloads of other senders are not
 // known, so nothing is said about their fields.
 func TestDataFieldWarningsOnlyForDarwin(t *testing.T) {

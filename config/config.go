@@ -327,6 +327,10 @@ func (c *Config) applyDefaults() {
 			ordered := s.Type == "slack" // a channel reads a session's updates in order
 			s.Ordered = &ordered
 		}
+		if s.File != nil && s.File.Fsync == nil {
+			fsync := true
+			s.File.Fsync = &fsync
+		}
 	}
 }
 

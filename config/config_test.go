@@ -370,3 +370,27 @@ func TestVerifyToken(t *testing.T) {
 		}
 	}
 }
+
+// A position inside a block scalar (text: |) is counted from the
+// block's indentation, not from the indicator.
+func TestProblemInBlockScalar(t *testing.T) {
+	t.Parallel()
+	y := `sources: [{name: d, provider: darwin, secret: x}]
+sinks:
+  - name: s
+    type: slack
+    webhook_url: https://hooks.slack.com/services/x
+    text: |
+      {{ data.x }}
+         b: {{ subjct }}
+routes: [{name: r, match: ["*"], to: [s]}]
+`
+	c, err := Parse("c.yaml", []byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "subjct" is at line 2, column 10 of the value: 8:16 in the file.
+	if p := c.ProblemIn("sinks[0].text", 2, 10, "x"); p.Line != 8 || p.Column != 16 {
+		t.Errorf("position %d:%d, want 8:16", p.Line, p.Column)
+	}
+}

@@ -3,6 +3,9 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
@@ -34,6 +37,8 @@ type Sink struct {
 	Slack  *SlackSink  `yaml:"-"`
 	SQLite *SQLiteSink `yaml:"-"`
 	HTTP   *HTTPSink   `yaml:"-"`
+	File   *FileSink   `yaml:"-"`
+	Stdout *StdoutSink `yaml:"-"`
 }
 
 // SlackSink posts to Slack: through an incoming webhook (WebhookURL), or
@@ -220,16 +225,89 @@ type SQLiteSink struct {
 	Retention Duration `yaml:"retention"`
 }
 
-// HTTPSink posts the normalized event as JSON.
+// HTTPSink sends each event to a URL: the normalized event as JSON, or
+// a request shaped by templates and expressions, optionally signed and
+// as CloudEvents.
 type HTTPSink struct {
-	// URL receives the POST. Empty holds the sink's deliveries until it
-	// is set. Put credentials in Headers, not in the URL.
-	URL     string            `yaml:"url"`
+	// URL receives the requests. Empty holds the sink's deliveries until
+	// it is set. It may hold {{ }} templates after the host (in the path
+	// and the query), never in the scheme or host. Put credentials in
+	// Headers, not in the URL.
+	URL string `yaml:"url"`
+	// Method is POST (the default), PUT or PATCH.
+	Method string `yaml:"method"`
+	// Headers are added to every request; values are {{ }} templates.
 	Headers map[string]Secret `yaml:"headers"`
+	// Body shapes the request body: an expression giving an object, sent
+	// as JSON; or, with ContentType, a {{ }} template sent as that type.
+	// Without it, the normalized event.
+	Body        string `yaml:"body"`
+	ContentType string `yaml:"content_type"`
+	// Format is json (the default), cloudevents (structured) or
+	// cloudevents-binary (ce-* headers).
+	Format string `yaml:"format"`
+	// Sign signs every request.
+	Sign *HTTPSign `yaml:"sign"`
+	// TLS adjusts how https:// URLs are verified and authenticated.
+	TLS *HTTPTLS `yaml:"tls"`
+	// FollowRedirects follows 307 and 308 redirects (up to 5, never to
+	// http://); others, and every redirect when false, fail the delivery.
+	FollowRedirects bool `yaml:"follow_redirects"`
 }
 
+// HTTPSign is how an http sink signs its requests: scheme
+// standard-webhooks (Secret, and Secrets while the receiver rotates) or
+// hmac (Header, Algorithm, Encoding, Prefix).
+type HTTPSign struct {
+	Scheme    string   `yaml:"scheme"`
+	Secret    Secret   `yaml:"secret"`
+	Secrets   []Secret `yaml:"secrets"`
+	Header    string   `yaml:"header"`
+	Algorithm string   `yaml:"algorithm"`
+	Encoding  string   `yaml:"encoding"`
+	Prefix    string   `yaml:"prefix"`
+}
+
+// AllSecrets returns Secret followed by Secrets.
+func (s *HTTPSign) AllSecrets() []Secret {
+	return append([]Secret{s.Secret}, s.Secrets...)
+}
+
+// HTTPSignSchemes lists the valid values of an http sink's sign.scheme.
+var HTTPSignSchemes = []string{"standard-webhooks", "hmac"}
+
+// HTTPFormats lists the valid values of an http sink's format.
+var HTTPFormats = []string{"json", "cloudevents", "cloudevents-binary"}
+
+// HTTPTLS is an http sink's TLS settings.
+type HTTPTLS struct {
+	// CAFile holds the PEM certificates of the authorities to trust
+	// instead of the system's.
+	CAFile string `yaml:"ca_file"`
+	// ClientCertFile and ClientKeyFile are a PEM client certificate and
+	// key, for servers that require one (mutual TLS).
+	ClientCertFile string `yaml:"client_cert_file"`
+	ClientKeyFile  string `yaml:"client_key_file"`
+	// InsecureSkipVerify accepts any server certificate: for tests only,
+	// and warned about at every start and check.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// FileSink appends a JSON line per delivery to a file.
+type FileSink struct {
+	Path string `yaml:"path"`
+	// Fsync flushes every line to disk before the delivery counts as
+	// done (the default); false survives a crash of switchyard but not
+	// of the machine.
+	Fsync *bool `yaml:"fsync"`
+}
+
+// StdoutSink writes a JSON line per delivery to standard output. It has
+// no settings.
+type StdoutSink struct{}
+
 // SinkTypes lists the valid values of a sink's type.
-var SinkTypes = []string{"http", "slack", "sqlite"}
+var SinkTypes = []string{"file", "http", "slack", "sqlite", "stdout"}
 
 // Held reports whether the sink lacks its destination (a Slack sink with
 // neither webhook_url nor token, or an empty HTTP url, typically an unset
@@ -267,6 +345,12 @@ func (s *Sink) decodeNode(d *decoder, n *yaml.Node, path string) {
 	case "http":
 		s.HTTP = &HTTPSink{}
 		specific = reflect.ValueOf(s.HTTP).Elem()
+	case "file":
+		s.File = &FileSink{}
+		specific = reflect.ValueOf(s.File).Elem()
+	case "stdout":
+		s.Stdout = &StdoutSink{}
+		specific = reflect.ValueOf(s.Stdout).Elem()
 	}
 
 	common := reflect.ValueOf(s).Elem()
@@ -339,25 +423,148 @@ func (s *Sink) validate(c *Config, p string) {
 			}
 		}
 	case s.HTTP != nil:
-		if s.HTTP.URL == "" {
-			c.add(c.Warning(p+".url", "empty: deliveries to %q are held (kept, not sent) until it is set", s.Name))
-		} else {
-			c.checkURL(p+".url", s.HTTP.URL)
+		s.HTTP.validate(c, p, s.Name)
+	case s.File != nil:
+		if strings.TrimSpace(s.File.Path) == "" {
+			c.add(c.Problem(p+".path", "missing path of the file lines are appended to, for example ./data/deliveries.jsonl"))
 		}
-		names := make([]string, 0, len(s.HTTP.Headers))
-		for name := range s.HTTP.Headers {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		for _, name := range names {
-			if !validHeaderName(name) {
-				c.add(c.Problem(p+".headers."+name, "invalid HTTP header name %q", name))
+	}
+}
+
+func (h *HTTPSink) validate(c *Config, p, name string) {
+	if h.URL == "" {
+		c.add(c.Warning(p+".url", "empty: deliveries to %q are held (kept, not sent) until it is set", name))
+	} else {
+		c.checkTemplateURL(p+".url", h.URL)
+	}
+	if h.ContentType != "" && h.Body == "" {
+		c.add(c.Problem(p+".content_type", "content_type without body: add body, a {{ }} template, or remove content_type"))
+	}
+	if h.Format != "" && !slices.Contains(HTTPFormats, h.Format) {
+		c.add(c.Problem(p+".format", "%s", oneOf("format", h.Format, HTTPFormats)))
+	}
+	// Headers the sink sets itself: a configured one would be lost, or
+	// would break the delivery's identity, signature or format.
+	own := map[string]string{
+		"X-Switchyard-Delivery": "the delivery id",
+		"X-Switchyard-Event":    "the event id",
+		"X-Switchyard-Attempt":  "the attempt number",
+		"Idempotency-Key":       "the delivery id",
+		"Host":                  "the URL's host",
+		"Content-Length":        "the body's length",
+		"Transfer-Encoding":     "the HTTP client",
+		"Connection":            "the HTTP client",
+	}
+	switch {
+	case h.ContentType != "":
+		own["Content-Type"] = "content_type"
+	case h.Format == "cloudevents" || h.Format == "cloudevents-binary":
+		own["Content-Type"] = "the CloudEvents format"
+	}
+	if g := h.Sign; g != nil {
+		switch g.Scheme {
+		case "standard-webhooks":
+			for _, n := range []string{"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"} {
+				own[n] = "the Standard Webhooks signature"
 			}
-			if strings.ContainsAny(s.HTTP.Headers[name].Reveal(), "\r\n") {
-				c.add(c.Problem(p+".headers."+name, "header value must not contain a line break"))
+		case "hmac":
+			if g.Header != "" {
+				own[http.CanonicalHeaderKey(g.Header)] = "sign.header"
 			}
 		}
 	}
+	for _, hn := range slices.Sorted(maps.Keys(h.Headers)) {
+		canon := http.CanonicalHeaderKey(hn)
+		switch {
+		case !validHeaderName(hn):
+			c.add(c.Problem(p+".headers."+hn, "invalid HTTP header name %q", hn))
+		case own[canon] != "":
+			c.add(c.Problem(p+".headers."+hn, "%s is set by switchyard (%s): remove it here", canon, own[canon]))
+		case h.Format == "cloudevents-binary" && strings.HasPrefix(canon, "Ce-"):
+			c.add(c.Problem(p+".headers."+hn, "ce-* headers carry the CloudEvent's attributes in format cloudevents-binary: remove it here"))
+		}
+		if strings.ContainsAny(h.Headers[hn].Reveal(), "\r\n") {
+			c.add(c.Problem(p+".headers."+hn, "header value must not contain a line break"))
+		}
+	}
+	if g := h.Sign; g != nil {
+		h.Sign.validate(c, p+".sign")
+	}
+	if t := h.TLS; t != nil {
+		if u, err := url.Parse(h.URL); err == nil && u.Scheme == "http" {
+			c.add(c.Problem(p+".tls", "tls applies to https:// URLs; this one is http://"))
+		}
+		if t.InsecureSkipVerify {
+			c.add(c.Warning(p+".tls.insecure_skip_verify", "INSECURE: sink %q does not verify the server's TLS certificate: anyone on the network path can read and change its deliveries, credentials and signatures. Trust a private CA with tls.ca_file instead", name))
+		}
+	}
+}
+
+func (g *HTTPSign) validate(c *Config, p string) {
+	switch g.Scheme {
+	case "":
+		c.add(c.Problem(p+".scheme", "missing scheme: one of %s", strings.Join(HTTPSignSchemes, ", ")))
+	case "standard-webhooks":
+		for _, k := range []struct{ key, v string }{{"header", g.Header}, {"algorithm", g.Algorithm}, {"encoding", g.Encoding}, {"prefix", g.Prefix}} {
+			if k.v != "" {
+				c.add(c.Problem(p+"."+k.key, "only for scheme hmac: Standard Webhooks fixes its headers and HMAC-SHA256 in base64"))
+			}
+		}
+	case "hmac":
+		if g.Header == "" {
+			c.add(c.Problem(p+".header", "missing header: the header carrying the signature, such as X-Signature"))
+		} else if !validHeaderName(g.Header) {
+			c.add(c.Problem(p+".header", "invalid HTTP header name %q", g.Header))
+		}
+		if len(g.Secrets) > 0 {
+			c.add(c.Problem(p+".secrets", "an hmac header carries one signature: remove secrets, or use scheme standard-webhooks"))
+		}
+	default:
+		c.add(c.Problem(p+".scheme", "%s", oneOf("scheme", g.Scheme, HTTPSignSchemes)))
+	}
+	// An empty secret (an unset ${VAR:-}) must not sign with an empty key.
+	if g.Secret == "" {
+		if c.given(p + ".secret") {
+			c.add(c.Problem(p+".secret", "is empty (an unset ${VAR:-}?): an empty key proves nothing"))
+		} else {
+			c.add(c.Problem(p+".secret", "missing secret (or secret_file): the key requests are signed with"))
+		}
+	}
+	for i, sec := range g.Secrets {
+		if sec == "" {
+			c.add(c.Problem(fmt.Sprintf("%s.secrets[%d]", p, i), "is empty (an unset ${VAR:-}?): an empty key proves nothing"))
+		}
+	}
+}
+
+// checkTemplateURL is checkURL for a URL that may hold {{ }} templates
+// after its host. A template in the scheme or host is reported where it
+// starts: an event must never choose where its delivery goes.
+func (c *Config) checkTemplateURL(path, raw string) {
+	open := strings.Index(raw, "{{")
+	if open < 0 {
+		c.checkURL(path, raw)
+		return
+	}
+	hostEnd := len(raw)
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if j := strings.IndexAny(raw[i+3:], "/?#"); j >= 0 {
+			hostEnd = i + 3 + j
+		}
+	}
+	if open < hostEnd {
+		c.add(c.ProblemAtOffset(path, open, "a template may not choose the scheme or host: write them out, and use {{ }} in the path or the query only"))
+		return
+	}
+	c.checkURL(path, raw[:hostEnd])
+}
+
+// oneOf describes a value that is not one of valid.
+func oneOf(what, v string, valid []string) string {
+	if near := nearest(v, valid); near != "" {
+		return fmt.Sprintf("unknown %s %q; did you mean %q?", what, v, near)
+	}
+	return fmt.Sprintf("unknown %s %q: one of %s", what, v, strings.Join(valid, ", "))
 }
 
 // columnRE is what a configured archive column may be called; the sink

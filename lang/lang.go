@@ -7,6 +7,7 @@ package lang
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 
@@ -144,6 +145,16 @@ func CompileExpression(src string) (*Expression, error) {
 
 // String returns the source text.
 func (e *Expression) String() string { return e.src }
+
+// Kind is the kind of value the expression gives, as far as the type
+// checker knows at load: reflect.Interface when it depends on the event
+// (a field of data can hold anything).
+func (e *Expression) Kind() reflect.Kind {
+	if t := e.prog.Node().Type(); t != nil {
+		return t.Kind()
+	}
+	return reflect.Interface
+}
 
 // Eval evaluates the expression against env.
 func (e *Expression) Eval(env *event.Env) (any, error) { return run(e.prog, env) }

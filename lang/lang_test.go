@@ -3,6 +3,7 @@ package lang
 import (
 	"errors"
 	"html"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,78 @@ func TestExpression(t *testing.T) {
 	}
 	if _, err := CompileExpression(" "); err == nil {
 		t.Fatal("an empty expression compiled")
+	}
+}
+
+func TestTemplateCut(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, src, sep    string
+		before, after     string // rendered against testEnv
+		found             bool
+		beforeSrc, aftSrc string
+	}{
+		{"query", "https://x.test/s/{{ subject }}?t={{ eventType }}&k=1", "?",
+			"https://x.test/s/sess-1", "t=session.forwarded.escalated&k=1", true,
+			"https://x.test/s/{{ subject }}", "t={{ eventType }}&k=1"},
+		{"sep inside a placeholder does not count", `/a/{{ "?" + subject }}/b?q`, "?",
+			"/a/?sess-1/b", "q", true, `/a/{{ "?" + subject }}/b`, "q"},
+		{"sep produced by a placeholder does not count", `/a/{{ "?" }}`, "?",
+			"/a/?", "", false, `/a/{{ "?" }}`, ""},
+		{"at the start", "?{{ subject }}", "?", "", "sess-1", true, "", "{{ subject }}"},
+		{"at the end", "{{ subject }}?", "?", "sess-1", "", true, "{{ subject }}", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			before, after, found := MustParseTemplate(tc.src).Cut(tc.sep)
+			if found != tc.found {
+				t.Fatalf("found = %v, want %v", found, tc.found)
+			}
+			b, err := before.Render(testEnv(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := after.Render(testEnv(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b != tc.before || a != tc.after {
+				t.Errorf("rendered %q, %q; want %q, %q", b, a, tc.before, tc.after)
+			}
+			if found && (before.String() != tc.beforeSrc || after.String() != tc.aftSrc) {
+				t.Errorf("sources %q, %q; want %q, %q", before.String(), after.String(), tc.beforeSrc, tc.aftSrc)
+			}
+		})
+	}
+}
+
+func TestTemplateLiterals(t *testing.T) {
+	t.Parallel()
+	got := MustParseTemplate("Bearer tok-1 {{ subject }}/{{ id }}").Literals()
+	if strings.Join(got, "|") != "Bearer tok-1 |/" {
+		t.Errorf("Literals = %q", got)
+	}
+	if got := MustParseTemplate("{{ subject }}").Literals(); len(got) != 0 {
+		t.Errorf("Literals of a lone placeholder = %q", got)
+	}
+}
+
+func TestExpressionKind(t *testing.T) {
+	t.Parallel()
+	for src, want := range map[string]reflect.Kind{
+		`{"a": data.count, "b": [1]}`: reflect.Map,
+		`data`:                        reflect.Map,
+		`[subject, id]`:               reflect.Slice,
+		`data.smartFields`:            reflect.Interface,
+		`subject`:                     reflect.String,
+		`data.count > 1`:              reflect.Bool,
+	} {
+		e, err := CompileExpression(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.Kind(); got != want {
+			t.Errorf("Kind(%s) = %v, want %v", src, got, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -134,6 +135,58 @@ func (t *Template) Static() bool {
 		}
 	}
 	return true
+}
+
+// Literals returns the template's literal text, the parts between its
+// placeholders, in order: the text that came from the configuration
+// rather than from an event.
+func (t *Template) Literals() []string {
+	var out []string
+	for _, p := range t.parts {
+		if p.prog == nil {
+			out = append(out, p.lit)
+		}
+	}
+	return out
+}
+
+// Cut splits t around the first sep in its literal text, as strings.Cut
+// splits a string: a sep written inside a placeholder, or produced by
+// one, does not count. The parts' positions stay those in t. A URL template cut at "?" gives its path and its
+// query, for escaping each placeholder as its place needs.
+func (t *Template) Cut(sep string) (before, after *Template, found bool) {
+	for i, p := range t.parts {
+		if p.prog != nil {
+			continue
+		}
+		j := strings.Index(p.lit, sep)
+		if j < 0 {
+			continue
+		}
+		before = &Template{parts: append(slices.Clip(t.parts[:i]), part{lit: p.lit[:j]})}
+		after = &Template{parts: append([]part{{lit: p.lit[j+len(sep):]}}, t.parts[i+1:]...)}
+		before.parts, after.parts = dropEmpty(before.parts), dropEmpty(after.parts)
+		before.src, after.src = before.source(), after.source()
+		return before, after, true
+	}
+	return t, &Template{}, false
+}
+
+func dropEmpty(parts []part) []part {
+	return slices.DeleteFunc(parts, func(p part) bool { return p.prog == nil && p.lit == "" })
+}
+
+// source writes the parts back as template source.
+func (t *Template) source() string {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.prog == nil {
+			b.WriteString(p.lit)
+		} else {
+			b.WriteString("{{" + p.code + "}}")
+		}
+	}
+	return b.String()
 }
 
 // Render evaluates the placeholders against env. If escape is not nil it

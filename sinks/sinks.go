@@ -4,13 +4,17 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -164,13 +168,65 @@ func SafeURL(raw string) string {
 // silently re-sent elsewhere; a 3xx is reported as an error). Each
 // attempt's deadline comes from its context.
 func NewHTTPClient() *http.Client {
+	c, _ := NewHTTPClientWith(HTTPOptions{}) // nothing to load: cannot fail
+	return c
+}
+
+// HTTPOptions adjusts the client NewHTTPClientWith returns.
+type HTTPOptions struct {
+	// CAFile is a PEM file of the certificate authorities to trust
+	// instead of the system's (a private CA).
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and its key,
+	// presented to servers that ask for one (mutual TLS).
+	CertFile, KeyFile string
+	// InsecureSkipVerify accepts any server certificate. Anyone on the
+	// path can then read and change deliveries: for tests only.
+	InsecureSkipVerify bool
+	// FollowRedirects follows up to MaxRedirects redirects that keep the
+	// method and body (307, 308), never from https to http. Others are
+	// reported as the 3xx they are.
+	FollowRedirects bool
+}
+
+// MaxRedirects bounds the redirects a client with FollowRedirects takes
+// for one request.
+const MaxRedirects = 5
+
+// NewHTTPClientWith is NewHTTPClient with TLS and redirect options. It
+// reads the files now, so a missing or malformed one fails at load.
+func NewHTTPClientWith(o HTTPOptions) (*http.Client, error) {
+	tlsc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, &OptionError{Field: "ca_file", Err: fmt.Errorf("read CA file: %w", err)}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &OptionError{Field: "ca_file", Err: fmt.Errorf("no PEM certificate in %s", o.CAFile)}
+		}
+		tlsc.RootCAs = pool
+	}
+	switch {
+	case o.CertFile != "" && o.KeyFile != "":
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, &OptionError{Field: "client_cert_file", Err: fmt.Errorf("load client certificate: %w", err)}
+		}
+		tlsc.Certificates = []tls.Certificate{cert}
+	case o.CertFile != "":
+		return nil, &OptionError{Field: "client_key_file", Err: errors.New("missing: a client certificate needs its key")}
+	case o.KeyFile != "":
+		return nil, &OptionError{Field: "client_cert_file", Err: errors.New("missing: a client key needs its certificate")}
+	}
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
 			Timeout:   10 * time.Second,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       tlsc,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   64, // up to a sink's concurrency, kept open
@@ -179,12 +235,50 @@ func NewHTTPClient() *http.Client {
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
 	}
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
+	c := &http.Client{Transport: tr, CheckRedirect: noRedirects}
+	if o.FollowRedirects {
+		c.CheckRedirect = sameMethodRedirects
 	}
+	return c, nil
+}
+
+// OptionError is an HTTPOptions setting that cannot be used; Field names
+// its configuration key.
+type OptionError struct {
+	Field string
+	Err   error
+}
+
+func (e *OptionError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// sameMethodRedirects follows a redirect only if it re-sends the same
+// request: a 301, 302 or 303 turns a POST into a bodyless GET, which
+// would count as delivered without delivering anything.
+func sameMethodRedirects(req *http.Request, via []*http.Request) error {
+	first := via[0]
+	switch {
+	case len(via) > MaxRedirects,
+		req.Method != first.Method,
+		first.URL.Scheme == "https" && req.URL.Scheme != "https":
+		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
+// MarshalJSON is json.Marshal without HTML escaping, as event.JSON:
+// text from events reaches destinations as its sender wrote it ("<",
+// "&" and "Ω" as they are, not \u003c).
+func MarshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // IsTimeout reports whether err is a timeout (an attempt's deadline or a

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -369,5 +371,40 @@ func TestNewHTTPClientDoesNotFollowRedirects(t *testing.T) {
 	}
 	if tr.Proxy == nil {
 		t.Error("Proxy is nil: HTTPS_PROXY would be ignored")
+	}
+}
+
+// TestNewHTTPClientWithOptionErrors: files are read when the client is
+// made, and each problem names its setting.
+func TestNewHTTPClientWithOptionErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	os.WriteFile(notPEM, []byte("hello"), 0o600)
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tc := range []struct {
+		name  string
+		opts  HTTPOptions
+		field string
+		msg   string
+	}{
+		{"missing CA file", HTTPOptions{CAFile: missing}, "ca_file", "no such file"},
+		{"CA file without certificates", HTTPOptions{CAFile: notPEM}, "ca_file", "no PEM certificate"},
+		{"certificate without key", HTTPOptions{CertFile: notPEM}, "client_key_file", "needs its key"},
+		{"key without certificate", HTTPOptions{KeyFile: notPEM}, "client_cert_file", "needs its certificate"},
+		{"malformed pair", HTTPOptions{CertFile: notPEM, KeyFile: notPEM}, "client_cert_file", "load client certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := NewHTTPClientWith(tc.opts)
+			var oe *OptionError
+			if !errors.As(err, &oe) || oe.Field != tc.field || !strings.Contains(oe.Error(), tc.msg) {
+				t.Fatalf("NewHTTPClientWith = %v, want %s: …%s…", err, tc.field, tc.msg)
+			}
+		})
+	}
+	c, err := NewHTTPClientWith(HTTPOptions{InsecureSkipVerify: true})
+	if err != nil || !c.Transport.(*http.Transport).TLSClientConfig.InsecureSkipVerify {
+		t.Fatalf("InsecureSkipVerify not set: %v", err)
 	}
 }

@@ -99,6 +99,34 @@ routes:
 	}
 }
 
+// TestCheckHTTPSink: check compiles an http sink's templates (a
+// misspelled field is placed in the template), and warns loudly about
+// insecure_skip_verify without failing.
+func TestCheckHTTPSink(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "http.yaml")
+	y := `sources: [{name: darwin, provider: darwin, secret: x}]
+sinks:
+  - name: crm
+    type: http
+    url: https://crm.example.com/contacts/{{ data.sesionId ?? subjct }}
+    body: '{"note": data.summary}'
+    tls: {insecure_skip_verify: true}
+routes:
+  - {name: r, match: ["*"], to: [crm]}
+`
+	os.WriteFile(path, []byte(y), 0o600)
+	out, _, err := runCmd(t, "check", "--config", path)
+	if exitCode(err) != 1 || !strings.Contains(out, path+":5:63: sinks[0].url: unknown name subjct") {
+		t.Fatalf("exit %d, output:\n%s", exitCode(err), out)
+	}
+	os.WriteFile(path, []byte(strings.Replace(y, "subjct", "subject", 1)), 0o600)
+	out, _, err = runCmd(t, "check", "--config", path)
+	if err != nil || !strings.HasSuffix(out, "OK\n") || !strings.Contains(out, path+":7:33: warning: sinks[0].tls.insecure_skip_verify: INSECURE") {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+}
+
 func TestUsageAndVersion(t *testing.T) {
 	t.Parallel()
 	if _, _, err := runCmd(t); exitCode(err) != 2 {

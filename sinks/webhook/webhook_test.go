@@ -27,7 +27,7 @@ var received = time.Date(2026, 11, 21, 14, 32, 9, 250_000_000, time.UTC)
 
 // escalated returns the escalated-forward fixture normalized into an
 // event, and the fixture's data object exactly as it is in the file.
-func escalated(t *testing.T) (*event.Event, json.RawMessage) {
+func escalated(t testing.TB) (*event.Event, json.RawMessage) {
 	t.Helper()
 	body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "darwin", "session_forwarded_escalated.json"))
 	if err != nil {
@@ -49,6 +49,18 @@ func escalated(t *testing.T) (*event.Event, json.RawMessage) {
 		t.Fatal("fixture has no data object")
 	}
 	return ev, raw.Data
+}
+
+// mustNew is New for options that must compile; the sink is closed when
+// the test ends.
+func mustNew(t testing.TB, opts Options) *Sink {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // retryable classifies err as the delivery loop does.
@@ -97,7 +109,7 @@ func TestSendDelivered(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	s := New(Options{
+	s := mustNew(t, Options{
 		URL: srv.URL + "/hooks/darwin",
 		Headers: map[string]string{
 			"Authorization": "Bearer tok-delivered-123",
@@ -186,7 +198,7 @@ func TestSendOther2xxDelivered(t *testing.T) {
 				w.WriteHeader(status)
 			}))
 			defer srv.Close()
-			s := New(Options{URL: srv.URL})
+			s := mustNew(t, Options{URL: srv.URL})
 			defer s.Close()
 			if err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev}); err != nil {
 				t.Errorf("Send = %v, want nil for %d", err, status)
@@ -201,7 +213,7 @@ func TestSendDefaultUserAgentWhenUnset(t *testing.T) {
 	rec := &recorder{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.record(r) }))
 	defer srv.Close()
-	s := New(Options{URL: srv.URL})
+	s := mustNew(t, Options{URL: srv.URL})
 	defer s.Close()
 	if err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 3, Event: ev}); err != nil {
 		t.Fatal(err)
@@ -308,7 +320,7 @@ func TestSendHTTPErrors(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			s := New(Options{URL: srv.URL + "/in", Headers: map[string]string{"Authorization": auth}})
+			s := mustNew(t, Options{URL: srv.URL + "/in", Headers: map[string]string{"Authorization": auth}})
 			defer s.Close()
 
 			err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev})
@@ -352,7 +364,7 @@ func TestSendLongErrorBodyIsTruncated(t *testing.T) {
 		io.WriteString(w, strings.Repeat("e", 10_000))
 	}))
 	defer srv.Close()
-	s := New(Options{URL: srv.URL})
+	s := mustNew(t, Options{URL: srv.URL})
 	defer s.Close()
 	err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev})
 	var he *sinks.HTTPError
@@ -378,7 +390,7 @@ func TestSendRedactsSecretCutByTruncation(t *testing.T) {
 		io.WriteString(w, pad+r.Header.Get("Authorization"))
 	}))
 	defer srv.Close()
-	s := New(Options{URL: srv.URL, Headers: map[string]string{"Authorization": auth}})
+	s := mustNew(t, Options{URL: srv.URL, Headers: map[string]string{"Authorization": auth}})
 	defer s.Close()
 	err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev})
 	if err == nil {
@@ -406,7 +418,7 @@ func TestSendDoesNotFollowRedirects(t *testing.T) {
 				http.Redirect(w, r, target.URL+"/elsewhere", status)
 			}))
 			defer srv.Close()
-			s := New(Options{URL: srv.URL + "/in", Headers: map[string]string{"Authorization": "Bearer redirect-secret"}})
+			s := mustNew(t, Options{URL: srv.URL + "/in", Headers: map[string]string{"Authorization": "Bearer redirect-secret"}})
 			defer s.Close()
 
 			err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev})
@@ -488,7 +500,7 @@ func TestSendTransportErrors(t *testing.T) {
 			t.Parallel()
 			ev, _ := escalated(t)
 			u := tc.url(t)
-			s := New(Options{URL: u, Headers: map[string]string{"Authorization": auth}})
+			s := mustNew(t, Options{URL: u, Headers: map[string]string{"Authorization": auth}})
 			defer s.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
 			defer cancel()
@@ -519,41 +531,61 @@ func TestSendTransportErrors(t *testing.T) {
 	}
 }
 
-func TestSendInvalidURLIsPermanentAndRedacted(t *testing.T) {
+func TestNewInvalidURLIsRedacted(t *testing.T) {
 	t.Parallel()
-	ev, _ := escalated(t)
 	const u = "http://exa mple.com/in?token=SECRET789"
-	s := New(Options{URL: u})
-	defer s.Close()
-	err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev})
+	_, err := New(Options{URL: u})
 	if err == nil {
-		t.Fatal("Send = nil for an invalid URL")
-	}
-	if retryable(err) {
-		t.Errorf("invalid URL error is retryable: %v", err)
+		t.Fatal("New accepted an invalid URL")
 	}
 	if strings.Contains(err.Error(), "SECRET789") {
 		t.Errorf("error text shows the token: %q", err.Error())
 	}
 }
 
-// TestPreviewIsTheBodySent: Preview shows the bytes Send posts.
+// TestPreviewIsTheBodySent: Preview shows the bytes Send sends, as JSON
+// when they are JSON, else as text.
 func TestPreviewIsTheBodySent(t *testing.T) {
 	t.Parallel()
-	ev, _ := escalated(t)
-	rec := &recorder{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.record(r) }))
-	defer srv.Close()
-	s := New(Options{URL: srv.URL})
-	defer s.Close()
-	p, err := s.Preview(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Send(context.Background(), &sinks.Delivery{ID: "dlv_1", Attempt: 1, Event: ev}); err != nil {
-		t.Fatal(err)
-	}
-	if got, sent := p.(json.RawMessage), rec.requests()[0].body; !bytes.Equal(got, sent) {
-		t.Fatalf("preview %s\nsent    %s", got, sent)
+	for _, tc := range []struct {
+		name string
+		opts Options
+		json bool
+	}{
+		{"normalized event", Options{}, true},
+		{"object body", Options{Body: `{"note": data.summary}`}, true},
+		{"cloudevents", Options{Format: FormatCloudEvents}, true},
+		{"text template", Options{ContentType: "text/plain", Body: "{{ data.summary }}"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ev, _ := escalated(t)
+			rec := &recorder{}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.record(r) }))
+			defer srv.Close()
+			opts := tc.opts
+			opts.URL = srv.URL
+			s := mustNew(t, opts)
+			p, err := s.Preview(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Send(context.Background(), &sinks.Delivery{ID: "dlv_1", Attempt: 1, Event: ev}); err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			switch p := p.(type) {
+			case json.RawMessage:
+				got = p
+			case string:
+				got = []byte(p)
+			}
+			if _, isJSON := p.(json.RawMessage); isJSON != tc.json {
+				t.Errorf("preview is %T", p)
+			}
+			if sent := rec.requests()[0].body; !bytes.Equal(got, sent) {
+				t.Fatalf("preview %s\nsent    %s", got, sent)
+			}
+		})
 	}
 }
