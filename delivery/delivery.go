@@ -284,7 +284,9 @@ func (d *Dispatcher) sleep(w *worker, wait time.Duration) {
 }
 
 func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
-	log := w.log.With("delivery_id", qd.ID, "event_id", qd.EventID, "attempt", qd.Attempt)
+	// Attributes, not log.With: With pre-formats them for the handler
+	// on every attempt, and most attempts log nothing.
+	log := attemptLog{w.log, []any{"delivery_id", qd.ID, "event_id", qd.EventID, "attempt", qd.Attempt}}
 	ctx, cancel := context.WithTimeoutCause(d.attempts, w.Timeout, errAttemptTimeout)
 	start := d.now()
 	err := w.Sink.Sink.Send(ctx, &sinks.Delivery{ID: qd.ID, Attempt: qd.Attempt, Event: qd.Event})
@@ -346,3 +348,19 @@ func (d *Dispatcher) outcome(w *worker, qd *queue.Delivery, err error) queue.Out
 	}
 	return o
 }
+
+// attemptLog logs with an attempt's attributes.
+type attemptLog struct {
+	log   *slog.Logger
+	attrs []any
+}
+
+func (l attemptLog) with(args []any) []any { return append(l.attrs[:len(l.attrs):len(l.attrs)], args...) }
+
+func (l attemptLog) Debug(msg string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(msg, l.with(args)...)
+	}
+}
+func (l attemptLog) Warn(msg string, args ...any)  { l.log.Warn(msg, l.with(args)...) }
+func (l attemptLog) Error(msg string, args ...any) { l.log.Error(msg, l.with(args)...) }

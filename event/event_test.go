@@ -130,3 +130,20 @@ func BenchmarkEventJSON(b *testing.B) {
 		}
 	}
 }
+
+// FuzzAppendString: strings encode as encoding/json encodes them
+// without HTML escaping.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "a", "ç\"\\\n\x01\xff\xe2\x80\xa8", "<&>", "\xed\xa0\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		enc.Encode(s)
+		if got := string(appendString(nil, s)); got+"\n" != want.String() {
+			t.Fatalf("appendString(%q) = %s, want %s", s, got, want.String())
+		}
+	})
+}
