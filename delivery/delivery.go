@@ -355,7 +355,9 @@ type attemptLog struct {
 	attrs []any
 }
 
-func (l attemptLog) with(args []any) []any { return append(l.attrs[:len(l.attrs):len(l.attrs)], args...) }
+func (l attemptLog) with(args []any) []any {
+	return append(l.attrs[:len(l.attrs):len(l.attrs)], args...)
+}
 
 func (l attemptLog) Debug(msg string, args ...any) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
