@@ -77,7 +77,7 @@ func TestBotFailures(t *testing.T) {
 		{name: "invalid_auth", answer: okFalse("invalid_auth"), status: 200, code: "invalid_auth"},
 		{name: "not_in_channel", answer: okFalse("not_in_channel"), status: 200, code: "not_in_channel"},
 		{name: "invalid_blocks", answer: okFalse("invalid_blocks"), status: 200, code: "invalid_blocks"},
-		{name: "ok:false ratelimited", answer: okFalse("ratelimited"), retryable: true, status: 200, code: "ratelimited"},
+		{name: "ok:false ratelimited", answer: okFalse("ratelimited"), retryable: true, status: 200, code: "ratelimited", after: time.Second},
 		{name: "ok:false service_unavailable", answer: okFalse("service_unavailable"), retryable: true, status: 200, code: "service_unavailable"},
 		{name: "429 with Retry-After", answer: status(429, "", http.Header{"Retry-After": {"7"}}), retryable: true, status: 429, after: 7 * time.Second},
 		{name: "429 without Retry-After", answer: status(429, "", nil), retryable: true, status: 429},
@@ -159,9 +159,21 @@ func TestBotFailures(t *testing.T) {
 // next post to that channel waits, other channels do not.
 func TestRateLimitedHoldsChannel(t *testing.T) {
 	t.Parallel()
+	for name, limit := range map[string]func(int, http.ResponseWriter, *http.Request) bool{
+		"429 Retry-After 1": status(429, "", http.Header{"Retry-After": {"1"}}),
+		"ok:false":          okFalse("ratelimited"), // no wait named: one second
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testRateLimitedHoldsChannel(t, limit)
+		})
+	}
+}
+
+func testRateLimitedHoldsChannel(t *testing.T, limit func(int, http.ResponseWriter, *http.Request) bool) {
 	f := &fakeAPI{answer: func(n int, w http.ResponseWriter, r *http.Request) bool {
 		if n == 1 {
-			return status(429, "", http.Header{"Retry-After": {"1"}})(n, w, r)
+			return limit(n, w, r)
 		}
 		return false
 	}}
@@ -180,7 +192,7 @@ func TestRateLimitedHoldsChannel(t *testing.T) {
 		return s.Send(ctx, &sinks.Delivery{ID: "d", Attempt: 1, Event: ev})
 	}
 	if err := send("#a", time.Second); err == nil || !retryable(err) {
-		t.Fatalf("first Send = %v, want a retryable 429", err)
+		t.Fatalf("first Send = %v, want a retryable rate limit", err)
 	}
 	start := time.Now()
 	if err := send("#b", time.Second); err != nil {
@@ -199,7 +211,7 @@ func TestRateLimitedHoldsChannel(t *testing.T) {
 		t.Fatalf("Send to #a with time to wait = %v", err)
 	}
 	if took := time.Since(start); took < 800*time.Millisecond {
-		t.Errorf("#a posted %v after a 429 asking for 1s", took)
+		t.Errorf("#a posted %v after a rate limit of 1s", took)
 	}
 	if n := len(f.received(t)); n != 2 {
 		t.Errorf("accepted %d posts, want 2", n)

@@ -25,6 +25,18 @@ func (e *APIError) Error() string { return "slack: " + e.Code }
 // repeating the request.
 func (e *APIError) Retryable() bool { return transientCodes[e.Code] }
 
+// RetryAfter is how long to wait after a rate-limit code, which Slack
+// sends without a Retry-After; zero for other codes.
+func (e *APIError) RetryAfter() time.Duration {
+	if e.Code == "ratelimited" || e.Code == "rate_limited" {
+		return rateLimitWait
+	}
+	return 0
+}
+
+// rateLimitWait is the wait after a rate limit that names none.
+const rateLimitWait = time.Second
+
 // HTTPStatus is the status Slack answered with: 200.
 func (e *APIError) HTTPStatus() int { return http.StatusOK }
 

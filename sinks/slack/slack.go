@@ -369,15 +369,23 @@ func (s *Sink) post(ctx context.Context, ev *event.Event, m *Message, blocks []r
 	return nil
 }
 
-// rateLimited holds the channel's posts back for as long as Slack asked.
+// rateLimited holds the channel's posts back for as long as Slack asked:
+// a 429's Retry-After, or a second for a 429 without one and for an
+// ok:false "ratelimited" (which comes with no wait).
 func (s *Sink) rateLimited(channel string, err error) error {
-	var he *sinks.HTTPError
-	if errors.As(err, &he) && he.Status == http.StatusTooManyRequests {
+	var (
+		he  *sinks.HTTPError
+		api *APIError
+	)
+	switch {
+	case errors.As(err, &he) && he.Status == http.StatusTooManyRequests:
 		wait := he.After
 		if wait <= 0 {
-			wait = time.Second
+			wait = rateLimitWait
 		}
 		s.pace.block(channel, time.Now().Add(wait))
+	case errors.As(err, &api) && api.RetryAfter() > 0:
+		s.pace.block(channel, time.Now().Add(api.RetryAfter()))
 	}
 	return err
 }
