@@ -17,7 +17,8 @@ import (
 
 // Reloader reloads the gateway's configuration; app.App implements it.
 // A configuration with problems returns a *config.Error and changes
-// nothing.
+// nothing; so does any other error (a file that cannot be read, a sink
+// that cannot open), whose text is shown to the operator.
 type Reloader interface {
 	Reload(ctx context.Context) (config.Changes, error)
 }
@@ -192,7 +193,14 @@ func (h *handler) reload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		h.fail(w, r, err)
+		// Not a problem placed in the file, but the reload failed all
+		// the same: the file cannot be read, or a sink cannot open (an
+		// archive path not writable). The operator fixes it; the
+		// gateway has logged it.
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+			"error":    "the configuration could not be applied; the running configuration is kept",
+			"problems": []string{err.Error()},
+		})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"changes": changes})

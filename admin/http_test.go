@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -95,5 +96,43 @@ func TestErrorsAreJSON(t *testing.T) {
 		if rec.Code != c.want || rec.Header().Get("Content-Type") != "application/json" || !strings.Contains(rec.Body.String(), c.msg) {
 			t.Errorf("%s %s: %d %s, want %d with %q", c.method, c.path, rec.Code, rec.Body, c.want, c.msg)
 		}
+	}
+}
+
+// reloader answers Reload with err.
+type reloader struct{ err error }
+
+func (r reloader) Reload(context.Context) (config.Changes, error) { return config.Changes{}, r.err }
+
+// TestReloadFailures: a reload that fails, whether for problems placed
+// in the file or for another reason (the file unreadable, a sink that
+// cannot open), is a 422 that tells the operator why.
+func TestReloadFailures(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"problems", &config.Error{Problems: []config.Problem{{File: "s.yaml", Line: 3, Column: 5, Msg: "routes[0].when: unknown name"}}},
+			`"problems":["s.yaml:3:5: routes[0].when: unknown name"]`},
+		{"a sink that cannot open", errors.New("sink archive: open archive /ro/a.db: permission denied"),
+			`"problems":["sink archive: open archive /ro/a.db: permission denied"]`},
+		{"an unreadable file", errors.New("open /etc/switchyard.yaml: no such file or directory"),
+			`"problems":["open /etc/switchyard.yaml: no such file or directory"]`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h := Handler(Options{Ops: NewOps(emptyStore{}, nil), Reloader: reloader{c.err},
+				Token: func() config.Secret { return "0123456789abcdef" }})
+			req := httptest.NewRequest(http.MethodPost, "/reload", nil)
+			req.Header.Set("Authorization", "Bearer 0123456789abcdef")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), c.want) ||
+				!strings.Contains(rec.Body.String(), "running configuration is kept") {
+				t.Errorf("%d %s, want 422 with %s", rec.Code, rec.Body, c.want)
+			}
+		})
 	}
 }

@@ -261,3 +261,38 @@ func TestReloadWatchesFile(t *testing.T) {
 		t.Errorf("a bad file was reported %d times, want once", n)
 	}
 }
+
+// TestReloadReplacesModifiedSink: a sink whose settings change gets a
+// new dispatcher and a sink that did not change keeps its own; after
+// the swap each event reaches each sink once.
+func TestReloadReplacesModifiedSink(t *testing.T) {
+	t.Parallel()
+	e := newReloadEnv(t)
+	e.config(t, []string{"a", "b"}, []string{"a", "b"}, "")
+	a := e.start(t, Options{})
+	before := a.routing.Load().sinks
+	mustAccept(t, a, sessionEvent(t, "s", 1))
+	eventually(t, "the first event delivered", func() bool { return len(e.a.Bodies()) == 1 && len(e.b.Bodies()) == 1 })
+
+	data, _ := os.ReadFile(e.dir + "/switchyard.yaml")
+	data = bytes.Replace(data, []byte("{name: a, type: http,"), []byte("{name: a, type: http, concurrency: 2,"), 1)
+	os.WriteFile(e.path, data, 0o600)
+	ch, err := a.Reload(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ch.Sinks.Modified) != "[a]" {
+		t.Fatalf("changes %+v, want a modified", ch.Sinks)
+	}
+	after := a.routing.Load().sinks
+	if after["a"] == before["a"] || after["b"] != before["b"] {
+		t.Fatalf("a replaced: %v, b kept: %v", after["a"] != before["a"], after["b"] == before["b"])
+	}
+	for n := 2; n <= 11; n++ {
+		mustAccept(t, a, sessionEvent(t, "s", n))
+	}
+	eventually(t, "every event delivered", func() bool { return a.Store().Pending() == 0 })
+	if len(e.a.Bodies()) != 11 || len(e.b.Bodies()) != 11 {
+		t.Errorf("a got %d, b got %d, want 11 each", len(e.a.Bodies()), len(e.b.Bodies()))
+	}
+}
