@@ -151,24 +151,32 @@ func TestMutualTLS(t *testing.T) {
 }
 
 // TestFollowRedirects follows, when asked, only redirects that re-send
-// the same request (307, 308), at most MaxRedirects, never to http.
+// the same request (307, 308) to the same host, at most MaxRedirects,
+// never to http: the configured headers and the signature go along, and
+// must not reach a host the configuration did not name.
 func TestFollowRedirects(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
 	rec := &recorder{}
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.record(r) }))
+	var elsewhere atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
 	defer target.Close()
 	var hops atomic.Int32
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hops.Add(1)
 		switch r.URL.Path {
+		case "/moved":
+			rec.record(r)
+			return
 		case "/307", "/308", "/302", "/303", "/301":
 			var code int
 			fmt.Sscan(r.URL.Path[1:], &code)
-			http.Redirect(w, r, target.URL+"/moved", code)
+			http.Redirect(w, r, "/moved", code)
+		case "/elsewhere":
+			http.Redirect(w, r, target.URL+"/moved", http.StatusTemporaryRedirect)
 		case "/loop":
 			http.Redirect(w, r, "/loop", http.StatusTemporaryRedirect)
 		}
+		hops.Add(1)
 	}))
 	defer origin.Close()
 	secure := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -195,6 +203,7 @@ func TestFollowRedirects(t *testing.T) {
 		{origin.URL + "/302", follow, 302, 1, 0},
 		{origin.URL + "/303", follow, 303, 1, 0},
 		{origin.URL + "/301", follow, 301, 1, 0},
+		{origin.URL + "/elsewhere", follow, 307, 1, 0}, // another host: not followed
 		{origin.URL + "/loop", follow, 307, sinks.MaxRedirects + 1, 0},
 		{secure.URL + "/in", follow, 307, 0, 0},
 		{origin.URL + "/307", nil, 307, 1, 0}, // the default: not followed
@@ -209,6 +218,9 @@ func TestFollowRedirects(t *testing.T) {
 			t.Errorf("%s: Send = %v, want delivered", tc.url, err)
 		case tc.status != 0 && (!errors.As(err, &he) || he.Status != tc.status):
 			t.Errorf("%s: Send = %v, want HTTP %d", tc.url, err, tc.status)
+		}
+		if n := elsewhere.Load(); n != 0 {
+			t.Fatalf("%s: another host got %d requests, with the configured headers", tc.url, n)
 		}
 		if got := hops.Load(); got != tc.hops {
 			t.Errorf("%s: origin hit %d times, want %d", tc.url, got, tc.hops)
