@@ -292,11 +292,15 @@ func TestDataCannotRedirectTheDelivery(t *testing.T) {
 func TestErrorBodyHidesSecrets(t *testing.T) {
 	t.Parallel()
 	const whsec = "whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA=="
+	var gotSig atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sig := r.Header.Get("Webhook-Signature")
+		gotSig.Store(sig)
+		_, mac, _ := strings.Cut(sig, ",")
 		w.WriteHeader(http.StatusUnprocessableEntity)
-		fmt.Fprintf(w, "rejected %s %s auth=%q sig=%q secret=%s; bad token %s, bad key %s",
-			r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"), r.Header.Get("Webhook-Signature"), whsec,
-			strings.Fields(r.Header.Get("Authorization"))[1], r.URL.Query().Get("api_key"))
+		fmt.Fprintf(w, "rejected %s %s auth=%q sig=%q secret=%s; bad token %s, bad key %s, expected %s",
+			r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"), sig, whsec,
+			strings.Fields(r.Header.Get("Authorization"))[1], r.URL.Query().Get("api_key"), mac)
 	}))
 	defer srv.Close()
 	s := mustNew(t, Options{
@@ -313,7 +317,14 @@ func TestErrorBodyHidesSecrets(t *testing.T) {
 	if !strings.HasPrefix(he.Body, "rejected POST") {
 		t.Errorf("Body = %q, want the response's start", he.Body)
 	}
-	for _, secret := range []string{"KEY-123456", "TOKEN-abcdef", whsec} {
+	// The signature, which the receiver echoes whole and alone: with it
+	// and the body, anyone reading the record could replay the request.
+	sig, _ := gotSig.Load().(string)
+	_, mac, _ := strings.Cut(sig, ",")
+	if mac == "" {
+		t.Fatalf("no signature received: %q", sig)
+	}
+	for _, secret := range []string{"KEY-123456", "TOKEN-abcdef", whsec, sig, mac} {
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("error shows %q: %s", secret, err)
 		}

@@ -259,6 +259,9 @@ type Request struct {
 	URL    string
 	Header http.Header
 	Body   []byte
+	// signatures are the signer's output, redacted from the response
+	// kept for the delivery record.
+	signatures []string
 }
 
 // Render builds the request for d without sending it, as golden tests
@@ -309,7 +312,7 @@ func (s *Sink) Render(d *sinks.Delivery) (*Request, error) {
 	r.Header.Set(EventHeader, d.Event.ID)
 	r.Header.Set(AttemptHeader, fmt.Sprint(d.Attempt))
 	if s.signer != nil {
-		s.signer.sign(r.Header, d.ID, s.now(), r.Body)
+		r.signatures = s.signer.sign(r.Header, d.ID, s.now(), r.Body)
 	}
 	return r, nil
 }
@@ -415,9 +418,13 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 // snippet reads the start of an error response for the delivery record,
 // with the request's secrets redacted.
 func (s *Sink) snippet(body io.Reader, r *Request) string {
-	// The rendered URL too, when the receiver echoes it.
-	secrets := s.secretsWith(r.URL)
+	// The rendered URL and the signatures too, when the receiver echoes
+	// them.
+	secrets := slices.Concat(s.secretsWith(r.URL), r.signatures) // a copy: s.secrets is shared
 	longest := max(s.longest, len(r.URL))
+	for _, sig := range r.signatures {
+		longest = max(longest, len(sig))
+	}
 	// Read past the cut by the longest secret, so a secret the receiver
 	// echoes across the cut is still whole when it is redacted.
 	b, _ := io.ReadAll(io.LimitReader(body, int64(maxErrorBody+longest)))
