@@ -333,3 +333,42 @@ func TestErrorBodyHidesSecrets(t *testing.T) {
 		t.Errorf("error = %s", err)
 	}
 }
+
+// A password in the URL's user information (sent as basic auth) is a
+// credential like a header's: the response kept for the delivery record
+// never shows it, nor the Authorization header Go builds from it.
+func TestErrorBodyHidesURLPassword(t *testing.T) {
+	t.Parallel()
+	const password = "PASSWORD-9876"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pw, _ := r.BasicAuth()
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, "bad password %s; got %s", pw, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ev, _ := escalated(t)
+	for _, u := range []string{
+		"http://switchyard:" + password + "@" + host + "/in",
+		"http://switchyard:" + password + "@" + host + "/in/{{ subject }}",
+	} {
+		s := mustNew(t, Options{URL: u})
+		err := s.Send(t.Context(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev})
+		var he *sinks.HTTPError
+		if !errors.As(err, &he) || he.Status != http.StatusUnauthorized {
+			t.Fatalf("%s: Send = %v, want HTTP 401", u, err)
+		}
+		basic := strings.TrimPrefix(basicAuth("switchyard", password), "Basic ")
+		for _, secret := range []string{password, basic} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("%s: error shows %q: %s", u, secret, err)
+			}
+		}
+	}
+}
+
+func basicAuth(user, password string) string {
+	r, _ := http.NewRequest(http.MethodGet, "http://x.test", nil)
+	r.SetBasicAuth(user, password)
+	return r.Header.Get("Authorization")
+}

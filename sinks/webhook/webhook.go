@@ -6,6 +6,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -215,6 +216,11 @@ func (s *Sink) parseURL(raw string) error {
 		return errors.New("must be an absolute http:// or https:// URL")
 	}
 	s.base = base
+	if pw, ok := base.User.Password(); ok && pw != "" {
+		// Sent as basic auth: the password, and the header Go builds.
+		basic := base64.StdEncoding.EncodeToString([]byte(base.User.Username() + ":" + pw))
+		s.secrets = append(s.secrets, pw, basic)
+	}
 	if t.Static() {
 		s.static = raw
 		if hasCredentials(raw) {
