@@ -458,9 +458,13 @@ func TestSendTransportErrors(t *testing.T) {
 			name:    "handler slower than the deadline",
 			timeout: 50 * time.Millisecond,
 			url: func(t *testing.T) string {
+				// Answers only after the client gave up (or far too
+				// late): a loaded machine that fires the deadline late
+				// must not see a 200 first.
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					io.Copy(io.Discard, r.Body) // then the server notices the client leave
 					select {
-					case <-time.After(200 * time.Millisecond):
+					case <-time.After(time.Minute):
 					case <-r.Context().Done():
 					}
 				}))
