@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/switchyard/switchyard/event"
@@ -434,7 +435,14 @@ func (s *Sink) snippet(body io.Reader, r *Request) string {
 	// Read past the cut by the longest secret, so a secret the receiver
 	// echoes across the cut is still whole when it is redacted.
 	b, _ := io.ReadAll(io.LimitReader(body, int64(maxErrorBody+longest)))
-	text := string(bytes.ToValidUTF8(bytes.TrimSpace(b), []byte("?")))
+	// Control characters become spaces: the record reaches terminals
+	// (deliveries list), where ESC sequences from a receiver would act.
+	text := strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, string(bytes.ToValidUTF8(b, []byte("?")))))
 	for _, secret := range secrets {
 		if secret != "" {
 			text = strings.ReplaceAll(text, secret, "<redacted>")
