@@ -267,8 +267,15 @@ func buildHTTP(cfg *config.Config, path string, sc config.Sink, ua, url string) 
 		opts.CAFile, opts.CertFile, opts.KeyFile, opts.InsecureSkipVerify = t.CAFile, t.ClientCertFile, t.ClientKeyFile, t.InsecureSkipVerify
 	}
 	client, err := sinks.NewHTTPClientWith(opts)
-	if oe, ok := errors.AsType[*sinks.OptionError](err); ok {
-		return nil, []config.Problem{cfg.Problem(path+".tls."+oe.Field, "%v", oe.Err)}
+	if err != nil {
+		// Reported with the rest: the templates still compile, with a
+		// client that is only closed.
+		field := ""
+		if oe, ok := errors.AsType[*sinks.OptionError](err); ok {
+			field, err = "."+oe.Field, oe.Err
+		}
+		problems = append(problems, cfg.Problem(path+".tls"+field, "%v", err))
+		client = sinks.NewHTTPClient()
 	}
 	headers := make(map[string]string, len(c.Headers))
 	for k, v := range c.Headers {

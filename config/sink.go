@@ -250,8 +250,9 @@ type HTTPSink struct {
 	Sign *HTTPSign `yaml:"sign"`
 	// TLS adjusts how https:// URLs are verified and authenticated.
 	TLS *HTTPTLS `yaml:"tls"`
-	// FollowRedirects follows 307 and 308 redirects (up to 5, never to
-	// http://); others, and every redirect when false, fail the delivery.
+	// FollowRedirects follows 307 and 308 redirects on the same host (up
+	// to 5, never to http://); others, and every redirect when false,
+	// fail the delivery.
 	FollowRedirects bool `yaml:"follow_redirects"`
 }
 

@@ -184,8 +184,8 @@ type HTTPOptions struct {
 	// path can then read and change deliveries: for tests only.
 	InsecureSkipVerify bool
 	// FollowRedirects follows up to MaxRedirects redirects that keep the
-	// method and body (307, 308), never from https to http. Others are
-	// reported as the 3xx they are.
+	// method and body (307, 308) on the same host, never from https to
+	// http. Others are reported as the 3xx they are.
 	FollowRedirects bool
 }
 
@@ -255,13 +255,17 @@ func (e *OptionError) Unwrap() error { return e.Err }
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // sameMethodRedirects follows a redirect only if it re-sends the same
-// request: a 301, 302 or 303 turns a POST into a bodyless GET, which
-// would count as delivered without delivering anything.
+// request to the same host: a 301, 302 or 303 turns a POST into a
+// bodyless GET, which would count as delivered without delivering
+// anything; and a redirect carries the configured headers (an API key)
+// and the signature along, which another host must not receive (Go's
+// client drops only Authorization and Cookie).
 func sameMethodRedirects(req *http.Request, via []*http.Request) error {
 	first := via[0]
 	switch {
 	case len(via) > MaxRedirects,
 		req.Method != first.Method,
+		!strings.EqualFold(req.URL.Host, first.URL.Host),
 		first.URL.Scheme == "https" && req.URL.Scheme != "https":
 		return http.ErrUseLastResponse
 	}

@@ -25,7 +25,8 @@ import (
 // Options configures a sink: Path for a file, else Writer (stdout).
 type Options struct {
 	// Path is the file lines are appended to; created (with its
-	// directory) if missing, never truncated.
+	// directory) if missing, never truncated, and created anew when a
+	// rotation renames or removes it.
 	Path string
 	// Fsync flushes each write to disk before Send returns; concurrent
 	// sends share one fsync. Files only.
@@ -43,10 +44,16 @@ type Sink struct {
 
 	mu      sync.Mutex // guards the fields below
 	w       io.Writer
-	f       *os.File // when writing to Path
-	size    int64    // of f after our last write
-	written uint64   // lines written
-	closed  bool
+	f       *os.File    // when writing to Path
+	fi      os.FileInfo // f's, to notice when Path names another file
+	size    int64       // of f after our last write
+	written uint64      // lines written
+	// durable: lines made durable when a rotated file was closed.
+	durable uint64
+	// torn: the last write left part of a line that could not be
+	// taken back; the next line starts on a new one.
+	torn   bool
+	closed bool
 
 	syncMu sync.Mutex
 	synced uint64 // lines covered by the last fsync
@@ -96,8 +103,31 @@ func (s *Sink) open() error {
 		f.Close()
 		return fmt.Errorf("open %s: %w", s.path, err)
 	}
-	s.f, s.w, s.size = f, f, fi.Size()
+	s.f, s.w, s.fi, s.size = f, f, fi, fi.Size()
 	return nil
+}
+
+// reopen follows a rotation that renamed or removed the file (logrotate
+// without copytruncate): when Path no longer names the open file, the
+// open one is made durable (with Fsync) and closed, and Path opened
+// anew. Without it, lines would go on into the rotated file.
+func (s *Sink) reopen() error {
+	if s.f == nil {
+		return nil
+	}
+	fi, err := os.Stat(s.path)
+	if err == nil && os.SameFile(fi, s.fi) {
+		return nil
+	}
+	if s.fsync {
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s before reopening it after rotation: %w", s.path, err)
+		}
+		s.durable = s.written
+	}
+	s.f.Close() // nothing is lost: every write went through, and is synced if asked
+	s.f, s.w, s.fi, s.torn = nil, nil, nil, false
+	return s.open()
 }
 
 // Line is one line of output.
@@ -125,12 +155,20 @@ func (s *Sink) Send(_ context.Context, d *sinks.Delivery) error {
 		s.mu.Unlock()
 		return err
 	}
+	if err := s.reopen(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if s.torn {
+		line = append([]byte{'\n'}, line...)
+	}
 	n, err := s.w.Write(line)
 	if err != nil {
-		s.undo(n)
+		s.torn = !s.undo(n)
 		s.mu.Unlock()
 		return fmt.Errorf("append to %s: %w", s.name(), err)
 	}
+	s.torn = false
 	s.size += int64(n)
 	s.written++
 	seq := s.written
@@ -143,15 +181,18 @@ func (s *Sink) Send(_ context.Context, d *sinks.Delivery) error {
 }
 
 // undo removes the n bytes of a partly written line (disk full), so the
-// next line does not continue it. Only if the file grew by exactly
-// those bytes: never cut what another writer appended.
-func (s *Sink) undo(n int) {
-	if s.f == nil || n == 0 {
-		return
+// next line does not continue it, and reports whether no part is left.
+// Only if the file grew by exactly those bytes: never cut what another
+// writer appended.
+func (s *Sink) undo(n int) bool {
+	if n == 0 {
+		return true
 	}
-	if fi, err := s.f.Stat(); err == nil && fi.Size() == s.size+int64(n) {
-		s.f.Truncate(s.size)
+	if s.f == nil {
+		return false // a writer such as stdout: what went out stays
 	}
+	fi, err := s.f.Stat()
+	return err == nil && fi.Size() == s.size+int64(n) && s.f.Truncate(s.size) == nil
 }
 
 // sync makes lines up to seq durable. Sends that wait while another
@@ -163,12 +204,21 @@ func (s *Sink) sync(seq uint64) error {
 		return nil
 	}
 	s.mu.Lock()
-	f, upto := s.f, s.written
+	f, upto, durable := s.f, s.written, s.durable
 	s.mu.Unlock()
+	if seq <= durable {
+		return nil // synced when its rotated file was closed
+	}
 	if f == nil {
 		return errors.New("sink closed before fsync")
 	}
 	if err := f.Sync(); err != nil {
+		s.mu.Lock()
+		durable = s.durable // f was rotated, synced and closed meanwhile?
+		s.mu.Unlock()
+		if seq <= durable {
+			return nil
+		}
 		return fmt.Errorf("fsync %s: %w", s.path, err)
 	}
 	s.synced = upto

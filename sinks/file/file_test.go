@@ -234,3 +234,87 @@ func TestPreviewIsTheLineWritten(t *testing.T) {
 		t.Errorf("preview %s\nwrote   %s", preview, got)
 	}
 }
+
+// A rotation that renames or removes the file (logrotate without
+// copytruncate) is followed: the next line goes to a new file at Path,
+// not on into the rotated one, and the lines before it stay there.
+func TestFileFollowsRotation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		rotate func(path string) error
+	}{
+		{"rename", func(path string) error { return os.Rename(path, path+".1") }},
+		{"remove", os.Remove},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "out.jsonl")
+			s := openSink(t, Options{Path: path, Fsync: true})
+			defer s.Close()
+			send := func(id string) {
+				t.Helper()
+				if err := s.Send(t.Context(), &sinks.Delivery{ID: id, Attempt: 1, Event: testEvent(1)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			send("before")
+			if err := tc.rotate(path); err != nil {
+				t.Fatal(err)
+			}
+			send("after")
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("no file at the path after rotation: %v", err)
+			}
+			if got := lines(t, data); len(got) != 1 || got[0].DeliveryID != "after" {
+				t.Errorf("new file:\n%s", data)
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+				t.Errorf("mode = %v, want 0640", fi.Mode().Perm())
+			}
+			if old, err := os.ReadFile(path + ".1"); err == nil {
+				if got := lines(t, old); len(got) != 1 || got[0].DeliveryID != "before" {
+					t.Errorf("rotated file:\n%s", old)
+				}
+			}
+		})
+	}
+}
+
+// A write that fails part way through a line, where the part cannot be
+// taken back (a pipe), does not glue the next line onto it: the next
+// line starts on a line of its own.
+func TestWriterTornLine(t *testing.T) {
+	t.Parallel()
+	w := &tornWriter{failAfter: 10}
+	s := openSink(t, Options{Writer: w})
+	if err := s.Send(t.Context(), &sinks.Delivery{ID: "torn", Attempt: 1, Event: testEvent(1)}); err == nil {
+		t.Fatal("Send succeeded though the write failed")
+	}
+	if err := s.Send(t.Context(), &sinks.Delivery{ID: "whole", Attempt: 2, Event: testEvent(1)}); err != nil {
+		t.Fatal(err)
+	}
+	out := w.buf.String()
+	last := out[strings.LastIndex(strings.TrimSuffix(out, "\n"), "\n")+1:]
+	var l Line
+	if err := json.Unmarshal([]byte(last), &l); err != nil || l.DeliveryID != "whole" {
+		t.Fatalf("last line %q does not stand alone (%v); output:\n%s", last, err, out)
+	}
+}
+
+// tornWriter writes failAfter bytes of its first write, then fails it.
+type tornWriter struct {
+	buf       bytes.Buffer
+	failAfter int
+	failed    bool
+}
+
+func (w *tornWriter) Write(p []byte) (int, error) {
+	if !w.failed {
+		w.failed = true
+		n, _ := w.buf.Write(p[:w.failAfter])
+		return n, fmt.Errorf("broken pipe")
+	}
+	return w.buf.Write(p)
+}

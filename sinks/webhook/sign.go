@@ -53,8 +53,12 @@ type Sign struct {
 	Header, Algorithm, Encoding, Prefix string
 }
 
+// A signer sets its headers on h and returns the signatures it wrote
+// (each alone, and the header values), for redaction: a receiver echoing
+// one into its error response must not put a replayable signature on the
+// delivery record.
 type signer interface {
-	sign(h http.Header, id string, now time.Time, body []byte)
+	sign(h http.Header, id string, now time.Time, body []byte) []string
 }
 
 func newSigner(o *Sign) (signer, error) {
@@ -137,19 +141,23 @@ func decodeWhsec(s string) ([]byte, error) {
 
 type standardWebhooks struct{ keys [][]byte }
 
-func (s *standardWebhooks) sign(h http.Header, id string, now time.Time, body []byte) {
+func (s *standardWebhooks) sign(h http.Header, id string, now time.Time, body []byte) []string {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	var sig []byte
+	macs := make([]string, 0, len(s.keys)+1)
 	for i, key := range s.keys {
 		if i > 0 {
 			sig = append(sig, ' ')
 		}
 		sig = append(sig, "v1,"...)
-		sig = base64.StdEncoding.AppendEncode(sig, standardWebhooksMAC(key, id, ts, body))
+		mac := base64.StdEncoding.EncodeToString(standardWebhooksMAC(key, id, ts, body))
+		sig = append(sig, mac...)
+		macs = append(macs, mac)
 	}
 	h.Set(WebhookIDHeader, id)
 	h.Set(WebhookTimestampHeader, ts)
 	h.Set(WebhookSignatureHeader, string(sig))
+	return append(macs, string(sig))
 }
 
 // standardWebhooksMAC is the HMAC-SHA256 of "id.timestamp.body" under
@@ -171,8 +179,10 @@ type hmacSigner struct {
 	encode         func([]byte) string
 }
 
-func (s *hmacSigner) sign(h http.Header, _ string, _ time.Time, body []byte) {
+func (s *hmacSigner) sign(h http.Header, _ string, _ time.Time, body []byte) []string {
 	mac := hmac.New(s.newHash, s.key)
 	mac.Write(body)
-	h.Set(s.header, s.prefix+s.encode(mac.Sum(nil)))
+	sig := s.encode(mac.Sum(nil))
+	h.Set(s.header, s.prefix+sig)
+	return []string{sig}
 }

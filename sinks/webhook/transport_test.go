@@ -151,24 +151,32 @@ func TestMutualTLS(t *testing.T) {
 }
 
 // TestFollowRedirects follows, when asked, only redirects that re-send
-// the same request (307, 308), at most MaxRedirects, never to http.
+// the same request (307, 308) to the same host, at most MaxRedirects,
+// never to http: the configured headers and the signature go along, and
+// must not reach a host the configuration did not name.
 func TestFollowRedirects(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
 	rec := &recorder{}
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.record(r) }))
+	var elsewhere atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
 	defer target.Close()
 	var hops atomic.Int32
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hops.Add(1)
 		switch r.URL.Path {
+		case "/moved":
+			rec.record(r)
+			return
 		case "/307", "/308", "/302", "/303", "/301":
 			var code int
 			fmt.Sscan(r.URL.Path[1:], &code)
-			http.Redirect(w, r, target.URL+"/moved", code)
+			http.Redirect(w, r, "/moved", code)
+		case "/elsewhere":
+			http.Redirect(w, r, target.URL+"/moved", http.StatusTemporaryRedirect)
 		case "/loop":
 			http.Redirect(w, r, "/loop", http.StatusTemporaryRedirect)
 		}
+		hops.Add(1)
 	}))
 	defer origin.Close()
 	secure := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -195,6 +203,7 @@ func TestFollowRedirects(t *testing.T) {
 		{origin.URL + "/302", follow, 302, 1, 0},
 		{origin.URL + "/303", follow, 303, 1, 0},
 		{origin.URL + "/301", follow, 301, 1, 0},
+		{origin.URL + "/elsewhere", follow, 307, 1, 0}, // another host: not followed
 		{origin.URL + "/loop", follow, 307, sinks.MaxRedirects + 1, 0},
 		{secure.URL + "/in", follow, 307, 0, 0},
 		{origin.URL + "/307", nil, 307, 1, 0}, // the default: not followed
@@ -209,6 +218,9 @@ func TestFollowRedirects(t *testing.T) {
 			t.Errorf("%s: Send = %v, want delivered", tc.url, err)
 		case tc.status != 0 && (!errors.As(err, &he) || he.Status != tc.status):
 			t.Errorf("%s: Send = %v, want HTTP %d", tc.url, err, tc.status)
+		}
+		if n := elsewhere.Load(); n != 0 {
+			t.Fatalf("%s: another host got %d requests, with the configured headers", tc.url, n)
 		}
 		if got := hops.Load(); got != tc.hops {
 			t.Errorf("%s: origin hit %d times, want %d", tc.url, got, tc.hops)
@@ -280,11 +292,15 @@ func TestDataCannotRedirectTheDelivery(t *testing.T) {
 func TestErrorBodyHidesSecrets(t *testing.T) {
 	t.Parallel()
 	const whsec = "whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA=="
+	var gotSig atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sig := r.Header.Get("Webhook-Signature")
+		gotSig.Store(sig)
+		_, mac, _ := strings.Cut(sig, ",")
 		w.WriteHeader(http.StatusUnprocessableEntity)
-		fmt.Fprintf(w, "rejected %s %s auth=%q sig=%q secret=%s; bad token %s, bad key %s",
-			r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"), r.Header.Get("Webhook-Signature"), whsec,
-			strings.Fields(r.Header.Get("Authorization"))[1], r.URL.Query().Get("api_key"))
+		fmt.Fprintf(w, "rejected %s %s auth=%q sig=%q secret=%s; bad token %s, bad key %s, expected %s",
+			r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"), sig, whsec,
+			strings.Fields(r.Header.Get("Authorization"))[1], r.URL.Query().Get("api_key"), mac)
 	}))
 	defer srv.Close()
 	s := mustNew(t, Options{
@@ -301,7 +317,14 @@ func TestErrorBodyHidesSecrets(t *testing.T) {
 	if !strings.HasPrefix(he.Body, "rejected POST") {
 		t.Errorf("Body = %q, want the response's start", he.Body)
 	}
-	for _, secret := range []string{"KEY-123456", "TOKEN-abcdef", whsec} {
+	// The signature, which the receiver echoes whole and alone: with it
+	// and the body, anyone reading the record could replay the request.
+	sig, _ := gotSig.Load().(string)
+	_, mac, _ := strings.Cut(sig, ",")
+	if mac == "" {
+		t.Fatalf("no signature received: %q", sig)
+	}
+	for _, secret := range []string{"KEY-123456", "TOKEN-abcdef", whsec, sig, mac} {
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("error shows %q: %s", secret, err)
 		}
@@ -309,4 +332,43 @@ func TestErrorBodyHidesSecrets(t *testing.T) {
 	if !strings.Contains(err.Error(), "HTTP 422 Unprocessable Entity: rejected") {
 		t.Errorf("error = %s", err)
 	}
+}
+
+// A password in the URL's user information (sent as basic auth) is a
+// credential like a header's: the response kept for the delivery record
+// never shows it, nor the Authorization header Go builds from it.
+func TestErrorBodyHidesURLPassword(t *testing.T) {
+	t.Parallel()
+	const password = "PASSWORD-9876"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pw, _ := r.BasicAuth()
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, "bad password %s; got %s", pw, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ev, _ := escalated(t)
+	for _, u := range []string{
+		"http://switchyard:" + password + "@" + host + "/in",
+		"http://switchyard:" + password + "@" + host + "/in/{{ subject }}",
+	} {
+		s := mustNew(t, Options{URL: u})
+		err := s.Send(t.Context(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev})
+		var he *sinks.HTTPError
+		if !errors.As(err, &he) || he.Status != http.StatusUnauthorized {
+			t.Fatalf("%s: Send = %v, want HTTP 401", u, err)
+		}
+		basic := strings.TrimPrefix(basicAuth("switchyard", password), "Basic ")
+		for _, secret := range []string{password, basic} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("%s: error shows %q: %s", u, secret, err)
+			}
+		}
+	}
+}
+
+func basicAuth(user, password string) string {
+	r, _ := http.NewRequest(http.MethodGet, "http://x.test", nil)
+	r.SetBasicAuth(user, password)
+	return r.Header.Get("Authorization")
 }

@@ -6,6 +6,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/switchyard/switchyard/event"
@@ -215,6 +217,11 @@ func (s *Sink) parseURL(raw string) error {
 		return errors.New("must be an absolute http:// or https:// URL")
 	}
 	s.base = base
+	if pw, ok := base.User.Password(); ok && pw != "" {
+		// Sent as basic auth: the password, and the header Go builds.
+		basic := base64.StdEncoding.EncodeToString([]byte(base.User.Username() + ":" + pw))
+		s.secrets = append(s.secrets, pw, basic)
+	}
 	if t.Static() {
 		s.static = raw
 		if hasCredentials(raw) {
@@ -259,6 +266,9 @@ type Request struct {
 	URL    string
 	Header http.Header
 	Body   []byte
+	// signatures are the signer's output, redacted from the response
+	// kept for the delivery record.
+	signatures []string
 }
 
 // Render builds the request for d without sending it, as golden tests
@@ -309,7 +319,7 @@ func (s *Sink) Render(d *sinks.Delivery) (*Request, error) {
 	r.Header.Set(EventHeader, d.Event.ID)
 	r.Header.Set(AttemptHeader, fmt.Sprint(d.Attempt))
 	if s.signer != nil {
-		s.signer.sign(r.Header, d.ID, s.now(), r.Body)
+		r.signatures = s.signer.sign(r.Header, d.ID, s.now(), r.Body)
 	}
 	return r, nil
 }
@@ -415,13 +425,24 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 // snippet reads the start of an error response for the delivery record,
 // with the request's secrets redacted.
 func (s *Sink) snippet(body io.Reader, r *Request) string {
-	// The rendered URL too, when the receiver echoes it.
-	secrets := s.secretsWith(r.URL)
+	// The rendered URL and the signatures too, when the receiver echoes
+	// them.
+	secrets := slices.Concat(s.secretsWith(r.URL), r.signatures) // a copy: s.secrets is shared
 	longest := max(s.longest, len(r.URL))
+	for _, sig := range r.signatures {
+		longest = max(longest, len(sig))
+	}
 	// Read past the cut by the longest secret, so a secret the receiver
 	// echoes across the cut is still whole when it is redacted.
 	b, _ := io.ReadAll(io.LimitReader(body, int64(maxErrorBody+longest)))
-	text := string(bytes.ToValidUTF8(bytes.TrimSpace(b), []byte("?")))
+	// Control characters become spaces: the record reaches terminals
+	// (deliveries list), where ESC sequences from a receiver would act.
+	text := strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, string(bytes.ToValidUTF8(b, []byte("?")))))
 	for _, secret := range secrets {
 		if secret != "" {
 			text = strings.ReplaceAll(text, secret, "<redacted>")

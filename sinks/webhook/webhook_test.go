@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/receiver/darwin"
@@ -376,6 +377,32 @@ func TestSendLongErrorBodyIsTruncated(t *testing.T) {
 	}
 }
 
+// The response body kept on the delivery record is shown by
+// `switchyard deliveries list` and written to logs: a receiver must not
+// reach the operator's terminal with escape sequences through it.
+func TestSendErrorBodyHasNoControlCharacters(t *testing.T) {
+	t.Parallel()
+	ev, _ := escalated(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, "bad\x1b[2J\x1b]0;owned\x07 request\r\nline two\x00\u009b1m")
+	}))
+	defer srv.Close()
+	s := mustNew(t, Options{URL: srv.URL})
+	defer s.Close()
+	err := s.Send(context.Background(), &sinks.Delivery{ID: "d1", Attempt: 1, Event: ev})
+	var he *sinks.HTTPError
+	if !errors.As(err, &he) {
+		t.Fatalf("Send = %v, want *sinks.HTTPError", err)
+	}
+	if i := strings.IndexFunc(he.Body, unicode.IsControl); i >= 0 {
+		t.Errorf("Body has the control character %q: %q", he.Body[i:i+1], he.Body)
+	}
+	if !strings.HasPrefix(he.Body, "bad") || !strings.Contains(he.Body, "line two") {
+		t.Errorf("Body = %q, want the text kept", he.Body)
+	}
+}
+
 // A secret the receiver echoes across the snippet's cut must not leak in
 // part: redaction has to see the whole secret before the body is cut.
 func TestSendRedactsSecretCutByTruncation(t *testing.T) {
@@ -458,9 +485,13 @@ func TestSendTransportErrors(t *testing.T) {
 			name:    "handler slower than the deadline",
 			timeout: 50 * time.Millisecond,
 			url: func(t *testing.T) string {
+				// Answers only after the client gave up (or far too
+				// late): a loaded machine that fires the deadline late
+				// must not see a 200 first.
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					io.Copy(io.Discard, r.Body) // then the server notices the client leave
 					select {
-					case <-time.After(200 * time.Millisecond):
+					case <-time.After(time.Minute):
 					case <-r.Context().Done():
 					}
 				}))
