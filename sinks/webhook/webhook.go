@@ -415,11 +415,13 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection reusable
 		return nil
 	}
-	return &sinks.HTTPError{
+	herr := &sinks.HTTPError{
 		Status: resp.StatusCode,
 		After:  sinks.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		Body:   s.snippet(resp.Body, r),
 	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection reusable
+	return herr
 }
 
 // snippet reads the start of an error response for the delivery record,
