@@ -620,3 +620,31 @@ func TestPreviewIsTheBodySent(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorResponsesKeepTheConnection: retries against a receiver
+// answering 503 with a long body reuse one connection.
+func TestErrorResponsesKeepTheConnection(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write(bytes.Repeat([]byte("down "), 2000)) // past the kept snippet
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	s := mustNew(t, Options{URL: srv.URL})
+	ev, _ := escalated(t)
+	for i := range 3 {
+		if err := s.Send(context.Background(), &sinks.Delivery{ID: "dlv_1", Attempt: i + 1, Event: ev}); err == nil {
+			t.Fatal("Send = nil, want the 503")
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("3 failed attempts opened %d connections, want 1", n)
+	}
+}
