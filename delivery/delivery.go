@@ -315,7 +315,13 @@ func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
 	case queue.StateDelivered:
 		log.Debug("delivered", "took", took)
 	case queue.StateFailed:
-		log.Warn("delivery failed; will retry", "err", err, "status", o.Status, "retry_in", o.NextAt.Sub(d.now()).Round(time.Millisecond))
+		// At warn when the error is new for this delivery: an outage
+		// logs once per delivery, not once per retry.
+		warn := log.Warn
+		if queue.SameError(qd.LastError, o.Error) {
+			warn = log.Debug
+		}
+		warn("delivery failed; will retry", "err", err, "status", o.Status, "retry_in", o.NextAt.Sub(d.now()).Round(time.Millisecond))
 	case queue.StateDead:
 		log.Error("delivery dead", "err", o.Error, "status", o.Status)
 	}

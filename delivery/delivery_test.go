@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -319,4 +321,54 @@ func TestBackoffBounds(t *testing.T) {
 			t.Fatalf("attempt %d: backoffs span only [%v, %v]: not jittered", attempt, lo, hi)
 		}
 	}
+}
+
+// TestRetryWarnsWhenTheErrorChanges: a run of identical failures is
+// one warning, not one per retry; a new error warns again.
+func TestRetryWarnsWhenTheErrorChanges(t *testing.T) {
+	t.Parallel()
+	down := &sinks.HTTPError{Status: http.StatusServiceUnavailable}
+	sink := &fakeSink{script: []error{down, down, down, errors.New("connection refused")}}
+	store, err := queue.Open(context.Background(), t.TempDir(), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var logs syncBuffer
+	d := New(store, []Sink{{Name: "crm", Sink: sink, Concurrency: 1, Timeout: time.Second, Retry: fast}},
+		Options{Idle: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	id := accept(t, store, "s1", "crm")
+	d.Start()
+	defer d.Stop(context.Background())
+	eventually(t, "delivered", func() bool { return state(t, store, id).State == queue.StateDelivered })
+	var warns, debugs int
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "delivery failed; will retry") {
+			if strings.Contains(line, "level=WARN") {
+				warns++
+			} else {
+				debugs++
+			}
+		}
+	}
+	if warns != 2 || debugs != 2 {
+		t.Fatalf("%d warnings and %d debug lines for 3 identical failures then another; want 2 and 2:\n%s", warns, debugs, logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

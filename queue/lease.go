@@ -27,7 +27,10 @@ type Delivery struct {
 	// Since is when the current run of attempts began: CreatedAt, or the
 	// last replay. A sink's max_age counts from it.
 	Since time.Time
-	Event *event.Event
+	// LastError is the previous attempt's error, as recorded ("" for a
+	// first attempt).
+	LastError string
+	Event     *event.Event
 
 	seq int64 // insertion order
 }
@@ -147,7 +150,7 @@ func (s *Store) Lease(ctx context.Context, r LeaseRequest) ([]Delivery, error) {
 			routes            string
 			created, replayed int64
 		)
-		if err := rows.Scan(&d.seq, &d.ID, &d.EventID, &routes, &d.Subject, &d.Attempt, &created, &replayed); err != nil {
+		if err := rows.Scan(&d.seq, &d.ID, &d.EventID, &routes, &d.Subject, &d.Attempt, &created, &replayed, &d.LastError); err != nil {
 			rows.Close()
 			s.leases.mu.Unlock()
 			return nil, fmt.Errorf("lease: %w", err)
@@ -226,6 +229,13 @@ func (s *Store) loadEvents(ctx context.Context, ds []Delivery) error {
 	return nil
 }
 
+// SameError reports whether err is the error recorded as last, as
+// Complete records it (long errors are cut).
+func SameError(last, err string) bool { return last != "" && last == truncate(err, maxError) }
+
+// maxError bounds a recorded error.
+const maxError = 1000
+
 // Outcome is the result of an attempt.
 type Outcome struct {
 	State string // StateDelivered, StateFailed (retry at NextAt) or StateDead
@@ -252,10 +262,10 @@ func (s *Store) Complete(ctx context.Context, d *Delivery, o Outcome) error {
 		args = append(args, now, o.Status, id)
 	case StateFailed:
 		q = sqlFailed
-		args = append(args, o.NextAt.UnixMilli(), now, truncate(o.Error, 1000), o.Status, id)
+		args = append(args, o.NextAt.UnixMilli(), now, truncate(o.Error, maxError), o.Status, id)
 	case StateDead:
 		q = sqlDead
-		args = append(args, now, truncate(o.Error, 1000), o.Status, id)
+		args = append(args, now, truncate(o.Error, maxError), o.Status, id)
 	default:
 		return fmt.Errorf("complete %s: invalid state %q", id, o.State)
 	}
@@ -326,7 +336,7 @@ func sqlDue(ordered bool, notHeld string) string {
 	if ordered {
 		where += " AND " + headOfSubject
 	}
-	return `SELECT d.rowid, d.id, d.event_id, d.routes, d.subject, d.attempts, d.created_at, d.replayed_at
+	return `SELECT d.rowid, d.id, d.event_id, d.routes, d.subject, d.attempts, d.created_at, d.replayed_at, d.last_error
 		FROM deliveries d WHERE ` + where + ` ORDER BY d.next_at, d.rowid LIMIT ?`
 }
 
