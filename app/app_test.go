@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/receiver/darwin"
 )
@@ -214,7 +215,7 @@ func archived(t *testing.T, path string) map[string]string {
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	a := e.start(t, &logs)
 
 	escalated := fixture(t, "session_forwarded_escalated")
@@ -472,22 +473,4 @@ routes:
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

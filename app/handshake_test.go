@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/internal/sqlitedb"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/receiver"
@@ -67,7 +68,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	a := serve(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 
 	send := func(method, path string, body []byte, header http.Header) (int, string, string) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/receiver/darwin"
 )
@@ -25,11 +26,11 @@ import (
 type reloadEnv struct {
 	dir, path string
 	a, b      *recorder
-	logs      *syncBuffer
+	logs      *logbuf.Buffer
 }
 
 func newReloadEnv(t *testing.T) *reloadEnv {
-	e := &reloadEnv{dir: t.TempDir(), a: newRecorder(t), b: newRecorder(t), logs: &syncBuffer{}}
+	e := &reloadEnv{dir: t.TempDir(), a: newRecorder(t), b: newRecorder(t), logs: &logbuf.Buffer{}}
 	e.path = filepath.Join(e.dir, "switchyard.yaml")
 	return e
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/receiver/darwin"
 )
 
@@ -68,7 +69,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	a := serve(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if !strings.Contains(logs.String(), "unauthenticated") || !strings.Contains(logs.String(), "source=chat") {
 		t.Errorf("no start-up warning for the unauthenticated source:\n%s", logs.String())

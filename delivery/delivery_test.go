@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/sinks"
 )
@@ -334,7 +335,7 @@ func TestRetryWarnsWhenTheErrorChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	d := New(store, []Sink{{Name: "crm", Sink: sink, Concurrency: 1, Timeout: time.Second, Retry: fast}},
 		Options{Idle: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	id := accept(t, store, "s1", "crm")
@@ -354,21 +355,4 @@ func TestRetryWarnsWhenTheErrorChanges(t *testing.T) {
 	if warns != 2 || debugs != 2 {
 		t.Fatalf("%d warnings and %d debug lines for 3 identical failures then another; want 2 and 2:\n%s", warns, debugs, logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/receiver/presets"
 	"github.com/switchyard/switchyard/receiver/verify"
 )
@@ -132,7 +133,7 @@ func TestMetaSubscriptionChallenge(t *testing.T) {
 		appSecret = "app-secret"
 		token     = "meta-verify-token"
 	)
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	ing := &fakeIngester{}
 	s := newServer(t, ing, Options{Logger: logger},

@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/receiver/darwin"
 )
 
@@ -644,28 +645,9 @@ func TestReceiverCopiesBody(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger written from the
-// server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestReceiverLogsNoSecrets(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ing := &fakeIngester{}
 	s := newServer(t, ing, Options{Logger: logger})
