@@ -161,12 +161,6 @@ func (a *App) open(ctx context.Context, plan *Plan) error {
 	if err != nil {
 		return err
 	}
-	// We hold the directory: leases left by a crashed process are stale.
-	if n, err := a.store.ReleaseLeases(ctx); err != nil {
-		return fmt.Errorf("release stale leases: %w", err)
-	} else if n > 0 {
-		a.log.Info("resuming deliveries interrupted by the last shutdown", "count", n)
-	}
 	r := &routing{plan: plan, sinks: map[string]*runningSink{}}
 	for _, s := range plan.Sinks {
 		rs, err := a.openSink(ctx, cfg, s)

@@ -177,7 +177,7 @@ func (s *Store) Replay(ctx context.Context, f Filter) (int64, error) {
 			` AND d.state IN ('delivered', 'dead')`, args...).Scan(&revived); err != nil {
 			return 0, fmt.Errorf("replay: %w", err)
 		}
-		r, err := tx.ExecContext(ctx, `UPDATE deliveries AS d SET state = 'pending', attempts = 0, next_at = ?, lease_until = 0,
+		r, err := tx.ExecContext(ctx, `UPDATE deliveries AS d SET state = 'pending', attempts = 0, next_at = ?,
 			replayed_at = ?, replays = replays + 1, updated_at = ? WHERE `+where,
 			append([]any{now, now, now}, args...)...)
 		if err != nil {

@@ -144,7 +144,7 @@ func (s *Store) Lease(ctx context.Context, r LeaseRequest) ([]Delivery, error) {
 		return nil, fmt.Errorf("lease: %w", err)
 	}
 	var out []Delivery
-	for rows.Next() && len(out) < r.Limit {
+	for rows.Next() {
 		var (
 			d                 Delivery
 			routes            string
@@ -219,12 +219,11 @@ func (s *Store) loadEvents(ctx context.Context, ds []Delivery) error {
 		if ds[i].Event != nil {
 			continue
 		}
-		ev := loaded[ds[i].EventID]
-		if ev == nil {
+		// An event has one delivery per sink, so one per lease: each
+		// delivery has its own event.
+		if ds[i].Event = loaded[ds[i].EventID]; ds[i].Event == nil {
 			return fmt.Errorf("load event %s: not found", ds[i].EventID)
 		}
-		c := *ev // each delivery gets its own copy
-		ds[i].Event = &c
 	}
 	return nil
 }
@@ -280,27 +279,6 @@ func (s *Store) Complete(ctx context.Context, d *Delivery, o Outcome) error {
 		n, err := r.RowsAffected()
 		return -n, err
 	})
-}
-
-// ReleaseLeases ends every lease, so deliveries interrupted by a crash
-// are attempted at once rather than when their lease would expire. Call
-// it only while no other process is delivering from this store.
-func (s *Store) ReleaseLeases(ctx context.Context) (int64, error) {
-	s.leases.mu.Lock()
-	clear(s.leases.held)
-	s.leases.mu.Unlock()
-	// Leases are no longer written, but a store last used by an older
-	// version may hold some.
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
-		r, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_until = 0 WHERE lease_until > 0 AND state IN ('pending', 'failed')`)
-		if err != nil {
-			return 0, err
-		}
-		n, err = r.RowsAffected()
-		return 0, err
-	})
-	return n, err
 }
 
 // NextDue returns when the earliest waiting delivery of sink that no

@@ -50,7 +50,8 @@ DROP INDEX events_received_at;
 CREATE INDEX events_source_received ON events (source, received_at);
 `,
 	// v3: an event's fields in columns, its data as sent, so that
-	// storing and loading it encodes and parses no JSON. Rows from v2
+	// storing and loading it encodes and parses no JSON. (Since v3,
+	// leases live in memory: deliveries.lease_until is no longer read.) Rows from v2
 	// keep the whole event as JSON in event (and data NULL); new rows
 	// leave event empty.
 	`
