@@ -296,14 +296,21 @@ const checkpointEvery = 250 * time.Millisecond
 func (s *Store) checkpointer() {
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
+	var last string // warn when the error changes, not four times a second
 	for {
 		select {
 		case <-s.closing:
 			return
 		case <-t.C:
 		}
-		if _, err := s.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		_, err := s.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		switch {
+		case err != nil && err.Error() != last:
 			s.log.Warn("checkpoint queue db", "err", err)
+			last = err.Error()
+		case err == nil && last != "":
+			s.log.Info("checkpoint queue db: working again")
+			last = ""
 		}
 	}
 }
