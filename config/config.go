@@ -60,6 +60,11 @@ type Storage struct {
 	// (an answered event survives power loss) or "normal" (it survives
 	// a process crash; a power loss may lose the last commits).
 	Synchronous string `yaml:"synchronous"`
+	// BusyTimeout is how long a write waits for another process (a
+	// backup, the replay command) holding the database's write lock
+	// before it fails: the event gets 503, an outcome is kept and
+	// written again later.
+	BusyTimeout Duration `yaml:"busy_timeout"`
 	// MaxPending is how many deliveries may wait before new events are
 	// refused with 503; 0 is no limit.
 	MaxPending int `yaml:"max_pending"`
@@ -198,6 +203,7 @@ const (
 	DefaultStorageDir      = "./data"
 	DefaultSynchronous     = "full"
 	DefaultMaxPending      = 100000
+	DefaultBusyTimeout     = Duration(5 * time.Second)
 	DefaultDedupWindow     = Duration(24 * time.Hour)
 	DefaultSinkTimeout     = Duration(10 * time.Second)
 	DefaultConcurrency     = 4
@@ -285,7 +291,7 @@ func (c *Config) setDefaults() {
 		IdleTimeout:     DefaultIdleTimeout,
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
-	c.Storage = Storage{Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending}
+	c.Storage = Storage{Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending, BusyTimeout: DefaultBusyTimeout}
 	c.Metrics = Metrics{Listener: MetricsOnAdmin}
 }
 
@@ -348,6 +354,9 @@ func (c *Config) validate() {
 	}
 	if sync := strings.ToLower(c.Storage.Synchronous); sync != "full" && sync != "normal" {
 		c.add(c.Problem("storage.synchronous", "unknown level %q: full (survives power loss) or normal (survives a crash of switchyard)", c.Storage.Synchronous))
+	}
+	if c.Storage.BusyTimeout <= 0 {
+		c.add(c.Problem("storage.busy_timeout", "must be longer than 0; for example 5s"))
 	}
 	if c.Storage.MaxPending < 0 {
 		c.add(c.Problem("storage.max_pending", "must be 0 (no limit) or more"))

@@ -66,6 +66,7 @@ func Diff(running, next *Config) Changes {
 	}{
 		{"storage.dir", running.Storage.Dir, next.Storage.Dir, true},
 		{"storage.synchronous", running.Storage.Synchronous, next.Storage.Synchronous, true},
+		{"storage.busy_timeout", running.Storage.BusyTimeout, next.Storage.BusyTimeout, true},
 		{"admin.listen", running.Admin.Listen, next.Admin.Listen, true},
 		{"metrics.listener", running.Metrics.Listener, next.Metrics.Listener, true},
 		{"storage.max_pending", running.Storage.MaxPending, next.Storage.MaxPending, false},
@@ -90,6 +91,7 @@ func (c *Config) KeepRunning(running *Config) {
 	c.Server = running.Server
 	c.Storage.Dir = running.Storage.Dir
 	c.Storage.Synchronous = running.Storage.Synchronous
+	c.Storage.BusyTimeout = running.Storage.BusyTimeout
 	c.Admin.Listen = running.Admin.Listen
 	c.Metrics.Listener = running.Metrics.Listener
 }

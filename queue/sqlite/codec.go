@@ -1,11 +1,9 @@
-package queue
+package sqlite
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/switchyard/switchyard/event"
@@ -68,9 +66,4 @@ func decodeEvent(body []byte) (*event.Event, error) {
 		return nil, err
 	}
 	return &ev, nil
-}
-
-// sortDeliveries orders deliveries as they were accepted.
-func sortDeliveries(ds []Delivery) {
-	slices.SortFunc(ds, func(a, b Delivery) int { return cmp.Compare(a.seq, b.seq) })
 }
