@@ -27,6 +27,9 @@ type StoreOptions struct {
 // serve locks a SQLite storage directory itself; the CLI's commands run
 // beside a serving gateway.
 func OpenStore(ctx context.Context, st config.Storage, opts StoreOptions) (queue.Store, error) {
+	if st.Backend == config.BackendPostgres {
+		return nil, fmt.Errorf("storage.backend postgres: not available in this build yet")
+	}
 	busy := st.BusyTimeout.D()
 	if opts.BusyTimeout > 0 {
 		busy = opts.BusyTimeout

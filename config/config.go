@@ -53,8 +53,15 @@ type Server struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 
-// Storage configures the embedded SQLite queue.
+// Storage configures the queue: the embedded SQLite default, or
+// PostgreSQL for several replicas.
 type Storage struct {
+	// Backend is sqlite (the default: storage.dir, one gateway) or
+	// postgres (storage.dsn, any number of replicas).
+	Backend string `yaml:"backend"`
+	// DSN is the PostgreSQL connection string (backend postgres):
+	// postgres://user:pass@host:5432/db?sslmode=...
+	DSN Secret `yaml:"dsn"`
 	Dir string `yaml:"dir"`
 	// Synchronous is SQLite's synchronous level for the queue: "full"
 	// (an answered event survives power loss) or "normal" (it survives
@@ -201,6 +208,8 @@ const (
 	DefaultIdleTimeout     = Duration(60 * time.Second)
 	DefaultShutdownTimeout = Duration(30 * time.Second)
 	DefaultStorageDir      = "./data"
+	BackendSQLite          = "sqlite"
+	BackendPostgres        = "postgres"
 	DefaultSynchronous     = "full"
 	DefaultMaxPending      = 100000
 	DefaultBusyTimeout     = Duration(5 * time.Second)
@@ -291,7 +300,7 @@ func (c *Config) setDefaults() {
 		IdleTimeout:     DefaultIdleTimeout,
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
-	c.Storage = Storage{Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending, BusyTimeout: DefaultBusyTimeout}
+	c.Storage = Storage{Backend: BackendSQLite, Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending, BusyTimeout: DefaultBusyTimeout}
 	c.Metrics = Metrics{Listener: MetricsOnAdmin}
 }
 
@@ -348,6 +357,15 @@ func (c *Config) validate() {
 	}
 	if c.Server.BodyLimit <= 0 {
 		c.add(c.Problem("server.body_limit", "must be larger than 0"))
+	}
+	switch c.Storage.Backend {
+	case BackendSQLite:
+	case BackendPostgres:
+		if c.Storage.DSN == "" {
+			c.add(c.Problem("storage.dsn", "backend postgres needs a connection string: dsn: ${SWITCHYARD_POSTGRES_DSN} (postgres://user:pass@host:5432/db?sslmode=verify-full)"))
+		}
+	default:
+		c.add(c.Problem("storage.backend", "unknown backend %q: sqlite (the default: one gateway, storage.dir) or postgres (several replicas, storage.dsn)", c.Storage.Backend))
 	}
 	if strings.TrimSpace(c.Storage.Dir) == "" {
 		c.add(c.Problem("storage.dir", "must not be empty"))
