@@ -135,7 +135,7 @@ type Source struct {
 }
 
 // SourceVerify is a source's verify: block. Which keys apply depends on
-// type: hmac, token, basic, ed25519 or none (see README.md).
+// type: hmac, token, basic, ed25519 or none (see docs/configuration.md).
 type SourceVerify struct {
 	Type            string   `yaml:"type"`
 	Header          string   `yaml:"header"`
@@ -187,7 +187,7 @@ type Retry struct {
 	MaxAge Duration `yaml:"max_age"`
 }
 
-// Defaults, documented in README.md and config.example.yaml.
+// Defaults, documented in docs/configuration.md and config.example.yaml.
 const (
 	DefaultListen          = ":8080"
 	DefaultBodyLimit       = ByteSize(1 << 20)
