@@ -91,6 +91,9 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 			problems = append(problems, sourceProblems(cfg, i, err)...)
 			continue
 		}
+		if src.Renamed != "" {
+			log.Warn(renamedWarning(cfg, i, src.Renamed).String())
+		}
 		if src.Unauthenticated {
 			log.Warn("source accepts unauthenticated requests (verify: {type: none}): anyone who can reach its path can post events",
 				"source", sc.Name, "path", sc.Path)
@@ -215,7 +218,7 @@ func (p *Plan) Close() error {
 func sourceConfig(sc config.Source, secrets []string) receiver.SourceConfig {
 	c := receiver.SourceConfig{
 		Name: sc.Name, Path: sc.Path, Provider: sc.Provider, Secrets: secrets,
-		Map: sc.Map, CanonicalJSON: sc.CanonicalJSON, IPAllow: sc.IPAllow, TrustedProxies: sc.TrustedProxies,
+		Map: sc.Map, Subject: sc.Subject, CanonicalJSON: sc.CanonicalJSON, IPAllow: sc.IPAllow, TrustedProxies: sc.TrustedProxies,
 	}
 	if v := sc.Verify; v != nil {
 		keys := v.PublicKeys
@@ -230,6 +233,25 @@ func sourceConfig(sc config.Source, secrets []string) receiver.SourceConfig {
 		}
 	}
 	return c
+}
+
+// SourceWarnings warns about each source whose provider is named by the
+// name it had before: it still works, and the warning names the name
+// that replaces it.
+func SourceWarnings(cfg *config.Config) []config.Problem {
+	var out []config.Problem
+	for i, sc := range cfg.Sources {
+		if now := receiver.CanonicalProvider(sc.Provider); now != sc.Provider {
+			out = append(out, renamedWarning(cfg, i, now))
+		}
+	}
+	return out
+}
+
+func renamedWarning(cfg *config.Config, i int, now string) config.Problem {
+	return cfg.Warning(fmt.Sprintf("sources[%d].provider", i),
+		"%q is the old name of this provider: write provider: %s (the old name still works, and may be removed in a later release)",
+		cfg.Sources[i].Provider, now)
 }
 
 // sourceProblems places a source's build errors at the settings they

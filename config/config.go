@@ -125,6 +125,10 @@ type Source struct {
 	// event field (eventType, id, subject, timestamp, agentId,
 	// agentName, data), replacing the provider's mapping.
 	Map map[string]string `yaml:"map"`
+	// Subject is an expression over the normalized event giving its
+	// subject (what ordering, Slack threads and the archive's sessions
+	// group by), in place of the provider's.
+	Subject string `yaml:"subject"`
 	// CanonicalJSON also accepts HMAC signatures of the compact JSON
 	// re-serialization of the body. Weaker; off by default.
 	CanonicalJSON bool `yaml:"canonical_json"`

@@ -36,6 +36,9 @@ type Source struct {
 	// Unauthenticated is set when the source was configured to accept
 	// requests without verification (verify: {type: none}).
 	Unauthenticated bool
+	// Renamed is the provider's name now, when the configuration named
+	// it by the name it had before (still accepted, with a warning).
+	Renamed string
 	// Handshake, when set, runs after Verify and before Normalize: a
 	// non-nil Reply is the answer to a platform's setup request (Slack's
 	// url_verification, Discord's PING), sent instead of storing an
@@ -57,8 +60,11 @@ type SourceConfig struct {
 	Provider string
 	Secrets  []string
 	// Verify is the source's verify: block; nil keeps the preset's.
-	Verify         *VerifyConfig
-	Map            map[string]string
+	Verify *VerifyConfig
+	Map    map[string]string
+	// Subject is an expression giving the events' subject in place of
+	// the provider's; empty keeps the provider's.
+	Subject        string
 	CanonicalJSON  bool
 	IPAllow        []string
 	TrustedProxies []string
@@ -74,17 +80,21 @@ type ConfigError = presets.Error
 // Providers lists the known provider names.
 func Providers() []string { return presets.Names() }
 
+// CanonicalProvider returns the current name of provider: itself, or the
+// name that replaced an old one.
+func CanonicalProvider(provider string) string { return presets.Canonical(provider) }
+
 // NewSource builds a source. Its errors are *ConfigError values (joined
 // when several), placed at the source's settings.
 func NewSource(c SourceConfig) (Source, error) {
 	built, err := presets.Build(presets.Settings{
-		Provider: c.Provider, Secrets: c.Secrets, Verify: c.Verify, Map: c.Map,
+		Provider: c.Provider, Secrets: c.Secrets, Verify: c.Verify, Map: c.Map, Subject: c.Subject,
 		CanonicalJSON: c.CanonicalJSON, IPAllow: c.IPAllow, TrustedProxies: c.TrustedProxies,
 	})
 	if err != nil {
 		return Source{}, err
 	}
-	s := Source{Name: c.Name, Path: c.Path, Unauthenticated: built.Unauthenticated}
+	s := Source{Name: c.Name, Path: c.Path, Unauthenticated: built.Unauthenticated, Renamed: built.Renamed}
 	v := built.Verifier
 	s.Verify = func(r *Request) error {
 		err := v.Verify(r)

@@ -20,7 +20,8 @@ func check(args []string, stdout, stderr io.Writer) error {
 		return report(stdout, err)
 	}
 	plan, err := app.Build(cfg, nil)
-	for _, w := range append(cfg.Warnings, app.DataFieldWarnings(cfg)...) {
+	warnings := append(cfg.Warnings, app.SourceWarnings(cfg)...)
+	for _, w := range append(warnings, app.DataFieldWarnings(cfg)...) {
 		fmt.Fprintln(stdout, w.String())
 	}
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/lang"
 	"github.com/switchyard/switchyard/receiver/darwin"
 	"github.com/switchyard/switchyard/receiver/inbound"
 	"github.com/switchyard/switchyard/receiver/mapping"
@@ -49,10 +50,13 @@ type Verify struct {
 
 // Settings is what building a source needs from its configuration.
 type Settings struct {
-	Provider       string
-	Secrets        []string
-	Verify         *Verify
-	Map            map[string]string
+	Provider string
+	Secrets  []string
+	Verify   *Verify
+	Map      map[string]string
+	// Subject, when set, is an expression over the normalized event
+	// giving its subject in place of the provider's.
+	Subject        string
 	CanonicalJSON  bool
 	IPAllow        []string
 	TrustedProxies []string
@@ -64,6 +68,9 @@ type Source struct {
 	Normalize func(r *inbound.Request) (*event.Event, error)
 	// Unauthenticated is set for verify type none: the caller warns.
 	Unauthenticated bool
+	// Renamed is the provider's name now, when the configuration used
+	// the name it had before (still accepted): the caller warns.
+	Renamed string
 	// Handshake, when set, answers a verified request that sets the
 	// webhook up (Slack's url_verification, Discord's PING) instead of
 	// its becoming an event; it returns nil for ordinary events and an
@@ -107,6 +114,74 @@ type preset struct {
 	// (bodyTolerance unless verify.tolerance is set).
 	bodyTimestamp string
 	bodyTolerance time.Duration
+}
+
+// Platform is how a provider's product calls itself and what its
+// events' subject is, for messages a person reads ("Open in Darwin",
+// "session 6651…").
+type Platform struct {
+	// Name is the product's name; empty for providers without one
+	// (custom).
+	Name string
+	// Subject names what an event's subject is: "session",
+	// "conversation"; "subject" when not known.
+	Subject string
+}
+
+// platforms are the products behind the presets.
+var platforms = map[string]Platform{
+	"darwin":     {Name: "Darwin", Subject: "session"},
+	"chat-inbox": {Name: "the chat inbox", Subject: "conversation"},
+	"docssmith":  {Name: "DocsSmith Demo2", Subject: "conversation"},
+	"svix":       {Name: "Svix"},
+	"github":     {Name: "GitHub", Subject: "repository"},
+	"stripe":     {Name: "Stripe", Subject: "object"},
+	"slack":      {Name: "Slack", Subject: "team"},
+	"shopify":    {Name: "Shopify", Subject: "resource"},
+	"meta":       {Name: "WhatsApp", Subject: "account"},
+	"twilio":     {Name: "Twilio", Subject: "resource"},
+	"zendesk":    {Name: "Zendesk", Subject: "resource"},
+	"intercom":   {Name: "Intercom", Subject: "item"},
+	"hubspot":    {Name: "HubSpot", Subject: "object"},
+	"linear":     {Name: "Linear", Subject: "entity"},
+	"telegram":   {Name: "Telegram", Subject: "chat"},
+	"discord":    {Name: "Discord", Subject: "guild"},
+}
+
+// renamed maps the names providers had before to their names now. A
+// source may still use an old name; Build says which name replaces it.
+var renamed = map[string]string{
+	"chat":     "chat-inbox",
+	"envelope": "docssmith",
+}
+
+// lookup returns the preset of provider, following a renamed one.
+func lookup(provider string) (p preset, name string, ok bool) {
+	name = provider
+	if n, old := renamed[provider]; old {
+		name = n
+	}
+	p, ok = catalogue[name]
+	return p, name, ok
+}
+
+// PlatformOf describes provider's product; the zero Platform's Subject
+// is "subject".
+func PlatformOf(provider string) Platform {
+	out := platforms[Canonical(provider)]
+	if out.Subject == "" {
+		out.Subject = "subject"
+	}
+	return out
+}
+
+// Canonical returns the current name of provider: itself, or the name
+// that replaced an old one.
+func Canonical(provider string) string {
+	if n, ok := renamed[provider]; ok {
+		return n
+	}
+	return provider
 }
 
 func hmacScheme(header, alg, enc, prefix, signed, tsHeader, idHeader string) *Verify {
@@ -191,14 +266,15 @@ var catalogue = map[string]preset{
 		normalize: discordNormalize,
 		handshake: discordHandshake,
 	},
-	"chat": {
-		needs:     "this platform signs nothing (its documentation asks for an unauthenticated route): write verify: {type: none} to accept that explicitly, or protect the path with verify: {type: token, query: ...} and ip_allow:",
-		normalize: (&shape{eventType: []source{at("event")}, subject: []source{at("conversation.id")}, dataExcept: []string{"event"}}).normalize,
+	"chat-inbox": {
+		needs: "the chat inbox signs nothing (its documentation asks for an unauthenticated route): write verify: {type: none} to accept that explicitly, or protect the path with verify: {type: token, query: ...} and ip_allow:",
+		normalize: (&shape{eventType: []source{at("event")}, subject: []source{at("conversation.id"), at("message.conversation_id")},
+			timestamp: []source{at("conversation.lastMessageAt"), at("conversation.updatedAt")}, dataExcept: []string{"event"}}).normalize,
 	},
-	"envelope": {
+	"docssmith": {
 		verify:    hmacScheme("", "sha256", "hex", "", "{body}", "", ""),
-		needs:     "name the platform's signature header: verify: {header: X-Acme-Signature}",
-		normalize: (&shape{eventType: []source{at("type")}, id: []source{at("id")}, data: []source{at("payload")}}).normalize,
+		needs:     "name the signature header DocsSmith Demo2 sends: its documentation prints x-DocsSmith Demo2-signature, which no HTTP request can carry (a header name has no spaces); look at a delivered request's headers and write verify: {header: X-DocsSmith-Demo2-Signature} or the name you see",
+		normalize: docssmithNormalize,
 	},
 	"custom": {
 		needs: "custom has no preset: describe the scheme, such as verify: {type: hmac, header: X-Signature, algorithm: sha256, encoding: hex}",
@@ -214,11 +290,15 @@ var Types = []string{"hmac", "token", "basic", "ed25519", "none"}
 // Build builds a source's verification and normalization. Every error is
 // an *Error, or several joined.
 func Build(s Settings) (*Source, error) {
-	p, ok := catalogue[s.Provider]
+	p, name, ok := lookup(s.Provider)
 	if !ok {
 		return nil, &Error{Field: "provider", Msg: fmt.Sprintf("unknown provider %q: one of %s", s.Provider, strings.Join(Names(), ", "))}
 	}
 	out := &Source{}
+	if name != s.Provider {
+		out.Renamed = name
+	}
+	s.Provider = name
 	var errs []error
 
 	v, fromPreset, err := p.scheme(s.Verify)
@@ -273,6 +353,18 @@ func Build(s Settings) (*Source, error) {
 		out.Normalize = p.normalize
 	default:
 		errs = append(errs, &Error{Field: "map", Msg: "missing: provider custom maps payloads with map: {eventType: 'body.type', ...}"})
+	}
+	if s.Subject != "" {
+		e, err := lang.CompileExpression(s.Subject)
+		var serr *lang.SyntaxError
+		switch {
+		case errors.As(err, &serr):
+			errs = append(errs, &Error{Field: "subject", Msg: serr.Msg, Line: serr.Line, Column: serr.Column})
+		case err != nil:
+			errs = append(errs, &Error{Field: "subject", Msg: err.Error()})
+		case out.Normalize != nil:
+			out.Normalize = withSubject(out.Normalize, e)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -438,7 +530,7 @@ func whsec(s string) ([]byte, error) {
 // secret, for `switchyard send` and tests: every HMAC preset with a
 // fixed header. s gives the id, timestamp and URL the scheme may sign.
 func Sign(provider, secret string, body []byte, s verify.Signed) (http.Header, error) {
-	p, ok := catalogue[provider]
+	p, _, ok := lookup(provider)
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q: one of %s", provider, strings.Join(Names(), ", "))
 	}
@@ -469,4 +561,25 @@ func darwinNormalize(r *inbound.Request) (*event.Event, error) {
 		return nil, &inbound.FieldError{Field: ferr.Field, Msg: ferr.Msg}
 	}
 	return ev, err
+}
+
+// withSubject sets the subject of norm's events to subject's value. When
+// it fails, or gives nil or "", the event keeps the provider's subject.
+func withSubject(norm func(*inbound.Request) (*event.Event, error), subject *lang.Expression) func(*inbound.Request) (*event.Event, error) {
+	return func(r *inbound.Request) (*event.Event, error) {
+		ev, err := norm(r)
+		if err != nil {
+			return nil, err
+		}
+		env, err := ev.Env()
+		if err != nil {
+			return ev, nil
+		}
+		if v, err := subject.Eval(env); err == nil {
+			if s := strings.TrimSpace(lang.Text(v)); s != "" {
+				ev.Subject = s
+			}
+		}
+		return ev, nil
+	}
 }

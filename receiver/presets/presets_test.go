@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -405,3 +406,57 @@ func TestDiscordEd25519(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestRenamedProviders: the old names of the chat inbox and DocsSmith
+// Demo2 still build the same source, and say which name replaces them;
+// the catalogue lists only the names in use.
+func TestRenamedProviders(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ old, now string }{{"chat", "chat-inbox"}, {"envelope", "docssmith"}} {
+		names := Names()
+		if slices.Contains(names, tc.old) || !slices.Contains(names, tc.now) {
+			t.Errorf("Names() = %v: want %s listed and %s not", names, tc.now, tc.old)
+		}
+		src := build(t, Settings{Provider: tc.old, Secrets: secretsFor(tc.now), Verify: verifyFor(tc.now)})
+		if src.Renamed != tc.now {
+			t.Errorf("%s: Renamed = %q, want %q", tc.old, src.Renamed, tc.now)
+		}
+		if src := build(t, Settings{Provider: tc.now, Secrets: secretsFor(tc.now), Verify: verifyFor(tc.now)}); src.Renamed != "" {
+			t.Errorf("%s: Renamed = %q, want none", tc.now, src.Renamed)
+		}
+		if PlatformOf(tc.old) != PlatformOf(tc.now) || PlatformOf(tc.now).Name == "" {
+			t.Errorf("%s: platform %+v, %s: %+v", tc.old, PlatformOf(tc.old), tc.now, PlatformOf(tc.now))
+		}
+	}
+	if p := PlatformOf("custom"); p.Name != "" || p.Subject != "subject" {
+		t.Errorf("custom platform = %+v", p)
+	}
+}
+
+// TestSubjectExpression: a source's subject: replaces the provider's
+// subject; when it gives nothing or fails, the provider's stays.
+func TestSubjectExpression(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"id":"e1","type":"message.updated","payload":{"conversation_id":"c1","contact":{"id":"k1"}}}`)
+	for _, tc := range []struct{ expr, want string }{
+		{"data.contact.id", "k1"},
+		{`"conversation:" + subject`, "conversation:c1"},
+		{"data.nothing?.id", "c1"}, // nil: the provider's
+		{"data.nothing.id", "c1"},  // fails: the provider's
+		{`data.contact.id == "k1"`, "true"},
+	} {
+		src := build(t, Settings{Provider: "docssmith", Secrets: []string{"s"}, Verify: &Verify{Header: "X-Sig"}, Subject: tc.expr})
+		ev, err := src.Normalize(request(t, "POST", "https://x/y", body, nil, now))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		if ev.Subject != tc.want {
+			t.Errorf("subject: %s gave %q, want %q", tc.expr, ev.Subject, tc.want)
+		}
+	}
+	_, err := Build(Settings{Provider: "darwin", Secrets: []string{"s"}, Subject: "data.sessionId +"})
+	var perr *Error
+	if !errors.As(err, &perr) || perr.Field != "subject" || perr.Line != 1 || perr.Column == 0 {
+		t.Fatalf("a subject that does not compile: %#v", err)
+	}
+}
