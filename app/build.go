@@ -215,6 +215,16 @@ func (p *Plan) Close() error {
 	return errors.Join(errs...)
 }
 
+// NewSource builds one configured source on its own, as Build does: for
+// tools that act as its sender (switchyard send).
+func NewSource(sc config.Source) (receiver.Source, error) {
+	secrets := make([]string, 0, 2)
+	for _, s := range sc.AllSecrets() {
+		secrets = append(secrets, s.Reveal())
+	}
+	return receiver.NewSource(sourceConfig(sc, secrets))
+}
+
 func sourceConfig(sc config.Source, secrets []string) receiver.SourceConfig {
 	c := receiver.SourceConfig{
 		Name: sc.Name, Path: sc.Path, Provider: sc.Provider, Secrets: secrets,

@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net/http"
@@ -48,7 +49,38 @@ type Source struct {
 	// subscription check). It returns ErrChallengeRefused or
 	// ErrForbidden (wrapped), or a *BadRequestError.
 	Challenge func(r *Request) (*Reply, error)
+
+	sign func([]byte, presets.SignOptions) (*presets.Outgoing, error)
 }
+
+// ErrCannotSign is a source Sign cannot sign for; the error wrapping it
+// says why.
+var ErrCannotSign = presets.ErrCannotSign
+
+// Sign returns how the source's sender would post body to url with
+// contentType, signed now with a fresh message id: the headers to add
+// and the URL to post to (a token or a body hash may travel in its
+// query). An unsigned source gets no headers. An ed25519 source needs
+// the sender's private key (ed25519Key); without it, and for a source
+// built another way, the error wraps ErrCannotSign.
+func (s Source) Sign(body []byte, url, contentType string, ed25519Key ed25519.PrivateKey) (http.Header, string, error) {
+	if s.sign == nil {
+		return nil, "", fmt.Errorf("%w: the source was not built from a configuration", ErrCannotSign)
+	}
+	now := time.Now()
+	out, err := s.sign(body, presets.SignOptions{
+		Signed:     verify.Signed{ID: event.NewID("msg_", now), Timestamp: now, Method: http.MethodPost, URL: url, ContentType: contentType},
+		Ed25519Key: ed25519Key,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out.Header, out.URL, nil
+}
+
+// ParseEd25519Key reads an Ed25519 private key in hex or base64: a
+// 32-byte seed or a 64-byte private key.
+func ParseEd25519Key(text string) (ed25519.PrivateKey, error) { return presets.ParseEd25519Key(text) }
 
 // Reply is a source's answer to a platform's setup request.
 type Reply = presets.Reply
@@ -94,7 +126,7 @@ func NewSource(c SourceConfig) (Source, error) {
 	if err != nil {
 		return Source{}, err
 	}
-	s := Source{Name: c.Name, Path: c.Path, Unauthenticated: built.Unauthenticated, Renamed: built.Renamed}
+	s := Source{Name: c.Name, Path: c.Path, Unauthenticated: built.Unauthenticated, Renamed: built.Renamed, sign: built.Sign}
 	v := built.Verifier
 	s.Verify = func(r *Request) error {
 		err := v.Verify(r)

@@ -68,6 +68,8 @@ type Source struct {
 	Normalize func(r *inbound.Request) (*event.Event, error)
 	// Unauthenticated is set for verify type none: the caller warns.
 	Unauthenticated bool
+	// sign signs a request as the sender would (see Sign).
+	sign func([]byte, SignOptions) (*Outgoing, error)
 	// Renamed is the provider's name now, when the configuration used
 	// the name it had before (still accepted): the caller warns.
 	Renamed string
@@ -305,10 +307,16 @@ func Build(s Settings) (*Source, error) {
 	if err != nil {
 		errs = append(errs, err)
 	} else {
-		out.Verifier, err = p.verifier(v, fromPreset, s)
+		var keys [][]byte
+		out.Verifier, keys, err = p.verifier(v, fromPreset, s)
 		if err != nil {
 			errs = append(errs, err)
-		} else if p.bodyTimestamp != "" {
+		} else {
+			hm, _ := out.Verifier.(*verify.HMAC)
+			ed, _ := out.Verifier.(*verify.Ed25519)
+			out.sign = p.signer(v, fromPreset, keys, hm, ed)
+		}
+		if err == nil && p.bodyTimestamp != "" {
 			tol := v.Tolerance
 			if tol <= 0 {
 				tol = p.bodyTolerance
@@ -439,29 +447,31 @@ func override(v, b *Verify) {
 	}
 }
 
-func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier, error) {
+// verifier builds the verifier of scheme v, and returns it with the keys
+// it verifies with (decoded as the preset decodes them).
+func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier, [][]byte, error) {
 	if s.CanonicalJSON && v.Type != "hmac" {
-		return nil, &Error{Field: "canonical_json", Msg: "applies to hmac signatures only"}
+		return nil, nil, &Error{Field: "canonical_json", Msg: "applies to hmac signatures only"}
 	}
 	if v.Type != "hmac" && v.Type != "token" && v.Type != "basic" && len(s.Secrets) > 0 {
-		return nil, &Error{Field: "secret", Msg: fmt.Sprintf("verify type %s uses no secret: remove it, so nobody believes it is checked", v.Type)}
+		return nil, nil, &Error{Field: "secret", Msg: fmt.Sprintf("verify type %s uses no secret: remove it, so nobody believes it is checked", v.Type)}
 	}
 	var secrets [][]byte
 	for _, sec := range s.Secrets {
 		if sec == "" {
-			return nil, &Error{Field: "secret", Msg: "is empty (an unset ${VAR}?): an empty secret would verify nothing"}
+			return nil, nil, &Error{Field: "secret", Msg: "is empty (an unset ${VAR}?): an empty secret would verify nothing"}
 		}
 		key := []byte(sec)
 		if fromPreset && p.secret != nil {
 			var err error
 			if key, err = p.secret(sec); err != nil {
-				return nil, &Error{Field: "secret", Msg: err.Error()}
+				return nil, nil, &Error{Field: "secret", Msg: err.Error()}
 			}
 		}
 		secrets = append(secrets, key)
 	}
 	if fromPreset && len(secrets) == 0 && (v.Type == "hmac" || v.Type == "token") && v.Header != "" {
-		return nil, &Error{Field: "secret", Msg: fmt.Sprintf("%s signs every webhook (%s): set secret: (or secret_file:) to the signing secret it gave you", s.Provider, v.Header)}
+		return nil, nil, &Error{Field: "secret", Msg: fmt.Sprintf("%s signs every webhook (%s): set secret: (or secret_file:) to the signing secret it gave you", s.Provider, v.Header)}
 	}
 	var (
 		ver verify.Verifier
@@ -478,7 +488,7 @@ func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier
 			c.Format, c.BodyHashParam = p.format, p.bodyHash
 		}
 		if c.Header == "" && p.needs != "" && fromPreset {
-			return nil, &Error{Field: "verify.header", Msg: "missing: " + p.needs}
+			return nil, nil, &Error{Field: "verify.header", Msg: "missing: " + p.needs}
 		}
 		ver, err = verify.NewHMAC(c)
 	case "token":
@@ -491,12 +501,12 @@ func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier
 	case "none":
 		ver = verify.None{}
 	default:
-		return nil, &Error{Field: "verify.type", Msg: fmt.Sprintf("unknown type %q: one of %s", v.Type, strings.Join(Types, ", "))}
+		return nil, nil, &Error{Field: "verify.type", Msg: fmt.Sprintf("unknown type %q: one of %s", v.Type, strings.Join(Types, ", "))}
 	}
 	if err != nil {
-		return nil, fieldOf(err, "verify.")
+		return nil, nil, fieldOf(err, "verify.")
 	}
-	return ver, nil
+	return ver, secrets, nil
 }
 
 // fieldOf turns a verify.ConfigError into an Error at its field.
@@ -526,8 +536,20 @@ func whsec(s string) ([]byte, error) {
 	return key, nil
 }
 
+// Sign returns how the source's sender would post body: the headers that
+// sign it (none for an unsigned source) and the URL o.Signed.URL becomes
+// (a token or a body hash may travel in the query). Every verify type
+// can be signed for, ed25519 only with o.Ed25519Key; an error wrapping
+// ErrCannotSign says why not.
+func (s *Source) Sign(body []byte, o SignOptions) (*Outgoing, error) {
+	if s.sign == nil {
+		return nil, fmt.Errorf("%w: the source has no verification scheme", ErrCannotSign)
+	}
+	return s.sign(body, o)
+}
+
 // Sign returns the headers with which provider would sign body with
-// secret, for `switchyard send` and tests: every HMAC preset with a
+// secret, for tests: every HMAC preset with a
 // fixed header. s gives the id, timestamp and URL the scheme may sign.
 func Sign(provider, secret string, body []byte, s verify.Signed) (http.Header, error) {
 	p, _, ok := lookup(provider)

@@ -129,7 +129,17 @@ func (v *Ed25519) encoding() string {
 	return v.c.Encoding
 }
 
-// SignEd25519 returns the headers a sender holding priv would send.
+// HasKey reports whether pub is one of the keys v verifies with.
+func (v *Ed25519) HasKey(pub ed25519.PublicKey) bool {
+	for _, k := range v.keys {
+		if k.Equal(pub) {
+			return true
+		}
+	}
+	return false
+}
+
+// Sign returns the headers a sender holding priv would send.
 func (v *Ed25519) Sign(priv ed25519.PrivateKey, body []byte, ts time.Time) map[string]string {
 	vals := values{body: body, timestamp: fmt.Sprint(ts.Unix())}
 	var msg bytes.Buffer
