@@ -230,3 +230,37 @@ routes:
 		t.Fatalf("check: %v\n%s", err, out)
 	}
 }
+
+// TestCheckPlatformSettings: check places a header name no request can
+// carry at its line and column, and warns about a provider's old name
+// with the name that replaces it.
+func TestCheckPlatformSettings(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`sources:
+  - name: docs
+    provider: docssmith
+    secret: x
+    verify: {header: x-DocsSmith Demo2-signature}
+sinks: [{name: a, type: sqlite, path: a.db}]
+routes: [{name: r, match: ["*"], to: [a]}]
+`), 0o600)
+	out, _, err := runCmd(t, "check", "--config", path)
+	want := path + `:5:22: sources[0].verify.header: "x-DocsSmith Demo2-signature" is not a header name a request can carry`
+	if exitCode(err) != 1 || !strings.Contains(out, want) || !strings.Contains(out, "most likely x-DocsSmith-Demo2-signature") {
+		t.Fatalf("exit %d, output:\n%s\nwant %s", exitCode(err), out, want)
+	}
+
+	os.WriteFile(path, []byte(`sources:
+  - name: inbox
+    provider: chat
+    verify: {type: none}
+sinks: [{name: a, type: sqlite, path: a.db}]
+routes: [{name: r, match: ["*"], to: [a]}]
+`), 0o600)
+	out, _, err = runCmd(t, "check", "--config", path)
+	want = path + `:3:15: warning: sources[0].provider: "chat" is the old name of this provider: write provider: chat-inbox`
+	if err != nil || !strings.Contains(out, want) || !strings.HasSuffix(out, "OK\n") {
+		t.Fatalf("check: %v\n%s\nwant %s", err, out, want)
+	}
+}

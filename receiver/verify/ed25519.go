@@ -38,6 +38,9 @@ func NewEd25519(c Ed25519Config) (*Ed25519, error) {
 	if c.Header == "" {
 		return nil, configErr("header", "missing: name the header that carries the signature")
 	}
+	if err := checkHeaders("header", c.Header, "timestamp_header", c.TimestampHeader); err != nil {
+		return nil, err
+	}
 	switch c.Encoding {
 	case "", "hex", "base64":
 	default:

@@ -104,6 +104,9 @@ func NewHMAC(c HMACConfig) (*HMAC, error) {
 	if strings.TrimSpace(c.Header) == "" {
 		return nil, configErr("header", "missing: name the header that carries the signature")
 	}
+	if err := checkHeaders("header", c.Header, "timestamp_header", c.TimestampHeader, "id_header", c.IDHeader); err != nil {
+		return nil, err
+	}
 	if c.Signed == "" {
 		c.Signed = "{body}"
 	}
