@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
@@ -366,6 +367,8 @@ func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logge
 		ReplyBroadcast: c.ReplyBroadcast,
 		ChannelRateN:   c.ChannelRate.N,
 		ChannelRatePer: c.ChannelRate.Per.D(),
+		Platforms:      platforms(cfg),
+		APIURL:         apiURL(c.APIURL),
 		Logger:         log.With("sink", sc.Name),
 	}
 	switch {
@@ -414,6 +417,27 @@ func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logge
 		return nil, []config.Problem{cfg.Problem(path, "%v", err)}
 	}
 	return s, nil
+}
+
+// apiURL is a Slack Web API base as slack-go wants it: with a trailing
+// slash; "" keeps slack-go's default.
+func apiURL(u string) string {
+	if u != "" && !strings.HasSuffix(u, "/") {
+		u += "/"
+	}
+	return u
+}
+
+// platforms describes the platform behind each source, for the Slack
+// layouts.
+func platforms(cfg *config.Config) map[string]slack.Platform {
+	out := make(map[string]slack.Platform, len(cfg.Sources))
+	for _, sc := range cfg.Sources {
+		provider := receiver.CanonicalProvider(sc.Provider)
+		name, subject := receiver.PlatformOf(provider)
+		out[sc.Name] = slack.Platform{Provider: provider, Name: name, Subject: subject}
+	}
+	return out
 }
 
 func ruleProblems(cfg *config.Config, err error) []config.Problem {

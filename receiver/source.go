@@ -112,6 +112,14 @@ type ConfigError = presets.Error
 // Providers lists the known provider names.
 func Providers() []string { return presets.Names() }
 
+// PlatformOf returns how provider's product calls itself ("Darwin"; ""
+// when it has no name) and what its events' subject is ("session",
+// "conversation"; "subject" when not known).
+func PlatformOf(provider string) (name, subject string) {
+	p := presets.PlatformOf(provider)
+	return p.Name, p.Subject
+}
+
 // CanonicalProvider returns the current name of provider: itself, or the
 // name that replaced an old one.
 func CanonicalProvider(provider string) string { return presets.Canonical(provider) }
