@@ -165,6 +165,7 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 				Path:      sc.SQLite.Path,
 				Columns:   cols,
 				Retention: sc.SQLite.Retention.D(),
+				Providers: providers(cfg),
 				Logger:    log.With("sink", sc.Name),
 			})
 		case sc.HTTP != nil:
@@ -426,6 +427,15 @@ func apiURL(u string) string {
 		u += "/"
 	}
 	return u
+}
+
+// providers names each source's provider, by source name.
+func providers(cfg *config.Config) map[string]string {
+	out := make(map[string]string, len(cfg.Sources))
+	for _, sc := range cfg.Sources {
+		out[sc.Name] = receiver.CanonicalProvider(sc.Provider)
+	}
+	return out
 }
 
 // platforms describes the platform behind each source, for the Slack
