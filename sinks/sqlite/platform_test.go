@@ -12,7 +12,7 @@ import (
 )
 
 // TestExternalIDMigration: an archive written before external_id gains
-// the column ('' for the rows it had), and events archived from then on
+// the column (empty for the rows it had), and events archived from then on
 // keep the platform's id.
 func TestExternalIDMigration(t *testing.T) {
 	t.Parallel()
