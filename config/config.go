@@ -227,6 +227,29 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes already read; file names them in problems and
 // lookup resolves ${VAR} references.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	c, err := ParseAll(file, data, lookup)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadAll is Load for `switchyard check`: with problems, it also returns
+// the configuration as far as it could be decoded (unknown keys left
+// out, bad values at their defaults), so that the caller can compile it
+// and report the problems compiling finds together with these. The
+// configuration is nil only when the file is not YAML at all. Never run
+// a configuration that came with an error.
+func LoadAll(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseAll(path, data, os.LookupEnv)
+}
+
+// ParseAll is LoadAll for bytes already read.
+func ParseAll(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	c := &Config{file: file, nodes: map[string]*yaml.Node{}}
 	c.setDefaults()
 
@@ -240,7 +263,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	c.applyDefaults()
 	c.validate()
 	if len(c.problems) > 0 {
-		return nil, &Error{Problems: c.problems}
+		return c, &Error{Problems: c.problems}
 	}
 	return c, nil
 }

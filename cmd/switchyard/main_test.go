@@ -48,6 +48,8 @@ func TestCheckExampleConfig(t *testing.T) {
 	}
 }
 
+// TestCheckReportsEveryProblem: an unknown key or sink does not hide a
+// broken expression in the same file; problems come in the file's order.
 func TestCheckReportsEveryProblem(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bad.yaml")
@@ -71,6 +73,8 @@ routes:
 	}
 	for _, want := range []string{
 		path + `:11:5: routes[0].matches: unknown key "matches" in routes[0]; did you mean "match"?`,
+		// Found by compiling: reported with the rest, not once they are fixed.
+		path + `:12:29: routes[0].when: unexpected token EOF`,
 		path + `:13:10: routes[0].to[0]: unknown sink "archiv"; did you mean "archive"?`,
 	} {
 		if !strings.Contains(out, want) {
@@ -79,6 +83,9 @@ routes:
 	}
 	if strings.Contains(out, "OK") {
 		t.Errorf("printed OK with problems:\n%s", out)
+	}
+	if a, b, c := strings.Index(out, ":11:5:"), strings.Index(out, ":12:29:"), strings.Index(out, ":13:10:"); !(a < b && b < c) {
+		t.Errorf("problems not in the file's order:\n%s", out)
 	}
 }
 
