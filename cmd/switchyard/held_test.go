@@ -81,3 +81,57 @@ routes: [{name: all, match: ["*"], to: [ops-slack, archive]}]
 		t.Errorf("removed sink: %v\n%s", err, out)
 	}
 }
+
+// TestEventsListTypePatterns: --type takes the patterns routes take, not
+// only exact types; a bad pattern is refused rather than finding nothing.
+func TestEventsListTypePatterns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`server: {listen: "127.0.0.1:0"}
+storage: {dir: %[1]s/data}
+sources: [{name: darwin, provider: darwin, secret: s}]
+sinks: [{name: archive, type: sqlite, path: %[1]s/archive.db}]
+routes: [{name: all, match: ["*"], to: [archive]}]
+`, dir)), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	if err := a.StartOn(ln); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Stop(ctx)
+	}()
+	for _, f := range []string{"session_forwarded_escalated", "session_forwarded_qualified", "session_analyzed"} {
+		if out, _, err := runCmd(t, "send", "--config", path, "--source", "darwin", "--url", "http://"+a.Addr()+"/hooks/darwin", "../../testdata/darwin/"+f+".json"); err != nil {
+			t.Fatalf("send %s: %v\n%s", f, err, out)
+		}
+	}
+	count := func(out string) int { return strings.Count(out, "evt_") }
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--type", "session.forwarded.*"}, 2},
+		{[]string{"--type", "session.forwarded.escalated"}, 1},
+		{[]string{"--type", "*"}, 3},
+		{[]string{"--type", "session.*", "--limit", "1"}, 1},
+	} {
+		out, _, err := runCmd(t, append([]string{"events", "list", "--config", path}, tc.args...)...)
+		if err != nil || count(out) != tc.want {
+			t.Errorf("events list %v: %v, %d events, want %d:\n%s", tc.args, err, count(out), tc.want, out)
+		}
+	}
+	if _, _, err := runCmd(t, "events", "list", "--config", path, "--type", "session*"); exitCode(err) != 2 {
+		t.Errorf("a bad pattern: %v", err)
+	}
+}
