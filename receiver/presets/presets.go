@@ -100,6 +100,8 @@ type preset struct {
 	format verify.Format
 	// bodyHash is Twilio's bodySHA256 query parameter.
 	bodyHash string
+	// millis: the timestamp header is Unix milliseconds (HubSpot).
+	millis bool
 	// secret decodes a configured secret into the key (Standard Webhooks'
 	// whsec_ base64); the bytes of the text by default.
 	secret    func(string) ([]byte, error)
@@ -249,6 +251,7 @@ var catalogue = map[string]preset{
 	},
 	"hubspot": {
 		verify: hmacScheme("X-HubSpot-Signature-v3", "sha256", "base64", "", "{method}{url}{body}{timestamp}", "X-HubSpot-Request-Timestamp", ""),
+		millis: true,
 		normalize: (&shape{eventType: []source{at("0.subscriptionType")}, timestamp: []source{at("0.occurredAt")},
 			subject: []source{at("0.objectId")}, wrap: "events"}).normalize,
 	},
@@ -485,7 +488,7 @@ func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier
 			Tolerance: v.Tolerance, PublicURL: v.PublicURL, CanonicalJSON: s.CanonicalJSON, Secrets: secrets,
 		}
 		if fromPreset {
-			c.Format, c.BodyHashParam = p.format, p.bodyHash
+			c.Format, c.BodyHashParam, c.TimestampMillis = p.format, p.bodyHash, p.millis
 		}
 		if c.Header == "" && p.needs != "" && fromPreset {
 			return nil, nil, &Error{Field: "verify.header", Msg: "missing: " + p.needs}
@@ -569,7 +572,7 @@ func Sign(provider, secret string, body []byte, s verify.Signed) (http.Header, e
 	v := p.verify
 	h, err := verify.NewHMAC(verify.HMACConfig{Header: v.Header, Algorithm: v.Algorithm, Encoding: v.Encoding, Prefix: v.Prefix,
 		Signed: v.Signed, TimestampHeader: v.TimestampHeader, IDHeader: v.IDHeader, Format: p.format, BodyHashParam: p.bodyHash,
-		Secrets: [][]byte{key}})
+		TimestampMillis: p.millis, Secrets: [][]byte{key}})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,9 @@ package presets
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -458,5 +461,32 @@ func TestSubjectExpression(t *testing.T) {
 	var perr *Error
 	if !errors.As(err, &perr) || perr.Field != "subject" || perr.Line != 1 || perr.Column == 0 {
 		t.Fatalf("a subject that does not compile: %#v", err)
+	}
+}
+
+// TestHubSpotTimestampIsMilliseconds: HubSpot signs its timestamp in
+// milliseconds; a fresh value in seconds (10 digits) is a time in 1970
+// read that way, and refused, however the signature came about.
+func TestHubSpotTimestampIsMilliseconds(t *testing.T) {
+	t.Parallel()
+	secret, target := "app-client-secret", "https://hooks.example.com/hooks/hubspot"
+	src := build(t, Settings{Provider: "hubspot", Secrets: []string{secret}})
+	body := []byte(`[{"subscriptionType":"contact.creation","objectId":1}]`)
+	sign := func(ts string) http.Header {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte("POST" + target + string(body) + ts))
+		return http.Header{"X-Hubspot-Signature-V3": {base64.StdEncoding.EncodeToString(m.Sum(nil))}, "X-Hubspot-Request-Timestamp": {ts}}
+	}
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	if err := src.Verifier.Verify(request(t, "POST", target, body, sign(ms), now)); err != nil {
+		t.Errorf("milliseconds: %v", err)
+	}
+	secs := strconv.FormatInt(now.Unix(), 10)
+	if err := src.Verifier.Verify(request(t, "POST", target, body, sign(secs), now)); !errors.Is(err, verify.ErrStale) {
+		t.Errorf("seconds: %v, want ErrStale", err)
+	}
+	h, err := Sign("hubspot", secret, body, verify.Signed{Timestamp: now, Method: "POST", URL: target})
+	if err != nil || h.Get("X-HubSpot-Request-Timestamp") != ms {
+		t.Errorf("Sign: timestamp %q (%v), want %s", h.Get("X-HubSpot-Request-Timestamp"), err, ms)
 	}
 }
