@@ -490,3 +490,35 @@ func TestHubSpotTimestampIsMilliseconds(t *testing.T) {
 		t.Errorf("Sign: timestamp %q (%v), want %s", h.Get("X-HubSpot-Request-Timestamp"), err, ms)
 	}
 }
+
+// TestTwilioDefaultPort: as Twilio's libraries do, a signature over the
+// URL with its default port (:443) verifies a request to the URL without
+// it, and the other way round; another port does not.
+func TestTwilioDefaultPort(t *testing.T) {
+	t.Parallel()
+	body := []byte("MessageSid=SM1&MessageStatus=sent")
+	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	for _, tc := range []struct {
+		publicURL, signedURL string
+		ok                   bool
+	}{
+		{"https://hooks.example.com", "https://hooks.example.com:443/hooks/twilio?x=1", true},
+		{"https://hooks.example.com:443", "https://hooks.example.com/hooks/twilio?x=1", true},
+		{"http://hooks.example.com", "http://hooks.example.com:80/hooks/twilio?x=1", true},
+		{"https://hooks.example.com", "https://hooks.example.com/hooks/twilio?x=1", true},
+		{"https://hooks.example.com", "https://hooks.example.com:8443/hooks/twilio?x=1", false},
+		{"https://hooks.example.com", "https://hooks.example.com:80/hooks/twilio?x=1", false},
+	} {
+		src := build(t, Settings{Provider: "twilio", Secrets: []string{"12345"}, Verify: &Verify{PublicURL: tc.publicURL}})
+		sig, err := Sign("twilio", "12345", body, verify.Signed{URL: tc.signedURL, Method: "POST", ContentType: "application/x-www-form-urlencoded"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hh := h.Clone()
+		hh.Set("X-Twilio-Signature", sig.Get("X-Twilio-Signature"))
+		err = src.Verifier.Verify(request(t, "POST", "http://10.0.0.5:8080/hooks/twilio?x=1", body, hh, now))
+		if (err == nil) != tc.ok {
+			t.Errorf("public %s, signed %s: %v, want ok %v", tc.publicURL, tc.signedURL, err, tc.ok)
+		}
+	}
+}

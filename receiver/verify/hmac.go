@@ -208,6 +208,18 @@ func (v *HMAC) Verify(r *inbound.Request) error {
 	if v.matches(&vals, &sigs, n) {
 		return nil
 	}
+	if v.tmpl.uses["url"] {
+		// As Twilio's own libraries do: the sender may have signed the
+		// URL with its default port (https://host:443/…) or without it.
+		if alt, ok := toggleDefaultPort(vals.url); ok {
+			signed := vals.url
+			vals.url = alt
+			if v.matches(&vals, &sigs, n) {
+				return nil
+			}
+			vals.url = signed
+		}
+	}
 	if v.c.CanonicalJSON && v.tmpl.uses["body"] {
 		if c, ok := Canonical(r.Body); ok && string(c) != string(r.Body) {
 			vals.body = c

@@ -332,3 +332,24 @@ func TestHeaderNamesAreChecked(t *testing.T) {
 		}
 	}
 }
+
+func TestToggleDefaultPort(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://h.example/p?q=%7E":     "https://h.example:443/p?q=%7E",
+		"https://h.example:443/p":       "https://h.example/p",
+		"http://h.example":              "http://h.example:80",
+		"HTTPS://h.example:443":         "HTTPS://h.example",
+		"https://[2001:db8::1]/x":       "https://[2001:db8::1]:443/x",
+		"https://[2001:db8::1]:443/x#f": "https://[2001:db8::1]/x#f",
+		"https://h.example:8443/p":      "",
+		"ftp://h.example/p":             "",
+		"https://user:pw@h.example/p":   "",
+		"not a url":                     "",
+	} {
+		got, ok := toggleDefaultPort(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("toggleDefaultPort(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}
