@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -388,6 +389,10 @@ func (c *Config) validate() {
 				c.add(c.Problem(fmt.Sprintf("%s.secrets[%d]", p, j), "is empty (an unset ${VAR:-}?): an empty secret verifies nothing"))
 			}
 		}
+		c.warnShortSecret(p+".secret", s.Secret, false)
+		for j, sec := range s.Secrets {
+			c.warnShortSecret(fmt.Sprintf("%s.secrets[%d]", p, j), sec, false)
+		}
 		if c.given(p+".verify.verify_token") && s.Verify != nil && s.Verify.VerifyToken == "" {
 			c.add(c.Problem(p+".verify.verify_token", "is empty (an unset ${VAR:-}?): remove it, or set the token entered in Meta's dashboard"))
 		}
@@ -437,6 +442,44 @@ func (c *Config) validate() {
 			c.add(c.Warning(fmt.Sprintf("sinks[%d].name", i), "sink %q is not used by any route", s.Name))
 		}
 	}
+}
+
+// MinSecret is the shortest HMAC secret or token (in bytes) that check
+// accepts without a warning.
+const MinSecret = 16
+
+// warnShortSecret warns about a signing secret or token shorter than
+// MinSecret bytes: one signed request is enough to guess a short HMAC
+// key offline, and a short token can be guessed online. A Standard
+// Webhooks secret (whsec_ and base64) is measured decoded, as it is
+// used. Only the length is shown, never the secret.
+// ours is set for a key Switchyard signs with, which no platform
+// chooses.
+func (c *Config) warnShortSecret(path string, sec Secret, ours bool) {
+	key := sec.Reveal()
+	if key == "" {
+		return // an error of its own
+	}
+	n, how := len(key), ""
+	if b64, ok := strings.CutPrefix(key, "whsec_"); ok {
+		if k, err := base64.StdEncoding.DecodeString(b64); err == nil {
+			n, how = len(k), " once decoded from whsec_"
+		}
+	}
+	if n < MinSecret {
+		ask := ", or ask the platform for a longer one"
+		if ours {
+			ask = ""
+		}
+		c.add(c.Warning(path, "only %s%s: a secret this short can be guessed from one signed request; use at least %d random bytes (openssl rand -hex 32)%s", plural(n, "byte"), how, MinSecret, ask))
+	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // MinAdminToken is the shortest admin token accepted.
