@@ -190,11 +190,13 @@ func (s *Server) SetSources(sources []Source) {
 }
 
 // routeKey matches paths as Fiber's router does by default: without
-// regard to case or a trailing slash.
+// regard to case or trailing slashes. config.PathKey is the same rule,
+// with which a configuration refuses two sources this cannot tell
+// apart.
 func routeKey(path string) string {
-	path = strings.ToLower(path)
-	if len(path) > 1 {
-		path = strings.TrimSuffix(path, "/")
+	path = strings.TrimRight(strings.ToLower(path), "/")
+	if path == "" {
+		return "/"
 	}
 	return path
 }
