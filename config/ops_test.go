@@ -30,7 +30,7 @@ func TestOpsSections(t *testing.T) {
 		{"same listener", "admin: {listen: \":8080\", token: 0123456789abcdef}\n", "admin.listen: must differ from server.listen"},
 		{"metrics listener", "metrics: {listener: public}\n", `metrics.listener: unknown listener "public"`},
 		{"metrics on main reserves its path", "metrics: {listener: main}\nsources:\n  - {name: m, provider: darwin, secret: x, path: /metrics}\n",
-			"sources[0].path: /metrics is already served by the metrics"},
+			`sources[0].path: "/metrics" collides with the metrics GET /metrics, served there because metrics.listener is main (m.yaml:7:21)`},
 		{"log events", "log: {events: true, format: json}\n", `unknown key "format" in log`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
