@@ -50,6 +50,7 @@ const (
 //	GET  /deliveries?state=&sink=&since=&event=&limit=
 //	POST /deliveries/{id}/replay                  queue one delivery again
 //	POST /replay {"event"|"sink", "state", "since"}
+//	POST /purge {"sink", "state", "before", "dry_run"|"yes"}   delete a sink's deliveries
 //	POST /reload                                  reload the configuration file
 //	GET  /metrics                                 Prometheus (when metrics.listener is admin)
 func Handler(opts Options) http.Handler {
@@ -63,14 +64,34 @@ func Handler(opts Options) http.Handler {
 	mux.HandleFunc("GET /deliveries", h.deliveries)
 	mux.HandleFunc("POST /deliveries/{id}/replay", h.replayOne)
 	mux.HandleFunc("POST /replay", h.replay)
+	mux.HandleFunc("POST /purge", h.purge)
 	mux.HandleFunc("POST /reload", h.reload)
 	if opts.Metrics != nil {
 		mux.Handle("GET "+config.MetricsPath, opts.Metrics)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: see README, Admin API")
+		if allow := allowed(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed: use "+strings.Join(allow, " or "))
+			return
+		}
+		writeError(w, http.StatusNotFound, "no such endpoint: see docs/operations.md, Admin API")
 	})
 	return h.auth(mux)
+}
+
+// allowed returns the methods mux serves r's path with, other than the
+// catch-all: a wrong method on a known path is 405, not 404.
+func allowed(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 type handler struct {
@@ -175,6 +196,38 @@ func (h *handler) doReplay(w http.ResponseWriter, r *http.Request, q DeliveryQue
 	}
 	h.Logger.Info("replay requested through the admin API", "delivery_id", q.Delivery, "event_id", q.Event,
 		"sink", q.Sink, "state", q.State, "requeued", res.Requeued)
+	writeJSON(w, http.StatusOK, res)
+}
+
+// purgeRequest is the body of POST /purge: dry_run counts, yes deletes.
+type purgeRequest struct {
+	Sink   string `json:"sink"`
+	State  string `json:"state"`
+	Before string `json:"before"`
+	DryRun bool   `json:"dry_run"`
+	Yes    bool   `json:"yes"`
+}
+
+func (h *handler) purge(w http.ResponseWriter, r *http.Request) {
+	var req purgeRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		h.fail(w, r, &InputError{"body", "want a JSON object with sink (and state, before) and dry_run or yes: " + err.Error()})
+		return
+	}
+	if !req.DryRun && !req.Yes {
+		h.fail(w, r, &InputError{"body", `a purge deletes deliveries for good: send "dry_run": true to count them first, then "yes": true to delete them`})
+		return
+	}
+	res, err := h.Ops.Purge(r.Context(), PurgeQuery{Sink: req.Sink, State: req.State, Before: req.Before, DryRun: req.DryRun})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !res.DryRun {
+		h.Logger.Warn("deliveries purged through the admin API", "sink", req.Sink, "state", req.State, "before", req.Before, "purged", res.Purged)
+	}
 	writeJSON(w, http.StatusOK, res)
 }
 

@@ -9,25 +9,24 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/queue/sqlite"
 )
 
-// emptyStore holds nothing.
-type emptyStore struct{}
-
-func (emptyStore) List(context.Context, queue.Filter) ([]queue.DeliveryInfo, error) { return nil, nil }
-func (emptyStore) Replay(context.Context, queue.Filter) (int64, error)              { return 0, nil }
-func (emptyStore) Events(context.Context, queue.EventFilter) ([]queue.EventInfo, error) {
-	return nil, nil
-}
-func (emptyStore) Event(_ context.Context, id string) (queue.EventInfo, error) {
-	return queue.EventInfo{}, queue.ErrNotFound
+// emptyStore opens an empty queue of the test's own.
+func emptyStore(t *testing.T) Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	token := config.Secret("0123456789abcdef-token")
-	h := Handler(Options{Ops: NewOps(emptyStore{}, nil), Token: func() config.Secret { return token }})
+	h := Handler(Options{Ops: NewOps(emptyStore(t), nil), Token: func() config.Secret { return token }})
 	for _, c := range []struct {
 		name   string
 		header []string
@@ -65,7 +64,7 @@ func TestAuth(t *testing.T) {
 
 func TestEmptyTokenRefusesAll(t *testing.T) {
 	t.Parallel()
-	h := Handler(Options{Ops: NewOps(emptyStore{}, nil), Token: func() config.Secret { return "" }})
+	h := Handler(Options{Ops: NewOps(emptyStore(t), nil), Token: func() config.Secret { return "" }})
 	req := httptest.NewRequest(http.MethodGet, "/deliveries", nil)
 	req.Header.Set("Authorization", "Bearer ")
 	rec := httptest.NewRecorder()
@@ -77,7 +76,7 @@ func TestEmptyTokenRefusesAll(t *testing.T) {
 
 func TestErrorsAreJSON(t *testing.T) {
 	t.Parallel()
-	h := Handler(Options{Ops: NewOps(emptyStore{}, nil), Token: func() config.Secret { return "0123456789abcdef" }})
+	h := Handler(Options{Ops: NewOps(emptyStore(t), nil), Token: func() config.Secret { return "0123456789abcdef" }})
 	for _, c := range []struct {
 		method, path, body string
 		want               int
@@ -123,7 +122,7 @@ func TestReloadFailures(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			h := Handler(Options{Ops: NewOps(emptyStore{}, nil), Reloader: reloader{c.err},
+			h := Handler(Options{Ops: NewOps(emptyStore(t), nil), Reloader: reloader{c.err},
 				Token: func() config.Secret { return "0123456789abcdef" }})
 			req := httptest.NewRequest(http.MethodPost, "/reload", nil)
 			req.Header.Set("Authorization", "Bearer 0123456789abcdef")

@@ -18,11 +18,12 @@ import (
 	"github.com/switchyard/switchyard/queue"
 )
 
-// Store is the part of the queue the operations use; queue.Store is
-// the implementation.
+// Store is the part of queue.Store the operations use.
 type Store interface {
 	List(ctx context.Context, f queue.Filter) ([]queue.DeliveryInfo, error)
+	Attempts(ctx context.Context, deliveryID string) ([]queue.AttemptInfo, error)
 	Replay(ctx context.Context, f queue.Filter) (int64, error)
+	Purge(ctx context.Context, f queue.Filter, dryRun bool) (int64, error)
 	Events(ctx context.Context, f queue.EventFilter) ([]queue.EventInfo, error)
 	Event(ctx context.Context, id string) (queue.EventInfo, error)
 }
@@ -71,6 +72,26 @@ type Delivery struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	NextAt     time.Time `json:"next_at"`
+	// History is the recorded attempts, oldest first; only when one
+	// event is asked for.
+	History []Attempt `json:"history,omitempty"`
+}
+
+// Attempt is one recorded attempt of a delivery.
+type Attempt struct {
+	Attempt int `json:"attempt"`
+	// Run counts the replays before the attempt (0: before any).
+	Run        int       `json:"run"`
+	At         time.Time `json:"at"`
+	TookMillis int64     `json:"took_ms"`
+	State      string    `json:"state"`
+	Status     int       `json:"status,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+func attemptOf(a queue.AttemptInfo) Attempt {
+	return Attempt{Attempt: a.Attempt, Run: a.Replays, At: a.At.UTC(), TookMillis: a.Took.Milliseconds(),
+		State: a.State, Status: a.Status, Error: a.Error}
 }
 
 func deliveryOf(d queue.DeliveryInfo) Delivery {
@@ -83,8 +104,11 @@ func deliveryOf(d queue.DeliveryInfo) Delivery {
 
 // Event is a stored event with its deliveries.
 type Event struct {
-	ID         string    `json:"id"`
-	Source     string    `json:"source"`
+	ID     string `json:"id"`
+	Source string `json:"source"`
+	// ExternalID is the id the platform gave the event, to find it in
+	// the platform's own logs.
+	ExternalID string    `json:"external_id,omitempty"`
 	EventType  string    `json:"event_type"`
 	Subject    string    `json:"subject"`
 	ReceivedAt time.Time `json:"received_at"`
@@ -196,7 +220,7 @@ func (o *Ops) Event(ctx context.Context, id string) (Event, error) {
 }
 
 func (o *Ops) withDeliveries(ctx context.Context, info queue.EventInfo, body bool) (Event, error) {
-	ev := Event{ID: info.ID, Source: info.Source, EventType: info.EventType, Subject: info.Subject,
+	ev := Event{ID: info.ID, Source: info.Source, ExternalID: info.ExternalID, EventType: info.EventType, Subject: info.Subject,
 		ReceivedAt: info.ReceivedAt.UTC(), Deliveries: []Delivery{}}
 	if body {
 		ev.Event = json.RawMessage(info.JSON)
@@ -207,7 +231,17 @@ func (o *Ops) withDeliveries(ctx context.Context, info queue.EventInfo, body boo
 	}
 	slices.SortFunc(ds, func(a, b queue.DeliveryInfo) int { return strings.Compare(a.Sink, b.Sink) })
 	for _, d := range ds {
-		ev.Deliveries = append(ev.Deliveries, deliveryOf(d))
+		dv := deliveryOf(d)
+		if body {
+			hist, err := o.store.Attempts(ctx, d.ID)
+			if err != nil && !errors.Is(err, ErrNotFound) { // pruned meanwhile: no history
+				return Event{}, err
+			}
+			for _, a := range hist {
+				dv.History = append(dv.History, attemptOf(a))
+			}
+		}
+		ev.Deliveries = append(ev.Deliveries, dv)
 	}
 	return ev, nil
 }
@@ -256,6 +290,62 @@ func (o *Ops) Replay(ctx context.Context, q DeliveryQuery) (ReplayResult, error)
 			}
 			return ReplayResult{}, fmt.Errorf("%s: %w", what, ErrNotFound)
 		}
+	}
+	return res, nil
+}
+
+// PurgeQuery selects the deliveries to purge, as written in flags or a
+// request body.
+type PurgeQuery struct {
+	Sink string
+	// State is one state or several, comma-separated; "" is every state
+	// but delivered (the backlog and the dead letters).
+	State string
+	// Before is a duration: deliveries whose state last changed longer
+	// ago than it.
+	Before string
+	DryRun bool
+}
+
+// PurgeResult is what a purge did, or with a dry run would do.
+type PurgeResult struct {
+	// Purged counts the deliveries deleted; with a dry run, those that
+	// would be.
+	Purged int64 `json:"purged"`
+	DryRun bool  `json:"dry_run"`
+	// Warning is set when the sink is configured: its deliveries are
+	// deleted all the same, and never sent.
+	Warning string `json:"warning,omitempty"`
+}
+
+// Purge deletes a sink's deliveries (those of a removed sink that will
+// never drain, say), except any with an attempt in flight; with DryRun
+// it only counts them.
+func (o *Ops) Purge(ctx context.Context, q PurgeQuery) (PurgeResult, error) {
+	if q.Sink == "" {
+		return PurgeResult{}, &InputError{"sink", "name the sink whose deliveries to purge"}
+	}
+	states, err := ParseStates(q.State)
+	if err != nil {
+		return PurgeResult{}, err
+	}
+	if states == nil {
+		states = []string{queue.StatePending, queue.StateFailed, queue.StateDead}
+	}
+	f := queue.Filter{Sink: q.Sink, States: states}
+	if q.Before != "" {
+		d, err := config.ParseDuration(q.Before)
+		if err != nil {
+			return PurgeResult{}, &InputError{"before", err.Error()}
+		}
+		f.Before = o.now().Add(-d.D())
+	}
+	res := PurgeResult{DryRun: q.DryRun}
+	if o.sinks != nil && slices.Contains(o.sinks(), q.Sink) {
+		res.Warning = fmt.Sprintf("sink %q is configured: its purged deliveries will never be sent", q.Sink)
+	}
+	if res.Purged, err = o.store.Purge(ctx, f, q.DryRun); err != nil {
+		return PurgeResult{}, err
 	}
 	return res, nil
 }

@@ -52,14 +52,23 @@ type Options struct {
 	// WatchEvery is how often the configuration file is checked for
 	// changes, which are then reloaded; zero does not watch.
 	WatchEvery time.Duration
+	// SyncHook, when set, runs before each fsync of a SQLite queue's
+	// WAL and an error it returns stands in for the fsync's (fault tests).
+	SyncHook func() error
+	// LeaseTTL, when set, is how long a delivery's lease lasts unless its
+	// attempt renews it (delivery.Options.LeaseTTL); by default a lease
+	// lasts the attempt's timeout and 30 s.
+	LeaseTTL time.Duration
 }
 
 // App is a running gateway.
 type App struct {
 	log     *slog.Logger
 	now     func() time.Time
-	store   *queue.Store
+	store   queue.Store
 	lock    *dirLock
+	hook    func() error  // Options.SyncHook
+	ttl     time.Duration // Options.LeaseTTL
 	server  *receiver.Server
 	metrics *metrics.Metrics
 	gather  prometheus.Gatherer
@@ -127,7 +136,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{log: log, now: now, load: opts.Load, watch: opts.WatchEvery, quit: make(chan struct{})}
+	a := &App{log: log, now: now, load: opts.Load, watch: opts.WatchEvery, hook: opts.SyncHook, ttl: opts.LeaseTTL, quit: make(chan struct{})}
 	if a.load == nil {
 		a.load = func() (*config.Config, error) { return config.Load(cfg.File()) }
 	}
@@ -157,7 +166,7 @@ func (a *App) open(ctx context.Context, plan *Plan) error {
 		return err
 	}
 	a.lock = lock
-	a.store, err = queue.Open(ctx, cfg.Storage.Dir, queue.Options{Synchronous: cfg.Storage.Synchronous, Logger: a.log, Now: a.now})
+	a.store, err = OpenStore(ctx, cfg.Storage, StoreOptions{Logger: a.log, Now: a.now, SyncHook: a.hook})
 	if err != nil {
 		return err
 	}
@@ -183,6 +192,7 @@ func (a *App) open(ctx context.Context, plan *Plan) error {
 		OnMapError:      a.metrics.MapError,
 		OnRequest:       a.metrics.Request,
 		OnVerifyFailure: a.metrics.VerifyFailure,
+		Health:          a.health,
 	}
 	if cfg.Metrics.Listener == config.MetricsOnMain {
 		ropts.Metrics, ropts.MetricsPath = a.metricsHandler(), config.MetricsPath
@@ -232,8 +242,9 @@ func (a *App) openSink(ctx context.Context, cfg *config.Config, s delivery.Sink)
 		}
 	}
 	rs.disp = delivery.New(a.store, []delivery.Sink{s}, delivery.Options{
-		Logger: a.log,
-		Now:    a.now,
+		Logger:   a.log,
+		Now:      a.now,
+		LeaseTTL: a.ttl,
 		OnAttempt: func(at delivery.Attempt) {
 			a.metrics.Attempt(at.Sink, at.State, at.Took, at.Waited)
 		},
@@ -259,10 +270,30 @@ func (a *App) reportWaiting(ctx context.Context, r *routing) {
 			a.log.Warn("deliveries wait for a sink that is not configured", "sink", sink, "waiting", waiting)
 		}
 	}
-	if limit := int64(r.plan.Config.Storage.MaxPending); limit > 0 && a.store.Pending() >= limit*8/10 {
+	if limit := int64(r.plan.Config.Storage.MaxPending); limit > 0 && a.waiting(r) >= limit*8/10 {
 		a.log.Warn("deliveries waiting are near storage.max_pending: beyond it new events get 503",
-			"waiting", a.store.Pending(), "max_pending", limit)
+			"waiting", a.waiting(r), "max_pending", limit)
 	}
+}
+
+// waiting counts the deliveries waiting for the sinks r delivers to.
+// Held and removed sinks never drain, so their backlog does not count
+// toward storage.max_pending (purge it with switchyard deliveries
+// purge).
+func (a *App) waiting(r *routing) int64 {
+	var n int64
+	for name := range r.sinks {
+		n += a.store.Waiting(name)
+	}
+	return n
+}
+
+// health is /healthz: the store's health.
+func (a *App) health() error {
+	if err := a.store.Health(); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	return nil
 }
 
 // Start listens on the configured addresses and starts delivering.
@@ -317,7 +348,7 @@ func (a *App) StartOn(ln net.Listener) error {
 		a.bg.Go(a.watchLoop)
 	}
 	a.log.Info("switchyard serving", "addr", ln.Addr().String(), "sources", len(r.plan.Sources),
-		"sinks", len(r.sinks), "held", len(r.plan.Held), "storage", a.store.Path(), "version", Version)
+		"sinks", len(r.sinks), "held", len(r.plan.Held), "storage", a.store.Describe(), "version", Version)
 	switch {
 	case a.admin != nil:
 		a.log.Info("admin API serving", "addr", a.adminLn.Addr().String(), "metrics", cfg.Metrics.Listener == config.MetricsOnAdmin)
@@ -351,7 +382,7 @@ func (a *App) AdminAddr() string {
 func (a *App) Server() *receiver.Server { return a.server }
 
 // Store is the queue, for tests and tools.
-func (a *App) Store() *queue.Store { return a.store }
+func (a *App) Store() queue.Store { return a.store }
 
 // Ops are the admin operations on the queue.
 func (a *App) Ops() *admin.Ops { return a.ops }
@@ -362,7 +393,7 @@ func (a *App) Ingest(ctx context.Context, ev *event.Event) (receiver.Result, err
 	r := a.routing.Load()
 	cfg := r.plan.Config
 	if limit := int64(cfg.Storage.MaxPending); limit > 0 {
-		if n := a.store.Pending(); n >= limit {
+		if n := a.waiting(r); n >= limit {
 			a.metrics.Event(ev.Source, metrics.Refused)
 			return receiver.Result{}, fmt.Errorf("%w: %d deliveries waiting (storage.max_pending is %d)", receiver.ErrOverloaded, n, limit)
 		}

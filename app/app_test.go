@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -334,7 +335,7 @@ func TestRestartResumesPending(t *testing.T) {
 	}
 	id := out["id"].(string)
 	eventually(t, "a failed attempt", func() bool {
-		ds, _ := a.Store().Deliveries(context.Background(), id)
+		ds, _ := deliveriesOf(a.Store(), id)
 		for _, d := range ds {
 			if d.Sink == "crm" && d.State == queue.StateFailed {
 				return true
@@ -476,4 +477,24 @@ routes:
 			}
 		})
 	}
+}
+
+// deliveriesOf returns an event's deliveries, by sink.
+func deliveriesOf(s queue.Store, eventID string) ([]queue.DeliveryInfo, error) {
+	ds, err := s.List(context.Background(), queue.Filter{EventID: eventID})
+	slices.SortFunc(ds, func(a, b queue.DeliveryInfo) int { return strings.Compare(a.Sink, b.Sink) })
+	return ds, err
+}
+
+// pendingOf counts the deliveries waiting, of every sink.
+func pendingOf(s queue.Store) int64 {
+	w, err := s.WaitingBySink(context.Background())
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, c := range w {
+		n += c
+	}
+	return n
 }

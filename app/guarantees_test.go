@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -16,9 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/queue/sqlite"
+
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/sqlitedb"
-	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/receiver/darwin"
 )
 
@@ -290,7 +290,7 @@ func TestDuplicatePosts(t *testing.T) {
 		t.Fatalf("delivered %+v, want each event once", got)
 	}
 	for _, id := range []string{first, ids[0]} {
-		if ds, _ := a.Store().Deliveries(context.Background(), id); len(ds) != 1 {
+		if ds, _ := deliveriesOf(a.Store(), id); len(ds) != 1 {
 			t.Fatalf("event %s has %d deliveries, want 1", id, len(ds))
 		}
 	}
@@ -324,7 +324,7 @@ func TestBackpressure(t *testing.T) {
 		t.Fatal("503 without Retry-After")
 	}
 	tg.status.Store(http.StatusOK)
-	eventually(t, "the queue drains", func() bool { return a.Store().Pending() == 0 })
+	eventually(t, "the queue drains", func() bool { return pendingOf(a.Store()) == 0 })
 	mustAccept(t, a, sessionEvent(t, "sess-bp", 100))
 	eventually(t, "all delivered", func() bool { return len(tg.delivered()) == 6 })
 }
@@ -340,7 +340,7 @@ func TestStoreLockedAnswers503(t *testing.T) {
 	tg := newTarget(t)
 	dir := t.TempDir()
 	a := gateway(t, dir, "http://"+tg.addr, "", "")
-	db, err := sql.Open("sqlite3", sqlitedb.DSN(dir+"/"+queue.FileName, sqlitedb.Options{}))
+	db, err := sql.Open("sqlite3", sqlitedb.DSN(dir+"/"+sqlite.FileName, sqlitedb.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

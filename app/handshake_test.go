@@ -17,10 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/queue/sqlite"
+
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/internal/sqlitedb"
-	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/receiver"
 )
 
@@ -140,7 +141,7 @@ routes:
 	if err := a.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite3", sqlitedb.DSN(filepath.Join(dir, "data", queue.FileName), sqlitedb.Options{}))
+	db, err := sql.Open("sqlite3", sqlitedb.DSN(filepath.Join(dir, "data", sqlite.FileName), sqlitedb.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,7 +77,7 @@ routes:
 
 	var dead queue.DeliveryInfo
 	eventually(t, "the rejected delivery to be dead", func() bool {
-		ds, _ := a.Store().Deliveries(context.Background(), rejected)
+		ds, _ := deliveriesOf(a.Store(), rejected)
 		if len(ds) == 1 && ds[0].State == queue.StateDead {
 			dead = ds[0]
 			return true

@@ -32,6 +32,10 @@ var ErrStopped = errors.New("switchyard is stopping")
 // in the queue, like a held sink's. A changed sink's dispatcher is
 // replaced the same way.
 func (a *App) Reload(ctx context.Context) (config.Changes, error) {
+	// A reload runs to its end whatever happens to its caller: a client
+	// that disconnects from POST /reload must not cut short the attempts
+	// of the sinks it replaces (they would be sent again).
+	ctx = context.WithoutCancel(ctx)
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	select {

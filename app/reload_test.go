@@ -95,7 +95,7 @@ func postSigned(client *http.Client, addr string, body []byte) (int, error) {
 // sinkOf returns the sinks an event's deliveries go to.
 func sinkOf(t *testing.T, a *App, id string) []string {
 	t.Helper()
-	ds, err := a.Store().Deliveries(context.Background(), id)
+	ds, err := deliveriesOf(a.Store(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			t.Fatalf("event %s has deliveries to %v, want one (to a or b)", ev.ID, s)
 		}
 	}
-	eventually(t, "every delivery delivered", func() bool { return a.Store().Pending() == 0 })
+	eventually(t, "every delivery delivered", func() bool { return pendingOf(a.Store()) == 0 })
 	if got := len(e.a.Bodies()) + len(e.b.Bodies()); got < len(events) {
 		t.Errorf("sinks received %d events, want %d", got, len(events))
 	}
@@ -292,7 +292,7 @@ func TestReloadReplacesModifiedSink(t *testing.T) {
 	for n := 2; n <= 11; n++ {
 		mustAccept(t, a, sessionEvent(t, "s", n))
 	}
-	eventually(t, "every event delivered", func() bool { return a.Store().Pending() == 0 })
+	eventually(t, "every event delivered", func() bool { return pendingOf(a.Store()) == 0 })
 	if len(e.a.Bodies()) != 11 || len(e.b.Bodies()) != 11 {
 		t.Errorf("a got %d, b got %d, want 11 each", len(e.a.Bodies()), len(e.b.Bodies()))
 	}

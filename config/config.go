@@ -53,13 +53,25 @@ type Server struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 
-// Storage configures the embedded SQLite queue.
+// Storage configures the queue: the embedded SQLite default, or
+// PostgreSQL for several replicas.
 type Storage struct {
+	// Backend is sqlite (the default: storage.dir, one gateway) or
+	// postgres (storage.dsn, any number of replicas).
+	Backend string `yaml:"backend"`
+	// DSN is the PostgreSQL connection string (backend postgres):
+	// postgres://user:pass@host:5432/db?sslmode=...
+	DSN Secret `yaml:"dsn"`
 	Dir string `yaml:"dir"`
 	// Synchronous is SQLite's synchronous level for the queue: "full"
 	// (an answered event survives power loss) or "normal" (it survives
 	// a process crash; a power loss may lose the last commits).
 	Synchronous string `yaml:"synchronous"`
+	// BusyTimeout is how long a write waits for another process (a
+	// backup, the replay command) holding the database's write lock
+	// before it fails: the event gets 503, an outcome is kept and
+	// written again later.
+	BusyTimeout Duration `yaml:"busy_timeout"`
 	// MaxPending is how many deliveries may wait before new events are
 	// refused with 503; 0 is no limit.
 	MaxPending int `yaml:"max_pending"`
@@ -200,8 +212,11 @@ const (
 	DefaultIdleTimeout     = Duration(60 * time.Second)
 	DefaultShutdownTimeout = Duration(30 * time.Second)
 	DefaultStorageDir      = "./data"
+	BackendSQLite          = "sqlite"
+	BackendPostgres        = "postgres"
 	DefaultSynchronous     = "full"
 	DefaultMaxPending      = 100000
+	DefaultBusyTimeout     = Duration(5 * time.Second)
 	DefaultDedupWindow     = Duration(24 * time.Hour)
 	DefaultSinkTimeout     = Duration(10 * time.Second)
 	DefaultConcurrency     = 4
@@ -312,7 +327,7 @@ func (c *Config) setDefaults() {
 		IdleTimeout:     DefaultIdleTimeout,
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
-	c.Storage = Storage{Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending}
+	c.Storage = Storage{Backend: BackendSQLite, Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending, BusyTimeout: DefaultBusyTimeout}
 	c.Metrics = Metrics{Listener: MetricsOnAdmin}
 }
 
@@ -370,11 +385,23 @@ func (c *Config) validate() {
 	if c.Server.BodyLimit <= 0 {
 		c.add(c.Problem("server.body_limit", "must be larger than 0"))
 	}
+	switch c.Storage.Backend {
+	case BackendSQLite:
+	case BackendPostgres:
+		if c.Storage.DSN == "" {
+			c.add(c.Problem("storage.dsn", "backend postgres needs a connection string: dsn: ${SWITCHYARD_POSTGRES_DSN} (postgres://user:pass@host:5432/db?sslmode=verify-full)"))
+		}
+	default:
+		c.add(c.Problem("storage.backend", "unknown backend %q: sqlite (the default: one gateway, storage.dir) or postgres (several replicas, storage.dsn)", c.Storage.Backend))
+	}
 	if strings.TrimSpace(c.Storage.Dir) == "" {
 		c.add(c.Problem("storage.dir", "must not be empty"))
 	}
 	if sync := strings.ToLower(c.Storage.Synchronous); sync != "full" && sync != "normal" {
 		c.add(c.Problem("storage.synchronous", "unknown level %q: full (survives power loss) or normal (survives a crash of switchyard)", c.Storage.Synchronous))
+	}
+	if c.Storage.BusyTimeout <= 0 {
+		c.add(c.Problem("storage.busy_timeout", "must be longer than 0; for example 5s"))
 	}
 	if c.Storage.MaxPending < 0 {
 		c.add(c.Problem("storage.max_pending", "must be 0 (no limit) or more"))

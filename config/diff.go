@@ -64,8 +64,11 @@ func Diff(running, next *Config) Changes {
 		a, b    any
 		restart bool
 	}{
+		{"storage.backend", running.Storage.Backend, next.Storage.Backend, true},
+		{"storage.dsn", running.Storage.DSN, next.Storage.DSN, true},
 		{"storage.dir", running.Storage.Dir, next.Storage.Dir, true},
 		{"storage.synchronous", running.Storage.Synchronous, next.Storage.Synchronous, true},
+		{"storage.busy_timeout", running.Storage.BusyTimeout, next.Storage.BusyTimeout, true},
 		{"admin.listen", running.Admin.Listen, next.Admin.Listen, true},
 		{"metrics.listener", running.Metrics.Listener, next.Metrics.Listener, true},
 		{"storage.max_pending", running.Storage.MaxPending, next.Storage.MaxPending, false},
@@ -88,8 +91,11 @@ func Diff(running, next *Config) Changes {
 // what runs.
 func (c *Config) KeepRunning(running *Config) {
 	c.Server = running.Server
+	c.Storage.Backend = running.Storage.Backend
+	c.Storage.DSN = running.Storage.DSN
 	c.Storage.Dir = running.Storage.Dir
 	c.Storage.Synchronous = running.Storage.Synchronous
+	c.Storage.BusyTimeout = running.Storage.BusyTimeout
 	c.Admin.Listen = running.Admin.Listen
 	c.Metrics.Listener = running.Metrics.Listener
 }

@@ -15,12 +15,13 @@ import (
 	"github.com/switchyard/switchyard/sinks"
 )
 
-// Queue is the part of the queue deliveries need. queue.Store is the
-// SQLite implementation.
+// Queue is the part of queue.Store deliveries need.
 type Queue interface {
 	Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delivery, error)
+	Renew(ctx context.Context, d *queue.Delivery, extend time.Duration) error
 	Complete(ctx context.Context, d *queue.Delivery, o queue.Outcome) error
 	NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error)
+	Health() error
 }
 
 // Sink is a destination with its delivery settings.
@@ -51,6 +52,11 @@ type Options struct {
 	// OnAttempt, when set, is told of every attempt whose outcome was
 	// recorded: the hook for metrics.
 	OnAttempt func(Attempt)
+	// LeaseTTL, when set, is how long a lease lasts without renewal: a
+	// running attempt renews its lease every third of it. When zero, a
+	// lease lasts the attempt's timeout plus 30 s and is not renewed
+	// (one process owns the store).
+	LeaseTTL time.Duration
 }
 
 // Attempt is a recorded attempt, for metrics.
@@ -72,6 +78,7 @@ type Dispatcher struct {
 	log   *slog.Logger
 	now   func() time.Time
 	idle  time.Duration
+	ttl   time.Duration
 	sinks map[string]*worker
 	// onAttempt is Options.OnAttempt.
 	onAttempt func(Attempt)
@@ -88,6 +95,7 @@ type Dispatcher struct {
 type worker struct {
 	Sink
 	pace     pacer
+	health   faultLog // the store's health, as the worker last saw it
 	log      *slog.Logger
 	wake     chan struct{}
 	inflight sync.WaitGroup
@@ -106,6 +114,7 @@ func New(q Queue, ss []Sink, opts Options) *Dispatcher {
 		log:   opts.Logger,
 		now:   opts.Now,
 		idle:  opts.Idle,
+		ttl:   opts.LeaseTTL,
 		sinks: map[string]*worker{},
 		stop:  make(chan struct{}),
 
@@ -208,6 +217,22 @@ const leaseMargin = 30 * time.Second
 // tight loop.
 const minWait = 5 * time.Millisecond
 
+// Backoff while the store fails: leasing more would only send
+// deliveries whose outcomes cannot be recorded.
+const (
+	faultBackoffMin = 100 * time.Millisecond
+	faultBackoffMax = 5 * time.Second
+)
+
+// leaseFor is how long a lease lasts: the attempt's timeout and a
+// margin, or the store's lease TTL (renewed while the attempt runs).
+func (d *Dispatcher) leaseFor(w *worker) time.Duration {
+	if d.ttl > 0 {
+		return d.ttl
+	}
+	return w.Timeout + leaseMargin
+}
+
 func (d *Dispatcher) run(w *worker) {
 	defer w.inflight.Wait()
 	ctx := context.Background()
@@ -215,7 +240,17 @@ func (d *Dispatcher) run(w *worker) {
 	// run, an unpaced worker leases in rounds of at least a quarter of
 	// its slots rather than one slot at a time.
 	round := max(1, cap(w.slots)/4)
+	backoff := faultBackoffMin
 	for !d.stopping() {
+		// While the store cannot write, lease nothing: an attempt whose
+		// outcome cannot be recorded would be sent again. Attempts in
+		// flight keep their outcomes and write them once it can.
+		if err := d.q.Health(); err != nil {
+			w.health.note(w.log, "store failing; delivery paused until it writes again", err)
+			d.sleep(w, backoff)
+			backoff = min(backoff*2, faultBackoffMax)
+			continue
+		}
 		free := cap(w.slots) - len(w.slots)
 		busy := free < cap(w.slots)
 		if busy && free < round && w.pace.every == 0 {
@@ -225,13 +260,16 @@ func (d *Dispatcher) run(w *worker) {
 		allowed := w.pace.allow(d.now(), free)
 		if allowed > 0 {
 			batch, err := d.q.Lease(ctx, queue.LeaseRequest{
-				Sink: w.Name, Limit: allowed, For: w.Timeout + leaseMargin, Ordered: w.Ordered,
+				Sink: w.Name, Limit: allowed, For: d.leaseFor(w), Ordered: w.Ordered,
 			})
 			if err != nil {
-				w.log.Error("lease deliveries", "err", err)
-				d.sleep(w, time.Second)
+				w.health.note(w.log, "lease deliveries", err)
+				d.sleep(w, backoff)
+				backoff = min(backoff*2, faultBackoffMax)
 				continue
 			}
+			w.health.note(w.log, "", nil)
+			backoff = faultBackoffMin
 			w.pace.took(d.now(), len(batch))
 			for i := range batch {
 				w.slots <- struct{}{}
@@ -288,6 +326,7 @@ func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
 	// on every attempt, and most attempts log nothing.
 	log := attemptLog{w.log, []any{"delivery_id", qd.ID, "event_id", qd.EventID, "attempt", qd.Attempt}}
 	ctx, cancel := context.WithTimeoutCause(d.attempts, w.Timeout, errAttemptTimeout)
+	stopRenew := d.renewWhile(w, qd)
 	start := d.now()
 	err := w.Sink.Sink.Send(ctx, &sinks.Delivery{ID: qd.ID, Attempt: qd.Attempt, Event: qd.Event})
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
@@ -295,19 +334,15 @@ func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
 		err = fmt.Errorf("%w: %w", cause, err)
 	}
 	cancel()
-	o := d.outcome(w, qd, err)
-
-	// The outcome is recorded even while shutting down: a short, separate
-	// deadline, since the attempt's context may be cancelled.
-	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer ccancel()
-	if cerr := d.q.Complete(cctx, qd, o); cerr != nil {
-		// The lease ends and the delivery is attempted again.
-		log.Error("record delivery outcome", "state", o.State, "err", cerr)
-		return
-	}
 	end := d.now()
 	took := end.Sub(start)
+	o := d.outcome(w, qd, err)
+	o.Took = took
+	recorded := d.record(w, qd, o, log)
+	stopRenew()
+	if !recorded {
+		return
+	}
 	if d.onAttempt != nil {
 		d.onAttempt(Attempt{Sink: w.Name, State: o.State, Took: took, Waited: end.Sub(qd.Since)})
 	}
@@ -324,6 +359,115 @@ func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
 		warn("delivery failed; will retry", "err", err, "status", o.Status, "retry_in", o.NextAt.Sub(d.now()).Round(time.Millisecond))
 	case queue.StateDead:
 		log.Error("delivery dead", "err", o.Error, "status", o.Status)
+	}
+}
+
+// renewWhile renews qd's lease every third of the lease TTL until the
+// returned function is called; without a TTL it does nothing.
+func (d *Dispatcher) renewWhile(w *worker, qd *queue.Delivery) (stop func()) {
+	if d.ttl <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(d.ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), d.ttl/3)
+			err := d.q.Renew(ctx, qd, d.ttl)
+			cancel()
+			if errors.Is(err, queue.ErrLeaseLost) {
+				return // the outcome will be refused; nothing to keep alive
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// recordTimeout bounds one try at writing an outcome.
+const recordTimeout = 10 * time.Second
+
+// record writes an attempt's outcome. When the store cannot write it,
+// the worker keeps the outcome and its lease (renewing it) and writes
+// it again with backoff: the delivery is not sent again meanwhile. It
+// gives up when the lease is lost (another attempt owns the outcome) or
+// at the shutdown deadline (the delivery is then sent again after the
+// restart: at least once). It reports whether the outcome was written.
+func (d *Dispatcher) record(w *worker, qd *queue.Delivery, o queue.Outcome, log attemptLog) bool {
+	backoff := faultBackoffMin
+	var failing faultLog
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		err := d.q.Complete(ctx, qd, o)
+		cancel()
+		switch {
+		case err == nil:
+			if failing.last != "" {
+				log.Info("delivery outcome recorded after the store recovered", "state", o.State)
+			}
+			return true
+		case errors.Is(err, queue.ErrLeaseLost):
+			log.Warn("delivery outcome not recorded: the lease expired and another attempt took the delivery over", "state", o.State)
+			return false
+		}
+		if failing.changed(err) {
+			log.Warn("cannot record delivery outcome; holding the delivery and trying again", "state", o.State, "err", err)
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), recordTimeout)
+		rerr := d.q.Renew(rctx, qd, d.leaseFor(w))
+		rcancel()
+		if errors.Is(rerr, queue.ErrLeaseLost) {
+			log.Warn("delivery outcome not recorded: the lease expired while the store failed; the delivery will be sent again", "state", o.State)
+			return false
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-d.attempts.Done():
+			t.Stop()
+			log.Warn("delivery outcome not recorded before the shutdown deadline; the delivery will be sent again", "state", o.State, "err", err)
+			return false
+		}
+		backoff = min(backoff*2, faultBackoffMax)
+	}
+}
+
+// faultLog remembers the last error logged, so that a fault is logged
+// once per change of error rather than once per try.
+type faultLog struct{ last string }
+
+// changed records err and reports whether it differs from the last.
+func (f *faultLog) changed(err error) bool {
+	text := ""
+	if err != nil {
+		text = err.Error()
+	}
+	if text == f.last {
+		return false
+	}
+	f.last = text
+	return true
+}
+
+// note logs err at warn when it changes, and the recovery at info.
+func (f *faultLog) note(log *slog.Logger, msg string, err error) {
+	was := f.last
+	if !f.changed(err) {
+		return
+	}
+	if err != nil {
+		log.Warn(msg, "err", err)
+	} else if was != "" {
+		log.Info("store writes again; delivery resumed")
 	}
 }
 
@@ -370,5 +514,6 @@ func (l attemptLog) Debug(msg string, args ...any) {
 		l.log.Debug(msg, l.with(args)...)
 	}
 }
+func (l attemptLog) Info(msg string, args ...any)  { l.log.Info(msg, l.with(args)...) }
 func (l attemptLog) Warn(msg string, args ...any)  { l.log.Warn(msg, l.with(args)...) }
 func (l attemptLog) Error(msg string, args ...any) { l.log.Error(msg, l.with(args)...) }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/queue/sqlite"
+
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/queue"
@@ -71,9 +73,9 @@ func (f *fakeSink) Calls() []sinks.Delivery {
 
 var fast = Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, MaxAge: time.Hour}
 
-func setup(t *testing.T, ss ...Sink) (*queue.Store, *Dispatcher) {
+func setup(t *testing.T, ss ...Sink) (*sqlite.Store, *Dispatcher) {
 	t.Helper()
-	store, err := queue.Open(context.Background(), t.TempDir(), queue.Options{})
+	store, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func setup(t *testing.T, ss ...Sink) (*queue.Store, *Dispatcher) {
 	return store, d
 }
 
-func accept(t *testing.T, s *queue.Store, subject string, sinkNames ...string) string {
+func accept(t *testing.T, s *sqlite.Store, subject string, sinkNames ...string) string {
 	t.Helper()
 	now := time.Now()
 	ev := &event.Event{ID: event.NewID("evt_", now), Source: "darwin", EventType: "session.opened", Subject: subject,
@@ -116,9 +118,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func state(t *testing.T, s *queue.Store, eventID string) queue.DeliveryInfo {
+func state(t *testing.T, s *sqlite.Store, eventID string) queue.DeliveryInfo {
 	t.Helper()
-	ds, err := s.Deliveries(context.Background(), eventID)
+	ds, err := s.List(context.Background(), queue.Filter{EventID: eventID})
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("deliveries of %s: %+v, %v", eventID, ds, err)
 	}
@@ -232,7 +234,7 @@ func TestTimeoutIsRetried(t *testing.T) {
 func TestStopAtDeadlineKeepsDeliveryPending(t *testing.T) {
 	t.Parallel()
 	sink := &fakeSink{block: true}
-	store, err := queue.Open(context.Background(), t.TempDir(), queue.Options{})
+	store, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +332,7 @@ func TestRetryWarnsWhenTheErrorChanges(t *testing.T) {
 	t.Parallel()
 	down := &sinks.HTTPError{Status: http.StatusServiceUnavailable}
 	sink := &fakeSink{script: []error{down, down, down, errors.New("connection refused")}}
-	store, err := queue.Open(context.Background(), t.TempDir(), queue.Options{})
+	store, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,29 +1,44 @@
-// Package queue is the durable delivery queue: events and their
-// deliveries in an embedded SQLite database (WAL), written by one writer
-// that commits concurrent requests together.
+// Package queue is the contract of Switchyard's durable store: events,
+// their deliveries, leases and outcomes. Backends implement Store:
+// queue/sqlite (the embedded default) and queue/postgres (several
+// replicas on one database). queue/queuetest holds the conformance
+// suite every backend runs; a behaviour added to one backend is added to
+// the suite first.
+//
+// # Leases
+//
+// A worker leases due deliveries (Lease) and ends each lease by
+// recording the attempt's outcome (Complete). A lease carries a fencing
+// token (Delivery.Token): Complete and Renew act only while the
+// delivery's current lease is the one holding that token. A lease lasts
+// LeaseRequest.For, at least the attempt's timeout; when it expires
+// without being renewed or completed, the delivery is due again and the
+// next Lease hands it out under a new token. The late attempt's Complete
+// then fails with ErrLeaseLost and changes nothing: the newer attempt
+// owns the outcome. An expired lease that no one has taken over yet is
+// still honoured, so a slow but successful attempt is recorded rather
+// than sent again.
+//
+// When an outcome cannot be written (a full disk, a lock held by another
+// process, a database that is unreachable), Complete returns the error
+// and the lease stays with its holder, who keeps the outcome and writes
+// it again with backoff (renewing the lease meanwhile): the delivery is
+// not sent again before the lease expires. Health reports the failure
+// until a write succeeds.
+//
+// A replay of a delivery whose attempt is in flight takes effect after
+// that attempt: the attempt's outcome is recorded in its history, and
+// the delivery stays due for the replay (Delivery.Replays tells the two
+// apart).
 package queue
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"runtime"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/groupcommit"
-	"github.com/switchyard/switchyard/internal/sqlitedb"
+	"github.com/switchyard/switchyard/event"
 )
-
-// ErrClosed is returned by operations on a closed store.
-var ErrClosed = errors.New("queue closed")
 
 // Delivery states.
 const (
@@ -33,458 +48,271 @@ const (
 	StateDead      = "dead"      // given up: kept for inspection and replay
 )
 
-// Options configures a store.
-type Options struct {
-	// Synchronous is SQLite's synchronous level: "full" (default) makes
-	// each commit durable across power loss before it returns; "normal"
-	// only across process crashes.
-	Synchronous string
-	// BusyTimeout is how long a write waits for another process (such as
-	// the replay command) to release the database.
-	BusyTimeout time.Duration
-	Logger      *slog.Logger
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+// States lists the valid delivery states.
+var States = []string{StatePending, StateFailed, StateDelivered, StateDead}
+
+var (
+	// ErrClosed is returned by operations on a closed store.
+	ErrClosed = errors.New("queue closed")
+	// ErrNotFound is an event or delivery the store does not hold.
+	ErrNotFound = errors.New("not found")
+	// ErrNoFilter refuses a replay or purge that would select every
+	// delivery.
+	ErrNoFilter = errors.New("name the deliveries: a delivery id, an event id or a sink")
+	// ErrLeaseLost is returned by Complete and Renew when the delivery's
+	// lease is no longer the caller's: it expired and another attempt
+	// took it over, or the delivery was purged. Nothing was changed.
+	ErrLeaseLost = errors.New("lease lost: another attempt holds the delivery")
+	// ErrFailed is wrapped by every write after the store met a fault it
+	// cannot vouch for (a failed fsync): what is on disk may differ from
+	// what was committed, so the store refuses writes until a restart
+	// recovers from what reached the disk.
+	ErrFailed = errors.New("storage failed; restart switchyard to recover from what reached the disk")
+)
+
+// Store is a durable queue of events and their deliveries. Its methods
+// are safe for concurrent use. Every write is durable when it returns
+// nil: fsynced on the local disk, or committed in the database.
+type Store interface {
+	// Accept stores the event and one pending delivery per target in one
+	// transaction. An event whose source and dedup key were stored within
+	// the dedup window is a duplicate: nothing is written and the
+	// original id is returned.
+	Accept(ctx context.Context, in Incoming) (Accepted, error)
+
+	// Lease claims up to r.Limit due deliveries of r.Sink, each under a
+	// new lease (see the package documentation).
+	Lease(ctx context.Context, r LeaseRequest) ([]Delivery, error)
+	// Renew extends d's lease to last d from now; ErrLeaseLost when the
+	// lease is no longer d's.
+	Renew(ctx context.Context, d *Delivery, extend time.Duration) error
+	// Complete records an attempt's outcome and ends its lease;
+	// ErrLeaseLost when the lease is no longer d's. On any other error
+	// the lease stays with the caller.
+	Complete(ctx context.Context, d *Delivery, o Outcome) error
+	// NextDue returns when the earliest waiting delivery of sink that no
+	// lease holds is due, or false if there is none. With ordered, only
+	// deliveries at the head of their subject count.
+	NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error)
+
+	// Waiting returns how many deliveries of sink wait (pending or
+	// failed), from memory: exact for this process's writes, and
+	// refreshed from the store at least every 10 s. Backpressure
+	// (storage.max_pending) reads it on every request.
+	Waiting(sink string) int64
+	// WaitingBySink counts the waiting deliveries per sink, in the store.
+	WaitingBySink(ctx context.Context) (map[string]int64, error)
+	// OldestPending returns when the oldest waiting delivery was
+	// created; ok is false when none waits.
+	OldestPending(ctx context.Context) (at time.Time, ok bool, err error)
+	// Counts returns how many deliveries are in each state, per sink.
+	Counts(ctx context.Context) (map[string]map[string]int, error)
+
+	// List returns the deliveries f selects, most recently changed first.
+	List(ctx context.Context, f Filter) ([]DeliveryInfo, error)
+	// Attempts returns the recorded attempts of a delivery, oldest first.
+	Attempts(ctx context.Context, deliveryID string) ([]AttemptInfo, error)
+	// Replay queues the deliveries f selects again, due now, with a fresh
+	// attempt count and max_age, and returns how many. ErrNoFilter
+	// unless f names a delivery, an event or a sink.
+	Replay(ctx context.Context, f Filter) (int64, error)
+	// Purge deletes the deliveries f selects that no attempt holds, and
+	// returns how many; with dryRun it only counts them. f must name a
+	// sink (ErrNoFilter).
+	Purge(ctx context.Context, f Filter, dryRun bool) (int64, error)
+
+	// Events returns the events f selects, newest first.
+	Events(ctx context.Context, f EventFilter) ([]EventInfo, error)
+	// Event returns one stored event, or ErrNotFound.
+	Event(ctx context.Context, id string) (EventInfo, error)
+
+	// Prune deletes events received before their source's dedup window,
+	// with their delivered deliveries, keeping any event with a delivery
+	// waiting or dead. It returns how many events were deleted.
+	Prune(ctx context.Context, window func(source string) time.Duration) (int64, error)
+
+	// Health is nil while the store writes; otherwise the error of the
+	// last failed write (or ErrFailed, wrapped, once the store refuses
+	// writes). /healthz answers 503 with it.
+	Health() error
+	// Describe names the store for logs: "sqlite data/queue.db".
+	Describe() string
+	// Close waits for queued writes and closes the store. It is safe to
+	// call more than once.
+	Close() error
 }
 
-// Store is the queue. Its methods are safe for concurrent use.
-type Store struct {
-	db   *sql.DB // one connection, used only by the writer goroutine
-	rdb  *sql.DB // readers
-	cdb  *sql.DB // the checkpointer's connection
-	path string
-	log  *slog.Logger
-	now  func() time.Time
-
-	// pending counts deliveries waiting (pending or failed). Writes
-	// keep it current; the writer recounts now and then, since other
-	// processes (the replay command) change the file too.
-	pending atomic.Int64
-
-	// commits and committed count transactions and the writes in them,
-	// for the group-commit benchmark.
-	commits, committed atomic.Int64
-	// fsyncs counts the syncer's fsyncs.
-	fsyncs atomic.Int64
-
-	// stmts are the hot writes, prepared once on the writer's
-	// connection (parsing SQL costs as much as running it).
-	stmts map[string]*sql.Stmt
-
-	leases leases
-	events *eventCache
-
-	// syncs carries committed batches to the syncer, which answers them
-	// once the WAL is on disk; nil at synchronous=normal.
-	syncs chan []*op
-	wal   *os.File // the WAL, for the syncer's fsync
-	// beforeSync, when set, runs before each fsync (tests).
-	beforeSync func()
-
-	ops       chan *op
-	closing   chan struct{} // closed by Close
-	done      chan struct{} // closed when the writer has exited
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+// Target is a sink an accepted event must reach.
+type Target struct {
+	Sink   string
+	Routes []string
 }
 
-// FileName is the queue database's name inside the storage directory.
-const FileName = "queue.db"
-
-// Open opens (creating if needed) the queue in dir and migrates it.
-func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create storage dir: %w", err)
-	}
-	sync := strings.ToUpper(opts.Synchronous)
-	switch sync {
-	case "":
-		sync = "FULL"
-	case "FULL", "NORMAL":
-	default:
-		return nil, fmt.Errorf("synchronous %q: want full or normal", opts.Synchronous)
-	}
-	path := filepath.Join(dir, FileName)
-	// At FULL, SQLite would fsync the WAL inside every commit, and the
-	// writer could not run the next batch until the disk answered. The
-	// store instead commits at NORMAL (written to the WAL, not yet
-	// synced) and a second goroutine fsyncs the WAL and only then
-	// answers the batches committed before the fsync: each answer still
-	// waits for the disk, but the writer runs the next batch meanwhile.
-	// That needs a second CPU: on one, the writer would only take CPU
-	// from the handlers whose requests make its batches, and commit
-	// smaller ones (BenchmarkAccept -cpu 1: 25% slower), so there SQLite
-	// fsyncs inside the commit.
-	syncWAL := sync == "FULL" && runtime.GOMAXPROCS(0) > 1
-	o := sqlitedb.Options{Synchronous: sync, BusyTimeout: opts.BusyTimeout, ForeignKeys: true}
-	if syncWAL {
-		o.Synchronous = "NORMAL"
-	}
-	db, err := sqlitedb.Open(ctx, path, o)
-	if err != nil {
-		return nil, fmt.Errorf("open queue db %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1) // one writer; group commit batches through it
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
-	if err := sqlitedb.Migrate(ctx, db, migrations); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrate queue db %s: %w", path, err)
-	}
-	o.QueryOnly = true
-	rdb, err := sqlitedb.Open(ctx, path, o)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open queue db %s: %w", path, err)
-	}
-	rdb.SetMaxOpenConns(4)
-
-	s := &Store{
-		db:      db,
-		rdb:     rdb,
-		path:    path,
-		log:     opts.Logger,
-		now:     opts.Now,
-		ops:     make(chan *op, 1024),
-		leases:  leases{held: map[string]map[string]lease{}},
-		events:  newEventCache(eventCacheBytes),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if err := s.recount(ctx); err != nil {
-		db.Close()
-		rdb.Close()
-		return nil, err
-	}
-	// Checkpoints copy the WAL into the database file. SQLite runs them
-	// inside a commit once the WAL passes 1000 pages, which stalls every
-	// request waiting on that commit; a separate connection does them
-	// instead, beside the writer.
-	if _, err := db.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
-		db.Close()
-		rdb.Close()
-		return nil, fmt.Errorf("queue db %s: %w", path, err)
-	}
-	o.QueryOnly = false
-	if s.cdb, err = sqlitedb.Open(ctx, path, o); err != nil {
-		db.Close()
-		rdb.Close()
-		return nil, fmt.Errorf("open queue db %s: %w", path, err)
-	}
-	s.cdb.SetMaxOpenConns(1)
-	if err := s.prepare(ctx); err != nil {
-		db.Close()
-		rdb.Close()
-		return nil, fmt.Errorf("prepare queue statements: %w", err)
-	}
-	if syncWAL {
-		s.syncs = make(chan []*op, maxBatch)
-		synced := make(chan struct{})
-		s.wg.Go(func() {
-			defer close(synced)
-			s.syncer()
-		})
-		s.wg.Go(func() {
-			defer close(s.done)
-			s.writer()
-			close(s.syncs)
-			<-synced
-		})
-	} else {
-		s.wg.Go(func() {
-			defer close(s.done)
-			s.writer()
-		})
-	}
-	s.wg.Go(s.checkpointer)
-	return s, nil
+// Incoming is an event to accept.
+type Incoming struct {
+	Event   *event.Event
+	Targets []Target
+	// DedupWindow is how long an event's dedup key makes a later event
+	// with the same key a duplicate; zero is for as long as the event is
+	// stored.
+	DedupWindow time.Duration
 }
 
-// Path is the database file.
-func (s *Store) Path() string { return s.path }
-
-// Close waits for queued writes, then closes the database. It is safe to
-// call more than once.
-func (s *Store) Close() error {
-	var err error
-	s.closeOnce.Do(func() {
-		close(s.closing)
-		s.wg.Wait()
-		for _, st := range s.stmts {
-			st.Close()
-		}
-		err = errors.Join(s.db.Close(), s.rdb.Close(), s.cdb.Close())
-		if s.wal != nil {
-			s.wal.Close()
-		}
-	})
-	return err
+// Accepted is the outcome of Accept.
+type Accepted struct {
+	// EventID is the stored event's id: the incoming event's, or for a
+	// duplicate the id of the event first stored with the same key.
+	EventID   string
+	Duplicate bool
+	// Deliveries are the ids of the deliveries created, one per target.
+	Deliveries []string
 }
 
-// Pending is the number of deliveries waiting: pending, or failed and
-// due again later. Backpressure compares it with storage.max_pending.
-func (s *Store) Pending() int64 { return s.pending.Load() }
+// Delivery is a leased delivery: one attempt to send Event to Sink.
+type Delivery struct {
+	ID      string
+	EventID string
+	Sink    string
+	Routes  []string
+	Subject string
+	// Attempt is this attempt's number, from 1 (again from 1 after a
+	// replay).
+	Attempt   int
+	CreatedAt time.Time
+	// Since is when the current run of attempts began: CreatedAt, or the
+	// last replay. A sink's max_age counts from it.
+	Since time.Time
+	// LastError is the previous attempt's error, as recorded ("" for a
+	// first attempt).
+	LastError string
+	Event     *event.Event
 
-func (s *Store) recount(ctx context.Context) error {
-	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE state IN ('pending', 'failed')`).Scan(&n); err != nil {
-		return fmt.Errorf("count pending deliveries: %w", err)
-	}
-	s.pending.Store(n)
-	return nil
+	// Token is the lease's fencing token: Complete and Renew act only
+	// while the delivery's lease holds it.
+	Token int64
+	// Replays is how many times the delivery had been replayed when it
+	// was leased: a replay during the attempt keeps it due afterwards.
+	Replays int
 }
 
-// hot lists the statements worth preparing: those run for every event
-// or every attempt.
-var hot = []string{sqlInsertEvent, sqlInsertDelivery, sqlFindDuplicate, sqlExpireKey,
-	sqlDelivered, sqlFailed, sqlDead}
-
-// eventCacheBytes bounds the cache of recently accepted events that
-// spares leases a read and a decode: a few seconds of peak traffic.
-const eventCacheBytes = 8 << 20
-
-// prepare prepares the hot statements. It runs before the writer
-// starts: the writer's one connection is free.
-func (s *Store) prepare(ctx context.Context) error {
-	s.stmts = map[string]*sql.Stmt{}
-	for _, q := range hot {
-		st, err := s.db.PrepareContext(ctx, q)
-		if err != nil {
-			return err
-		}
-		s.stmts[q] = st
-	}
-	return nil
+// LeaseRequest says which deliveries to lease.
+type LeaseRequest struct {
+	Sink  string
+	Limit int
+	// For is how long the lease lasts: no other Lease returns the
+	// delivery until then, unless it is completed first. It is at least
+	// the attempt's timeout.
+	For time.Duration
+	// Ordered leases only the oldest waiting delivery of each subject,
+	// so a subject's deliveries are attempted one at a time, in the
+	// order they were accepted. Deliveries without a subject are not
+	// held back.
+	Ordered bool
 }
 
-// exec runs q in tx, prepared if it is hot.
-func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
-	if st, ok := s.stmts[q]; ok {
-		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	}
-	return tx.ExecContext(ctx, q, args...)
+// Outcome is the result of an attempt.
+type Outcome struct {
+	State string // StateDelivered, StateFailed (retry at NextAt) or StateDead
+	// NextAt is when a failed delivery is due again.
+	NextAt time.Time
+	// Error and Status describe the failure (Status is the HTTP status,
+	// 0 if there was none).
+	Error  string
+	Status int
+	// Took is how long the attempt ran.
+	Took time.Duration
 }
 
-func (s *Store) query(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
-	if st, ok := s.stmts[q]; ok {
-		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
-	}
-	return tx.QueryContext(ctx, q, args...)
+// DeliveryInfo is a delivery's stored state.
+type DeliveryInfo struct {
+	ID         string
+	EventID    string
+	EventType  string
+	Source     string
+	Sink       string
+	Subject    string
+	Routes     []string
+	State      string
+	Attempts   int
+	Replays    int
+	LastError  string
+	LastStatus int
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	// NextAt is when a waiting delivery is due.
+	NextAt time.Time
 }
 
-func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
-	if st, ok := s.stmts[q]; ok {
-		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	}
-	return tx.QueryRowContext(ctx, q, args...)
+// AttemptInfo is one recorded attempt of a delivery.
+type AttemptInfo struct {
+	// Attempt is the attempt's number in its run (from 1 again after a
+	// replay); Replays is the run (how many replays came before it).
+	Attempt int
+	Replays int
+	// At is when the attempt ended, Took how long it ran.
+	At   time.Time
+	Took time.Duration
+	// State is the outcome: delivered, failed or dead.
+	State  string
+	Status int
+	Error  string
 }
 
-// checkpointEvery is how often the checkpointer copies the WAL into the
-// database file.
-const checkpointEvery = 250 * time.Millisecond
-
-// checkpointer runs passive checkpoints, which never wait for (nor
-// block) the writer or readers, until the store closes. SQLite runs a
-// last one when the store closes.
-func (s *Store) checkpointer() {
-	t := time.NewTicker(checkpointEvery)
-	defer t.Stop()
-	var last string // warn when the error changes, not four times a second
-	for {
-		select {
-		case <-s.closing:
-			return
-		case <-t.C:
-		}
-		_, err := s.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
-		switch {
-		case err != nil && err.Error() != last:
-			s.log.Warn("checkpoint queue db", "err", err)
-			last = err.Error()
-		case err == nil && last != "":
-			s.log.Info("checkpoint queue db: working again")
-			last = ""
-		}
-	}
+// Filter selects deliveries. Zero fields select everything.
+type Filter struct {
+	// ID selects one delivery.
+	ID      string
+	EventID string
+	Sink    string
+	// States are the states to select; any state when empty.
+	States []string
+	// Since selects deliveries whose state changed at or after it;
+	// Before those whose state changed before it.
+	Since  time.Time
+	Before time.Time
+	// Limit bounds List (newest first); 0 is no limit.
+	Limit int
 }
 
-// recountEvery is how often the writer recounts pending deliveries.
-const recountEvery = 10 * time.Second
-
-// op is one write: fn runs inside a shared transaction and returns by
-// how much it changed the number of waiting deliveries.
-type op struct {
-	fn   func(tx *sql.Tx) (pendingDelta int64, err error)
-	done chan error
+// EventInfo is a stored event.
+type EventInfo struct {
+	ID     string
+	Source string
+	// ExternalID is the id the platform gave the event, if any.
+	ExternalID string
+	EventType  string
+	Subject    string
+	ReceivedAt time.Time
+	// JSON is the normalized event as stored.
+	JSON []byte
 }
 
-// maxBatch bounds how many writes share one transaction.
-const maxBatch = 256
-
-// write runs fn in a transaction shared with concurrent writes (group
-// commit: one fsync for many requests) and returns once it is committed.
-// fn's own error rolls back only fn's changes.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) (int64, error)) error {
-	o := &op{fn: fn, done: make(chan error, 1)}
-	select {
-	case <-s.closing:
-		return ErrClosed
-	default:
-	}
-	select {
-	case s.ops <- o:
-	case <-s.closing:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-o.done:
-		return err
-	case <-s.done:
-		// Close raced the send; the writer may have drained o already.
-		select {
-		case err := <-o.done:
-			return err
-		default:
-			return ErrClosed
-		}
-	case <-ctx.Done():
-		// The write may still commit; callers treat this as unknown.
-		return ctx.Err()
-	}
+// EventFilter selects events. Zero fields select everything.
+type EventFilter struct {
+	Source    string
+	EventType string
+	// Since selects events received at or after it.
+	Since time.Time
+	// Limit bounds the list (newest first); 0 is no limit.
+	Limit int
 }
 
-func (s *Store) writer() {
-	groupcommit.Loop[*op]{
-		Ops:    s.ops,
-		Stop:   s.closing,
-		Max:    maxBatch,
-		Commit: s.commit,
-		Every:  recountEvery,
-		// Between batches every committed delta is applied, so the
-		// count is exact for this process's writes.
-		Tick: func() {
-			if err := s.recount(context.Background()); err != nil {
-				s.log.Warn("recount pending deliveries", "err", err)
-			}
-		},
-	}.Run()
-}
+// MaxError bounds a recorded error.
+const MaxError = 1000
 
-// commit runs batch in one transaction. Writes rarely fail, so they
-// run without savepoints (two statements less per write); when one does
-// fail, the transaction is rolled back and each write runs again alone,
-// so that one failure fails only its own write.
-func (s *Store) commit(batch []*op) {
-	if len(batch) > 1 {
-		if s.tryBatch(batch) {
-			return
-		}
-	}
-	for _, o := range batch {
-		s.tryBatch([]*op{o})
-	}
-}
+// SameError reports whether err is the error recorded as last, as
+// Complete records it (long errors are cut).
+func SameError(last, err string) bool { return last != "" && last == Truncate(err, MaxError) }
 
-// tryBatch commits batch and reports each write's outcome, or, for a
-// batch of several where a write failed, rolls back and reports
-// nothing, returning false.
-func (s *Store) tryBatch(batch []*op) bool {
-	ctx := context.Background()
-	fail := func(err error) bool {
-		for _, o := range batch {
-			o.done <- err
-		}
-		return true
+// Truncate cuts s to at most n bytes on a rune boundary, marking the
+// cut with an ellipsis.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fail(fmt.Errorf("begin: %w", err))
+	cut := n
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
 	}
-	deltas := make([]int64, len(batch))
-	for i, o := range batch {
-		var err error
-		if deltas[i], err = o.fn(tx); err != nil {
-			tx.Rollback()
-			if len(batch) > 1 {
-				return false
-			}
-			return fail(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fail(fmt.Errorf("commit: %w", err))
-	}
-	for _, d := range deltas {
-		s.pending.Add(d)
-	}
-	s.commits.Add(1)
-	s.committed.Add(int64(len(batch)))
-	if s.syncs != nil {
-		s.syncs <- slices.Clone(batch) // the writer reuses batch
-		return true
-	}
-	for _, o := range batch {
-		o.done <- nil
-	}
-	return true
-}
-
-// syncer answers committed batches once an fsync of the WAL that began
-// after their commit has returned. Batches that commit while it syncs
-// share the next fsync.
-func (s *Store) syncer() {
-	var group []*op
-	for batch := range s.syncs {
-		group = append(group[:0], batch...)
-	more:
-		for {
-			select {
-			case b, ok := <-s.syncs:
-				if !ok {
-					break more
-				}
-				group = append(group, b...)
-			default:
-				break more
-			}
-		}
-		err := s.syncWAL()
-		if err != nil {
-			// Committed but maybe not durable: the sender gets an error
-			// and retries, and its retry is answered as a duplicate.
-			s.log.Error("sync queue WAL", "err", err)
-		}
-		for _, o := range group {
-			o.done <- err
-		}
-		s.fsyncs.Add(1)
-	}
-}
-
-func (s *Store) syncWAL() error {
-	if s.beforeSync != nil {
-		s.beforeSync()
-	}
-	if s.wal == nil {
-		// The WAL exists once anything is committed, and lives as long
-		// as the store's connections.
-		f, err := os.Open(s.path + "-wal")
-		if err != nil {
-			return fmt.Errorf("open WAL: %w", err)
-		}
-		s.wal = f
-	}
-	if err := s.wal.Sync(); err != nil {
-		return fmt.Errorf("fsync WAL: %w", err)
-	}
-	return nil
+	return s[:cut] + "…"
 }

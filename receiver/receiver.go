@@ -96,6 +96,9 @@ type Options struct {
 	// Metrics, when set, is served at GET MetricsPath.
 	Metrics     http.Handler
 	MetricsPath string
+	// Health, when set, is asked by GET /healthz: an error answers 503
+	// with its text (the store cannot write, say).
+	Health func() error
 }
 
 // Server serves the webhook endpoints.
@@ -156,6 +159,11 @@ func New(sources []Source, ingest Ingester, opts Options) *Server {
 	})
 	s.app.Use(s.observe, s.recover)
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
+		if opts.Health != nil {
+			if err := opts.Health(); err != nil {
+				return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "failing", "error": err.Error()})
+			}
+		}
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
 	if opts.Metrics != nil && opts.MetricsPath != "" {

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/queue/sqlite"
 )
 
 type options struct {
@@ -253,7 +254,7 @@ func runGateway(o options, tmp string, gateway []string, events []signedEvent) (
 // must be stopped.
 func queuedStates(dir string, ids []string) (map[string]int, error) {
 	ctx := context.Background()
-	st, err := queue.Open(ctx, dir, queue.Options{})
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
 	if err != nil {
 		return nil, err
 	}

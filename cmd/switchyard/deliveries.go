@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/admin"
+	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/queue/sqlite"
 )
 
 // storeFlags are the flags that locate the storage directory.
@@ -61,7 +63,7 @@ func (f storeFlags) opsConfig(ctx context.Context) (*admin.Ops, *config.Config, 
 // open opens the queue of an existing storage directory. It takes no
 // lock: the commands that use it run beside a serving gateway, and
 // SQLite arbitrates their writes. cfg is nil with --dir.
-func (f storeFlags) open(ctx context.Context) (*queue.Store, *config.Config, error) {
+func (f storeFlags) open(ctx context.Context) (queue.Store, *config.Config, error) {
 	dir := *f.dir
 	var cfg *config.Config
 	if dir == "" {
@@ -75,10 +77,14 @@ func (f storeFlags) open(ctx context.Context) (*queue.Store, *config.Config, err
 		}
 		cfg, dir = c, c.Storage.Dir
 	}
-	if _, err := os.Stat(filepath.Join(dir, queue.FileName)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
 		return nil, nil, fmt.Errorf("no queue in %s: %w", dir, err)
 	}
-	s, err := queue.Open(ctx, dir, queue.Options{BusyTimeout: 10 * time.Second})
+	st := config.Storage{Dir: dir}
+	if cfg != nil {
+		st = cfg.Storage
+	}
+	s, err := app.OpenStore(ctx, st, app.StoreOptions{BusyTimeout: 10 * time.Second})
 	return s, cfg, err
 }
 
@@ -102,9 +108,15 @@ func inputError(err error) error {
 	return err
 }
 
+const deliveriesUsage = `Usage: switchyard deliveries list [--config FILE | --dir DIR] [--state STATE] [--sink NAME] [--since DUR] [--event ID] [--limit N] [--json]
+       switchyard deliveries purge [--config FILE | --dir DIR] --sink NAME [--state STATE] [--before DUR] --dry-run | --yes`
+
 func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "purge" {
+		return purge(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "list" {
-		fmt.Fprintln(stderr, "Usage: switchyard deliveries list [--config FILE | --dir DIR] [--state STATE] [--sink NAME] [--since DUR] [--event ID] [--limit N] [--json]")
+		fmt.Fprintln(stderr, deliveriesUsage)
 		return &exitError{code: 2}
 	}
 	fs := flags("deliveries list", "deliveries list [flags]", stderr)
@@ -275,5 +287,52 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return inputError(err)
 	}
 	fmt.Fprintf(stdout, "re-queued %d deliveries\n", res.Requeued)
+	return nil
+}
+
+// purge deletes a sink's deliveries: the backlog of a sink removed
+// from the configuration, which would otherwise wait for ever.
+func purge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("deliveries purge", "deliveries purge --sink NAME [--state STATE] [--before DUR] --dry-run | --yes", stderr)
+	sf := addStoreFlags(fs)
+	sink := fs.String("sink", "", "purge the deliveries of this `sink`")
+	state := fs.String("state", "", "only deliveries in this `state` (comma-separated for several; default: pending,failed,dead)")
+	before := fs.String("before", "", "only deliveries whose state last changed longer ago than this `duration` (e.g. 7d)")
+	dryRun := fs.Bool("dry-run", false, "count the deliveries a purge would delete, and delete nothing")
+	yes := fs.Bool("yes", false, "delete them (a purge cannot be undone)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *sink == "" {
+		fs.Usage()
+		return &exitError{code: 2, msg: "name the sink whose deliveries to purge: --sink NAME"}
+	}
+	if *dryRun == *yes {
+		return &exitError{code: 2, msg: "a purge deletes deliveries for good: run it with --dry-run to count them, then with --yes to delete them"}
+	}
+	q := admin.PurgeQuery{Sink: *sink, State: *state, Before: *before, DryRun: *dryRun}
+	if _, err := admin.ParseStates(q.State); err != nil {
+		return inputError(err)
+	}
+	ops, closeStore, err := sf.ops(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	res, err := ops.Purge(ctx, q)
+	if err != nil {
+		return inputError(err)
+	}
+	if res.Warning != "" {
+		fmt.Fprintf(stderr, "warning: %s (in %s)\n", res.Warning, *sf.config)
+	}
+	if res.DryRun {
+		fmt.Fprintf(stdout, "would purge %d deliveries of sink %s (dry run: nothing deleted; run again with --yes to delete them)\n", res.Purged, *sink)
+		return nil
+	}
+	fmt.Fprintf(stdout, "purged %d deliveries of sink %s\n", res.Purged, *sink)
 	return nil
 }

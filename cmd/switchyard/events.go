@@ -72,7 +72,7 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return writeJSONLines(stdout, evs)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT\tSOURCE\tTYPE\tSUBJECT\tRECEIVED\tDELIVERIES")
+	fmt.Fprintln(tw, "EVENT\tSOURCE\tPLATFORM ID\tTYPE\tSUBJECT\tRECEIVED\tDELIVERIES")
 	for _, ev := range evs {
 		ds := ""
 		for i, d := range ev.Deliveries {
@@ -84,7 +84,11 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if ds == "" {
 			ds = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Source, ev.EventType, oneLine(ev.Subject, 40),
+		external := ev.ExternalID
+		if external == "" {
+			external = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Source, oneLine(external, 40), ev.EventType, oneLine(ev.Subject, 40),
 			ev.ReceivedAt.Format(time.RFC3339), ds)
 	}
 	tw.Flush()

@@ -26,6 +26,8 @@ Usage:
                                               sign EVENT.json as the source would and POST it
   switchyard deliveries list --config FILE [--state dead] [--sink NAME] [--since DUR]
                                               list deliveries (dead letters, retries, …)
+  switchyard deliveries purge --config FILE --sink NAME [--state S] [--before DUR] --dry-run|--yes
+                                              delete a (removed) sink's deliveries
   switchyard events list|get --config FILE   list stored events with their deliveries, or show one
   switchyard replay  --config FILE --delivery ID | --event ID | --sink NAME [--state dead] [--since DUR]
                                               queue deliveries again (also while serving)

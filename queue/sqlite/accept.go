@@ -1,4 +1,4 @@
-package queue
+package sqlite
 
 import (
 	"bytes"
@@ -6,42 +6,16 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/queue"
 )
-
-// Target is a sink an accepted event must reach.
-type Target struct {
-	Sink   string
-	Routes []string
-}
-
-// Incoming is an event to accept.
-type Incoming struct {
-	Event   *event.Event
-	Targets []Target
-	// DedupWindow is how long an event's dedup key makes a later event
-	// with the same key a duplicate; zero is for as long as the event is
-	// stored.
-	DedupWindow time.Duration
-}
-
-// Accepted is the outcome of Accept.
-type Accepted struct {
-	// EventID is the stored event's id: the incoming event's, or for a
-	// duplicate the id of the event first stored with the same key.
-	EventID   string
-	Duplicate bool
-	// Deliveries are the ids of the deliveries created, one per target.
-	Deliveries []string
-}
 
 // Accept stores the event and one pending delivery per target in one
 // transaction. An event whose source and dedup key were stored within
 // the dedup window is a duplicate: nothing is written and the original
 // id is returned.
-func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
+func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, error) {
 	ev := in.Event
 	data := []byte(ev.Data)
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -54,12 +28,12 @@ func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
 	}
 	now := s.now().UnixMilli()
 	receivedMS := ev.ReceivedAt.UnixMilli()
-	var res Accepted
-	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
-		res = Accepted{}
+	var res queue.Accepted
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
+		res = queue.Accepted{}
 		insert := func() (bool, error) {
 			r, err := s.exec(ctx, tx, sqlInsertEvent, ev.ID, ev.Source, dedup, ev.EventType, ev.Subject, receivedMS,
-				occurred, received, ev.AgentID, ev.AgentName, data)
+				occurred, received, ev.AgentID, ev.AgentName, ev.ExternalID, data)
 			if err != nil {
 				return false, fmt.Errorf("insert event: %w", err)
 			}
@@ -68,41 +42,43 @@ func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
 		}
 		inserted, err := insert()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if !inserted {
 			var firstAt int64
 			if err := s.queryRow(ctx, tx, sqlFindDuplicate, ev.Source, dedup).Scan(&res.EventID, &firstAt); err != nil {
-				return 0, fmt.Errorf("find duplicate: %w", err)
+				return nil, fmt.Errorf("find duplicate: %w", err)
 			}
 			if in.DedupWindow <= 0 || receivedMS-firstAt < in.DedupWindow.Milliseconds() {
 				res.Duplicate = true
-				return 0, nil
+				return nil, nil
 			}
 			// The first event is outside the window: it gives up the key
 			// (it stays stored until pruned) and this one is new.
 			if _, err := s.exec(ctx, tx, sqlExpireKey, res.EventID); err != nil {
-				return 0, fmt.Errorf("expire dedup key: %w", err)
+				return nil, fmt.Errorf("expire dedup key: %w", err)
 			}
 			if inserted, err = insert(); err != nil {
-				return 0, err
+				return nil, err
 			} else if !inserted {
-				return 0, fmt.Errorf("insert event %s: dedup key still taken", ev.ID)
+				return nil, fmt.Errorf("insert event %s: dedup key still taken", ev.ID)
 			}
 		}
 		res.EventID = ev.ID
-		for _, t := range in.Targets {
+		deltas := make([]sinkDelta, len(in.Targets))
+		for i, t := range in.Targets {
 			id := event.NewID("dlv_", ev.ReceivedAt)
 			if _, err := s.exec(ctx, tx, sqlInsertDelivery,
 				id, ev.ID, t.Sink, strings.Join(t.Routes, ","), ev.Subject, now, now, now); err != nil {
-				return 0, fmt.Errorf("insert delivery: %w", err)
+				return nil, fmt.Errorf("insert delivery: %w", err)
 			}
 			res.Deliveries = append(res.Deliveries, id)
+			deltas[i] = sinkDelta{t.Sink, 1}
 		}
-		return int64(len(in.Targets)), nil
+		return deltas, nil
 	})
 	if err != nil {
-		return Accepted{}, err
+		return queue.Accepted{}, err
 	}
 	if !res.Duplicate && len(in.Targets) > 0 {
 		s.events.put(ev, len(data)+eventOverhead)
@@ -112,8 +88,8 @@ func (s *Store) Accept(ctx context.Context, in Incoming) (Accepted, error) {
 
 const (
 	sqlInsertEvent = `INSERT INTO events (id, source, dedup_key, event_type, subject, received_at,
-			occurred_at, received, agent_id, agent_name, data, event)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, X'') ON CONFLICT (source, dedup_key) DO NOTHING`
+			occurred_at, received, agent_id, agent_name, external_id, data, event)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, X'') ON CONFLICT (source, dedup_key) DO NOTHING`
 	sqlFindDuplicate  = `SELECT id, received_at FROM events WHERE source = ? AND dedup_key = ?`
 	sqlExpireKey      = `UPDATE events SET dedup_key = 'expired:' || id WHERE id = ?`
 	sqlInsertDelivery = `INSERT INTO deliveries (id, event_id, sink, routes, subject, state, created_at, next_at, updated_at)

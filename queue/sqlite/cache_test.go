@@ -1,4 +1,4 @@
-package queue
+package sqlite
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/queue"
 
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/internal/sqlitedb"
@@ -44,11 +46,11 @@ func TestLeaseReadsEvictedEvents(t *testing.T) {
 	s.events = newEventCache(1) // nothing fits: every lease reads the table
 	ctx := context.Background()
 	ev := newEvent(c, "k1")
-	if _, err := s.Accept(ctx, Incoming{Event: ev, Targets: targets("a", "b")}); err != nil {
+	if _, err := s.Accept(ctx, queue.Incoming{Event: ev, Targets: targets("a", "b")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, sink := range []string{"a", "b"} {
-		ds, err := s.Lease(ctx, LeaseRequest{Sink: sink, Limit: 1, For: time.Minute})
+		ds, err := s.Lease(ctx, queue.LeaseRequest{Sink: sink, Limit: 1, For: time.Minute})
 		if err != nil || len(ds) != 1 {
 			t.Fatalf("lease %s: %v, %v", sink, ds, err)
 		}
@@ -61,10 +63,10 @@ func TestLeaseReadsEvictedEvents(t *testing.T) {
 	// Each delivery has its own copy: a sink changing it changes no other.
 	s.events = newEventCache(1 << 20)
 	ev2 := newEvent(c, "k2")
-	s.Accept(ctx, Incoming{Event: ev2, Targets: targets("a", "b")})
-	da, _ := s.Lease(ctx, LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
+	s.Accept(ctx, queue.Incoming{Event: ev2, Targets: targets("a", "b")})
+	da, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
 	da[0].Event.EventType = "changed by a sink"
-	db, _ := s.Lease(ctx, LeaseRequest{Sink: "b", Limit: 1, For: time.Minute})
+	db, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "b", Limit: 1, For: time.Minute})
 	if db[0].Event.EventType != ev2.EventType {
 		t.Fatalf("sink b sees %q: a change by sink a leaked through the cache", db[0].Event.EventType)
 	}
@@ -86,10 +88,10 @@ func TestEventRoundTrip(t *testing.T) {
 		{ID: event.NewID("evt_", c.Now()), Source: "chat", EventType: "newMessage", ReceivedAt: c.Now()},
 	} {
 		ev.DedupKey = fmt.Sprint("k", i)
-		if _, err := s.Accept(ctx, Incoming{Event: ev, Targets: targets("a")}); err != nil {
+		if _, err := s.Accept(ctx, queue.Incoming{Event: ev, Targets: targets("a")}); err != nil {
 			t.Fatal(err)
 		}
-		ds, err := s.Lease(ctx, LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
+		ds, err := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
 		if err != nil || len(ds) != 1 {
 			t.Fatalf("lease: %v, %v", ds, err)
 		}
@@ -108,7 +110,7 @@ func TestEventRoundTrip(t *testing.T) {
 		if err != nil || string(info.JSON) != string(wj) || !info.ReceivedAt.Equal(want.ReceivedAt) {
 			t.Fatalf("Event(%s) = %s, %v; want %s", ev.ID, info.JSON, err, wj)
 		}
-		s.Complete(ctx, &ds[0], Outcome{State: StateDelivered})
+		s.Complete(ctx, &ds[0], queue.Outcome{State: queue.StateDelivered})
 	}
 }
 
@@ -137,7 +139,7 @@ func TestLeasesEventsStoredBySchemaV2(t *testing.T) {
 	db.Close()
 
 	s := open(t, dir, newClock())
-	ds, err := s.Lease(ctx, LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
+	ds, err := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("lease: %v, %v", ds, err)
 	}

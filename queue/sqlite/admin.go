@@ -1,4 +1,4 @@
-package queue
+package sqlite
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/queue"
 )
 
 // Counts returns how many deliveries are in each state, per sink.
@@ -32,44 +34,7 @@ func (s *Store) Counts(ctx context.Context) (map[string]map[string]int, error) {
 	return out, rows.Err()
 }
 
-// DeliveryInfo is a delivery's stored state.
-type DeliveryInfo struct {
-	ID         string
-	EventID    string
-	EventType  string
-	Source     string
-	Sink       string
-	Subject    string
-	Routes     []string
-	State      string
-	Attempts   int
-	Replays    int
-	LastError  string
-	LastStatus int
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
-	// NextAt is when a waiting delivery is due.
-	NextAt time.Time
-}
-
-// Filter selects deliveries. Zero fields select everything.
-type Filter struct {
-	// ID selects one delivery.
-	ID      string
-	EventID string
-	Sink    string
-	// States are the states to select; any state when empty.
-	States []string
-	// Since selects deliveries whose state changed at or after it.
-	Since time.Time
-	// Limit bounds List (newest first); 0 is no limit.
-	Limit int
-}
-
-// States lists the valid delivery states.
-var States = []string{StatePending, StateFailed, StateDelivered, StateDead}
-
-func (f Filter) where() (string, []any, error) {
+func where(f queue.Filter) (string, []any, error) {
 	var conds []string
 	var args []any
 	if f.ID != "" {
@@ -84,8 +49,8 @@ func (f Filter) where() (string, []any, error) {
 	if len(f.States) > 0 {
 		marks := make([]string, len(f.States))
 		for i, st := range f.States {
-			if !slices.Contains(States, st) {
-				return "", nil, fmt.Errorf("unknown state %q: one of %s", st, strings.Join(States, ", "))
+			if !slices.Contains(queue.States, st) {
+				return "", nil, fmt.Errorf("unknown state %q: one of %s", st, strings.Join(queue.States, ", "))
 			}
 			marks[i] = "?"
 			args = append(args, st)
@@ -95,6 +60,9 @@ func (f Filter) where() (string, []any, error) {
 	if !f.Since.IsZero() {
 		conds, args = append(conds, "d.updated_at >= ?"), append(args, f.Since.UnixMilli())
 	}
+	if !f.Before.IsZero() {
+		conds, args = append(conds, "d.updated_at < ?"), append(args, f.Before.UnixMilli())
+	}
 	if len(conds) == 0 {
 		return "1", nil, nil
 	}
@@ -102,8 +70,8 @@ func (f Filter) where() (string, []any, error) {
 }
 
 // List returns the deliveries f selects, most recently changed first.
-func (s *Store) List(ctx context.Context, f Filter) ([]DeliveryInfo, error) {
-	where, args, err := f.where()
+func (s *Store) List(ctx context.Context, f queue.Filter) ([]queue.DeliveryInfo, error) {
+	where, args, err := where(f)
 	if err != nil {
 		return nil, err
 	}
@@ -119,9 +87,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]DeliveryInfo, error) {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
 	defer rows.Close()
-	var out []DeliveryInfo
+	var out []queue.DeliveryInfo
 	for rows.Next() {
-		var d DeliveryInfo
+		var d queue.DeliveryInfo
 		var routes string
 		var created, updated, next int64
 		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.Source, &d.Sink, &d.Subject, &routes, &d.State, &d.Attempts, &d.Replays,
@@ -136,57 +104,149 @@ func (s *Store) List(ctx context.Context, f Filter) ([]DeliveryInfo, error) {
 }
 
 // Deliveries returns the deliveries of an event, by sink.
-func (s *Store) Deliveries(ctx context.Context, eventID string) ([]DeliveryInfo, error) {
-	ds, err := s.List(ctx, Filter{EventID: eventID})
-	slices.SortFunc(ds, func(a, b DeliveryInfo) int { return strings.Compare(a.Sink, b.Sink) })
+func (s *Store) Deliveries(ctx context.Context, eventID string) ([]queue.DeliveryInfo, error) {
+	ds, err := s.List(ctx, queue.Filter{EventID: eventID})
+	slices.SortFunc(ds, func(a, b queue.DeliveryInfo) int { return strings.Compare(a.Sink, b.Sink) })
 	return ds, err
 }
 
-// ErrNoFilter refuses a replay that would select every delivery.
-var ErrNoFilter = errors.New("replay needs a delivery id, an event id or a sink")
-
-// Replay queues the deliveries f selects again, due now, with a fresh
-// attempt count and max_age. A delivery with an attempt in flight in
-// this process is left alone. It returns how many deliveries were queued. Replay works
-// while a gateway runs on the same storage: its workers pick the
-// deliveries up when they next look at the queue.
-func (s *Store) Replay(ctx context.Context, f Filter) (int64, error) {
+// Replay implements queue.Store. It works while a gateway runs on the
+// same storage (the replay command): its workers pick the deliveries
+// up when they next look at the queue. A delivery with an attempt in
+// flight is replayed after that attempt: the attempt's outcome goes to
+// the history, and the delivery stays due.
+func (s *Store) Replay(ctx context.Context, f queue.Filter) (int64, error) {
 	if f.ID == "" && f.EventID == "" && f.Sink == "" {
-		return 0, ErrNoFilter
+		return 0, queue.ErrNoFilter
 	}
 	f.Limit = 0
-	where, args, err := f.where()
+	where, args, err := where(f)
 	if err != nil {
 		return 0, err
 	}
 	now := s.now().UnixMilli()
-	// Leases are this process's: a replay from another process (the
-	// CLI) cannot see attempts in flight in the gateway. The gateway
-	// still attempts such a delivery once at a time, and the attempt's
-	// outcome applies to the replayed delivery.
-	if held := s.leases.all(s.now()); len(held) > 0 {
-		where += " AND d.id NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
-		for _, id := range held {
-			args = append(args, id)
-		}
-	}
 	var n int64
-	err = s.write(ctx, func(tx *sql.Tx) (int64, error) {
-		var revived int64 // deliveries that stop being finished
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deliveries d WHERE `+where+
-			` AND d.state IN ('delivered', 'dead')`, args...).Scan(&revived); err != nil {
-			return 0, fmt.Errorf("replay: %w", err)
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
+		// Deliveries that stop being finished wait again.
+		revived, err := countBySink(ctx, tx, `SELECT d.sink, count(*) FROM deliveries d WHERE `+where+
+			` AND d.state IN ('delivered', 'dead') GROUP BY d.sink`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
 		}
 		r, err := tx.ExecContext(ctx, `UPDATE deliveries AS d SET state = 'pending', attempts = 0, next_at = ?,
 			replayed_at = ?, replays = replays + 1, updated_at = ? WHERE `+where,
 			append([]any{now, now, now}, args...)...)
 		if err != nil {
-			return 0, fmt.Errorf("replay: %w", err)
+			return nil, fmt.Errorf("replay: %w", err)
 		}
 		n, err = r.RowsAffected()
 		return revived, err
 	})
 	return n, err
+}
+
+// countBySink runs q, which selects (sink, count) rows, into deltas.
+func countBySink(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]sinkDelta, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sinkDelta
+	for rows.Next() {
+		var d sinkDelta
+		if err := rows.Scan(&d.sink, &d.n); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Purge implements queue.Store. Deliveries with an attempt in flight in
+// this process are left alone.
+func (s *Store) Purge(ctx context.Context, f queue.Filter, dryRun bool) (int64, error) {
+	if f.Sink == "" {
+		return 0, queue.ErrNoFilter
+	}
+	f.Limit = 0
+	where, args, err := where(f)
+	if err != nil {
+		return 0, err
+	}
+	if held := s.leases.activeIDs(s.now()); len(held) > 0 {
+		where += " AND d.id NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
+		for _, id := range held {
+			args = append(args, id)
+		}
+	}
+	if dryRun {
+		var n int64
+		err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM deliveries d WHERE `+where, args...).Scan(&n)
+		if err != nil {
+			return 0, fmt.Errorf("purge: %w", err)
+		}
+		return n, nil
+	}
+	var n int64
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
+		waiting, err := countBySink(ctx, tx, `SELECT d.sink, -count(*) FROM deliveries d WHERE `+where+
+			` AND d.state IN ('pending', 'failed') GROUP BY d.sink`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("purge: %w", err)
+		}
+		r, err := tx.ExecContext(ctx, `DELETE FROM deliveries AS d WHERE `+where, args...)
+		if err != nil {
+			return nil, fmt.Errorf("purge: %w", err)
+		}
+		n, err = r.RowsAffected()
+		return waiting, err
+	})
+	return n, err
+}
+
+// Attempts implements queue.Store: the history, and a first attempt
+// that delivered, which only the delivery row records.
+func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]queue.AttemptInfo, error) {
+	var (
+		state             string
+		attempts, replays int
+		status            int
+		updated, took     int64
+	)
+	err := s.rdb.QueryRowContext(ctx, `SELECT state, attempts, replays, last_status, updated_at, took_ms FROM deliveries WHERE id = ?`,
+		deliveryID).Scan(&state, &attempts, &replays, &status, &updated, &took)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("delivery %s: %w", deliveryID, queue.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT replays, attempt, at, took_ms, state, status, error FROM attempts
+		WHERE delivery_id = ? ORDER BY replays, attempt`, deliveryID)
+	if err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	defer rows.Close()
+	var out []queue.AttemptInfo
+	for rows.Next() {
+		var a queue.AttemptInfo
+		var at, tookMS int64
+		if err := rows.Scan(&a.Replays, &a.Attempt, &at, &tookMS, &a.State, &a.Status, &a.Error); err != nil {
+			return nil, fmt.Errorf("attempts: %w", err)
+		}
+		a.At, a.Took = time.UnixMilli(at), time.Duration(tookMS)*time.Millisecond
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	if state == queue.StateDelivered && attempts > 0 &&
+		(len(out) == 0 || out[len(out)-1].Replays != replays || out[len(out)-1].Attempt != attempts) {
+		out = append(out, queue.AttemptInfo{Attempt: attempts, Replays: replays, At: time.UnixMilli(updated),
+			Took: time.Duration(took) * time.Millisecond, State: state, Status: status})
+	}
+	return out, nil
 }
 
 // OldestPending returns when the oldest delivery still waiting (pending
@@ -224,34 +284,10 @@ func (s *Store) WaitingBySink(ctx context.Context) (map[string]int64, error) {
 	return out, rows.Err()
 }
 
-// ErrNotFound is an event or delivery the store does not hold.
-var ErrNotFound = errors.New("not found")
-
-// EventInfo is a stored event.
-type EventInfo struct {
-	ID         string
-	Source     string
-	EventType  string
-	Subject    string
-	ReceivedAt time.Time
-	// JSON is the normalized event as stored.
-	JSON []byte
-}
-
-// EventFilter selects events. Zero fields select everything.
-type EventFilter struct {
-	Source    string
-	EventType string
-	// Since selects events received at or after it.
-	Since time.Time
-	// Limit bounds the list (newest first); 0 is no limit.
-	Limit int
-}
-
 const sqlEventColumns = `SELECT ` + storedEventColumns + ` FROM events`
 
 // Events returns the events f selects, newest first.
-func (s *Store) Events(ctx context.Context, f EventFilter) ([]EventInfo, error) {
+func (s *Store) Events(ctx context.Context, f queue.EventFilter) ([]queue.EventInfo, error) {
 	var conds []string
 	var args []any
 	if f.Source != "" {
@@ -276,7 +312,7 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]EventInfo, error) 
 		return nil, fmt.Errorf("list events: %w", err)
 	}
 	defer rows.Close()
-	var out []EventInfo
+	var out []queue.EventInfo
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
@@ -288,24 +324,24 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]EventInfo, error) 
 }
 
 // Event returns one stored event, or ErrNotFound.
-func (s *Store) Event(ctx context.Context, id string) (EventInfo, error) {
+func (s *Store) Event(ctx context.Context, id string) (queue.EventInfo, error) {
 	e, err := scanEvent(s.rdb.QueryRowContext(ctx, sqlEventColumns+` WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return EventInfo{}, fmt.Errorf("event %s: %w", id, ErrNotFound)
+		return queue.EventInfo{}, fmt.Errorf("event %s: %w", id, queue.ErrNotFound)
 	}
 	return e, err
 }
 
-func scanEvent(row interface{ Scan(...any) error }) (EventInfo, error) {
+func scanEvent(row interface{ Scan(...any) error }) (queue.EventInfo, error) {
 	ev, err := scanStoredEvent(row)
 	if err != nil {
-		return EventInfo{}, err
+		return queue.EventInfo{}, err
 	}
 	body, err := ev.JSON()
 	if err != nil {
-		return EventInfo{}, fmt.Errorf("event %s: %w", ev.ID, err)
+		return queue.EventInfo{}, fmt.Errorf("event %s: %w", ev.ID, err)
 	}
-	return EventInfo{ID: ev.ID, Source: ev.Source, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
+	return queue.EventInfo{ID: ev.ID, Source: ev.Source, ExternalID: ev.ExternalID, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
 }
 
 // Prune deletes events received before their source's dedup window
@@ -340,16 +376,16 @@ func (s *Store) Prune(ctx context.Context, window func(source string) time.Durat
 		// Small batches keep the writer free for incoming events.
 		for {
 			var n int64
-			err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
+			err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
 				r, err := tx.ExecContext(ctx, `DELETE FROM events WHERE rowid IN (
 					SELECT e.rowid FROM events e WHERE e.source = ? AND e.received_at < ?
 					AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state != 'delivered')
 					LIMIT 500)`, src, cutoff)
 				if err != nil {
-					return 0, err
+					return nil, err
 				}
 				n, err = r.RowsAffected()
-				return 0, err
+				return nil, err
 			})
 			if err != nil {
 				return total, fmt.Errorf("prune: %w", err)
@@ -362,16 +398,3 @@ func (s *Store) Prune(ctx context.Context, window func(source string) time.Durat
 	}
 	return total, nil
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

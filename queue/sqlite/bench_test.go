@@ -1,4 +1,4 @@
-package queue
+package sqlite
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/queue"
 
 	"github.com/switchyard/switchyard/event"
 )
@@ -38,7 +40,7 @@ func benchmarkLifecycle(b *testing.B, ordered bool) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for delivered.Load() < int64(b.N) {
-			ds, err := s.Lease(ctx, LeaseRequest{Sink: "hook", Limit: 32, For: time.Minute, Ordered: ordered})
+			ds, err := s.Lease(ctx, queue.LeaseRequest{Sink: "hook", Limit: 32, For: time.Minute, Ordered: ordered})
 			if err != nil {
 				b.Error(err)
 				return
@@ -54,7 +56,7 @@ func benchmarkLifecycle(b *testing.B, ordered bool) {
 			var cw sync.WaitGroup
 			for _, d := range ds {
 				cw.Go(func() {
-					if err := s.Complete(ctx, &d, Outcome{State: StateDelivered, Status: 200}); err != nil {
+					if err := s.Complete(ctx, &d, queue.Outcome{State: queue.StateDelivered, Status: 200}); err != nil {
 						b.Error(err)
 					}
 					delivered.Add(1)
@@ -76,7 +78,7 @@ func benchmarkLifecycle(b *testing.B, ordered bool) {
 				Subject: fmt.Sprintf("sess-%d", n%500), Timestamp: now, ReceivedAt: now,
 				Data: data, DedupKey: fmt.Sprintf("key:%d", n),
 			}
-			if _, err := s.Accept(ctx, Incoming{Event: ev, Targets: []Target{{Sink: "hook", Routes: []string{"all"}}}}); err != nil {
+			if _, err := s.Accept(ctx, queue.Incoming{Event: ev, Targets: []queue.Target{{Sink: "hook", Routes: []string{"all"}}}}); err != nil {
 				b.Error(err)
 			}
 		}

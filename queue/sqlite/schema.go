@@ -1,4 +1,4 @@
-package queue
+package sqlite
 
 // migrations[i] moves the schema from user_version i to i+1. Append
 // only: a released migration never changes.
@@ -60,5 +60,26 @@ ALTER TABLE events ADD COLUMN received TEXT NOT NULL DEFAULT '';     -- received
 ALTER TABLE events ADD COLUMN agent_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE events ADD COLUMN agent_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE events ADD COLUMN data BLOB;
+`,
+	// v4: the history of a delivery's attempts (all but a first attempt
+	// that delivered, which the delivery row records, with how long it
+	// took), the id the platform gave an event, and a row the store
+	// writes to find out whether writes work again after a fault.
+	`
+ALTER TABLE deliveries ADD COLUMN took_ms INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE attempts (
+	delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+	replays     INTEGER NOT NULL,           -- the run: how many replays came before it
+	attempt     INTEGER NOT NULL,           -- from 1 in each run
+	at          INTEGER NOT NULL,           -- when it ended, Unix milliseconds
+	took_ms     INTEGER NOT NULL,
+	state       TEXT NOT NULL,              -- its outcome: delivered, failed or dead
+	status      INTEGER NOT NULL,
+	error       TEXT NOT NULL,
+	PRIMARY KEY (delivery_id, replays, attempt)
+) WITHOUT ROWID;
+ALTER TABLE events ADD COLUMN external_id TEXT NOT NULL DEFAULT '';
+-- written while writes fail, to learn when they work again
+CREATE TABLE health_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 `,
 }

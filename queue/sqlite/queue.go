@@ -1,0 +1,741 @@
+// Package sqlite is the embedded queue.Store: events and their
+// deliveries in a SQLite database (WAL) in the storage directory,
+// written by one writer that commits concurrent requests together.
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/switchyard/switchyard/internal/groupcommit"
+	"github.com/switchyard/switchyard/internal/sqlitedb"
+	"github.com/switchyard/switchyard/queue"
+)
+
+var _ queue.Store = (*Store)(nil)
+
+// Options configures a store.
+type Options struct {
+	// Synchronous is SQLite's synchronous level: "full" (default) makes
+	// each commit durable across power loss before it returns; "normal"
+	// only across process crashes.
+	Synchronous string
+	// BusyTimeout is how long a write waits for another process (such as
+	// the replay command) to release the database.
+	BusyTimeout time.Duration
+	Logger      *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// SyncHook, when set, runs before each fsync of the WAL, and an
+	// error it returns stands in for the fsync's: the fault tests' way
+	// to make an fsync fail.
+	SyncHook func() error
+
+	// idleTruncate replaces idleTruncate (tests).
+	idleTruncate time.Duration
+}
+
+// Store is the SQLite queue. Its methods are safe for concurrent use.
+type Store struct {
+	db   *sql.DB // one connection, used only by the writer goroutine
+	rdb  *sql.DB // readers
+	cdb  *sql.DB // the checkpointer's connection
+	path string
+	log  *slog.Logger
+	now  func() time.Time
+
+	// backlog counts deliveries waiting (pending or failed), per sink.
+	// Writes keep it current; the writer recounts now and then, since
+	// other processes (the replay command) change the file too.
+	bmu     sync.Mutex
+	backlog map[string]int64
+
+	// commits and committed count transactions and the writes in them,
+	// for the group-commit benchmark.
+	commits, committed atomic.Int64
+	// fsyncs counts the syncer's fsyncs.
+	fsyncs atomic.Int64
+	// lastWrite is when the writer last committed (Unix nanoseconds),
+	// for the checkpointer's idle truncation after idleAfter.
+	lastWrite atomic.Int64
+	idleAfter time.Duration
+
+	// health is the error of the last failed write, nil once one
+	// succeeds; failed latches a fault the store cannot vouch for.
+	health atomic.Pointer[error]
+	failed atomic.Pointer[error]
+	// healthLog warns once per change of error, not once per write.
+	healthLog struct {
+		sync.Mutex
+		last string
+	}
+
+	// stmts are the hot writes, prepared once on the writer's
+	// connection (parsing SQL costs as much as running it).
+	stmts map[string]*sql.Stmt
+
+	leases leases
+	events *eventCache
+
+	// syncs carries committed batches to the syncer, which answers them
+	// once the WAL is on disk; nil at synchronous=normal.
+	syncs chan []*op
+	wal   *os.File // the WAL, for the syncer's fsync
+	// syncHook is Options.SyncHook.
+	syncHook func() error
+
+	ops       chan *op
+	closing   chan struct{} // closed by Close
+	done      chan struct{} // closed when the writer has exited
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// FileName is the queue database's name inside the storage directory.
+const FileName = "queue.db"
+
+// walSizeLimit bounds the WAL file kept after a checkpoint resets it:
+// a burst grows it, and SQLite truncates it back to this.
+const walSizeLimit = 64 << 20
+
+// Open opens (creating if needed) the queue in dir and migrates it.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create storage dir: %w", err)
+	}
+	sync := strings.ToUpper(opts.Synchronous)
+	switch sync {
+	case "":
+		sync = "FULL"
+	case "FULL", "NORMAL":
+	default:
+		return nil, fmt.Errorf("synchronous %q: want full or normal", opts.Synchronous)
+	}
+	path := filepath.Join(dir, FileName)
+	// At FULL, SQLite would fsync the WAL inside every commit, and the
+	// writer could not run the next batch until the disk answered. The
+	// store instead commits at NORMAL (written to the WAL, not yet
+	// synced) and a second goroutine fsyncs the WAL and only then
+	// answers the batches committed before the fsync: each answer still
+	// waits for the disk, but the writer runs the next batch meanwhile.
+	// That needs a second CPU: on one, the writer would only take CPU
+	// from the handlers whose requests make its batches, and commit
+	// smaller ones (BenchmarkAccept -cpu 1: 25% slower), so there SQLite
+	// fsyncs inside the commit. A sync hook (tests) needs the syncer.
+	syncWAL := sync == "FULL" && (runtime.GOMAXPROCS(0) > 1 || opts.SyncHook != nil)
+	o := sqlitedb.Options{Synchronous: sync, BusyTimeout: opts.BusyTimeout, ForeignKeys: true}
+	if syncWAL {
+		o.Synchronous = "NORMAL"
+	}
+	db, err := sqlitedb.Open(ctx, path, o)
+	if err != nil {
+		return nil, fmt.Errorf("open queue db %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1) // one writer; group commit batches through it
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	closeAll := func(dbs ...*sql.DB) {
+		for _, d := range dbs {
+			if d != nil {
+				d.Close()
+			}
+		}
+	}
+	if err := sqlitedb.Migrate(ctx, db, migrations); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate queue db %s: %w", path, err)
+	}
+	// Checkpoints copy the WAL into the database file. SQLite runs them
+	// inside a commit once the WAL passes 1000 pages, which stalls every
+	// request waiting on that commit; a separate connection does them
+	// instead, beside the writer. After a checkpoint, the WAL is cut
+	// back to walSizeLimit.
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = %d`, walSizeLimit)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue db %s: %w", path, err)
+	}
+	// The WAL now exists: make its directory entry durable, once, so
+	// that a power loss cannot take the file with the commits in it.
+	if err := syncDir(dir); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue db %s: %w", path, err)
+	}
+	o.QueryOnly = true
+	rdb, err := sqlitedb.Open(ctx, path, o)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open queue db %s: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(4)
+
+	s := &Store{
+		db:        db,
+		rdb:       rdb,
+		path:      path,
+		log:       opts.Logger,
+		now:       opts.Now,
+		backlog:   map[string]int64{},
+		ops:       make(chan *op, 1024),
+		leases:    leases{held: map[string]map[string]*lease{}},
+		events:    newEventCache(eventCacheBytes),
+		syncHook:  opts.SyncHook,
+		idleAfter: cmp.Or(opts.idleTruncate, idleTruncate),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.recount(ctx); err != nil {
+		closeAll(db, rdb)
+		return nil, err
+	}
+	o.QueryOnly = false
+	if s.cdb, err = sqlitedb.Open(ctx, path, o); err != nil {
+		closeAll(db, rdb)
+		return nil, fmt.Errorf("open queue db %s: %w", path, err)
+	}
+	s.cdb.SetMaxOpenConns(1)
+	s.cdb.SetMaxIdleConns(1)
+	s.cdb.SetConnMaxLifetime(0)
+	if _, err := s.cdb.ExecContext(ctx, fmt.Sprintf(`PRAGMA journal_size_limit = %d`, walSizeLimit)); err != nil {
+		closeAll(db, rdb, s.cdb)
+		return nil, fmt.Errorf("queue db %s: %w", path, err)
+	}
+	if err := s.prepare(ctx); err != nil {
+		closeAll(db, rdb, s.cdb)
+		return nil, fmt.Errorf("prepare queue statements: %w", err)
+	}
+	if syncWAL {
+		s.syncs = make(chan []*op, maxBatch)
+		synced := make(chan struct{})
+		s.wg.Go(func() {
+			defer close(synced)
+			s.syncer()
+		})
+		s.wg.Go(func() {
+			defer close(s.done)
+			s.writer()
+			close(s.syncs)
+			<-synced
+		})
+	} else {
+		s.wg.Go(func() {
+			defer close(s.done)
+			s.writer()
+		})
+	}
+	s.wg.Go(s.checkpointer)
+	return s, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open storage dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync storage dir: %w", err)
+	}
+	return nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Describe implements queue.Store.
+func (s *Store) Describe() string { return "sqlite " + s.path }
+
+// Close waits for queued writes, then closes the database. It is safe to
+// call more than once.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.wg.Wait()
+		for _, st := range s.stmts {
+			st.Close()
+		}
+		err = errors.Join(s.db.Close(), s.rdb.Close(), s.cdb.Close())
+		if s.wal != nil {
+			s.wal.Close()
+		}
+	})
+	return err
+}
+
+// Waiting implements queue.Store.
+func (s *Store) Waiting(sink string) int64 {
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	return s.backlog[sink]
+}
+
+// Pending is the number of deliveries waiting, of every sink.
+func (s *Store) Pending() int64 {
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	var n int64
+	for _, c := range s.backlog {
+		n += c
+	}
+	return n
+}
+
+func (s *Store) recount(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT sink, count(*) FROM deliveries WHERE state IN ('pending', 'failed') GROUP BY sink`)
+	if err != nil {
+		return fmt.Errorf("count pending deliveries: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]int64{}
+	for rows.Next() {
+		var sink string
+		var n int64
+		if err := rows.Scan(&sink, &n); err != nil {
+			return fmt.Errorf("count pending deliveries: %w", err)
+		}
+		counts[sink] = n
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("count pending deliveries: %w", err)
+	}
+	s.bmu.Lock()
+	s.backlog = counts
+	s.bmu.Unlock()
+	return nil
+}
+
+// hot lists the statements worth preparing: those run for every event
+// or every attempt.
+var hot = []string{sqlInsertEvent, sqlInsertDelivery, sqlFindDuplicate, sqlExpireKey,
+	sqlDelivered, sqlFailed, sqlDead, sqlInsertAttempt}
+
+// eventCacheBytes bounds the cache of recently accepted events that
+// spares leases a read and a decode: a few seconds of peak traffic.
+const eventCacheBytes = 8 << 20
+
+// prepare prepares the hot statements. It runs before the writer
+// starts: the writer's one connection is free.
+func (s *Store) prepare(ctx context.Context) error {
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range hot {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+// exec runs q in tx, prepared if it is hot.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if st, ok := s.stmts[q]; ok {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, q, args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st, ok := s.stmts[q]; ok {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, q, args...)
+}
+
+// checkpointEvery is how often the checkpointer copies the WAL into the
+// database file; after idleTruncate without a write, it also cuts the
+// WAL back to nothing.
+const (
+	checkpointEvery = 250 * time.Millisecond
+	idleTruncate    = 5 * time.Second
+)
+
+// checkpointer runs passive checkpoints, which never wait for (nor
+// block) the writer or readers, until the store closes; once the queue
+// has been idle a while, one truncating checkpoint gives the disk back.
+// SQLite runs a last one when the store closes.
+func (s *Store) checkpointer() {
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	var last string // warn when the error changes, not four times a second
+	truncated := true
+	var probed time.Time
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		if s.health.Load() != nil && s.failed.Load() == nil && time.Since(probed) >= probeEvery {
+			probed = time.Now()
+			s.probe()
+		}
+		mode := "PASSIVE"
+		idle := time.Since(time.Unix(0, s.lastWrite.Load())) > s.idleAfter
+		if idle && !truncated {
+			mode = "TRUNCATE"
+		}
+		var busy, logPages, done int
+		err := s.cdb.QueryRow(`PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &logPages, &done)
+		switch {
+		case err != nil && err.Error() != last:
+			s.log.Warn("checkpoint queue db", "err", err)
+			last = err.Error()
+		case err == nil && last != "":
+			s.log.Info("checkpoint queue db: working again")
+			last = ""
+		}
+		if mode == "TRUNCATE" && err == nil && busy == 0 {
+			truncated = true
+		}
+		if !idle {
+			truncated = false
+		}
+	}
+}
+
+// probeEvery is how often a store whose writes fail tries a write of
+// its own, so that it learns of the recovery even when nothing else
+// writes.
+const probeEvery = time.Second
+
+// probe writes a row (WAL frames, like any write) to learn whether
+// writes work again; its outcome updates Health.
+func (s *Store) probe() {
+	ctx, cancel := context.WithTimeout(context.Background(), probeEvery)
+	defer cancel()
+	s.write(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
+		_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)`, time.Now().UnixMilli())
+		return nil, err
+	})
+}
+
+// recountEvery is how often the writer recounts waiting deliveries.
+const recountEvery = 10 * time.Second
+
+// sinkDelta is how much a write changed the number of deliveries
+// waiting for a sink.
+type sinkDelta struct {
+	sink string
+	n    int64
+}
+
+// op is one write: fn runs inside a shared transaction, on the batch's
+// own context, and returns how it changed the waiting deliveries.
+type op struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error)
+	done chan error
+	// state is opQueued until the writer takes the op into a batch
+	// (opTaken) or its caller gives up waiting first (opAbandoned).
+	state atomic.Int32
+}
+
+const (
+	opQueued int32 = iota
+	opTaken
+	opAbandoned
+)
+
+// maxBatch bounds how many writes share one transaction.
+const maxBatch = 256
+
+// write runs fn in a transaction shared with concurrent writes (group
+// commit: one fsync for many requests) and returns once it is committed
+// and on disk. fn's own error rolls back only fn's changes. When ctx
+// ends before the writer takes the write, it is left out and ctx's
+// error returned; once taken, write waits for its outcome, so that an
+// error always means "not written".
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error)) error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case <-s.closing:
+		return queue.ErrClosed
+	default:
+	}
+	select {
+	case s.ops <- o:
+	case <-s.closing:
+		return queue.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-s.done:
+		// Close raced the send; the writer may have drained o already.
+		select {
+		case err := <-o.done:
+			return err
+		default:
+			return queue.ErrClosed
+		}
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opQueued, opAbandoned) {
+			return ctx.Err()
+		}
+		return <-o.done // taken: its outcome comes with its batch's
+	}
+}
+
+func (s *Store) writer() {
+	groupcommit.Loop[*op]{
+		Ops:    s.ops,
+		Stop:   s.closing,
+		Max:    maxBatch,
+		Commit: s.commit,
+		Every:  recountEvery,
+		// Between batches every committed delta is applied, so the
+		// count is exact for this process's writes.
+		Tick: func() {
+			if err := s.recount(context.Background()); err != nil {
+				s.log.Warn("recount pending deliveries", "err", err)
+			}
+		},
+	}.Run()
+}
+
+// commit runs batch in one transaction. Writes rarely fail, so they
+// run without savepoints (two statements less per write); when one does
+// fail on its own account, the transaction is rolled back and each
+// write runs again alone, so that one failure fails only its own write.
+// A storage fault (a full disk, a lock held by another process) fails
+// the whole batch at once: running each write alone would only repeat
+// it. Writes whose callers gave up before the batch began are left out.
+func (s *Store) commit(batch []*op) {
+	live := batch[:0]
+	for _, o := range batch {
+		if o.ctx.Err() != nil && o.state.CompareAndSwap(opQueued, opAbandoned) {
+			o.done <- o.ctx.Err()
+			continue
+		}
+		if o.state.CompareAndSwap(opQueued, opTaken) {
+			live = append(live, o)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) > 1 {
+		if s.tryBatch(live) {
+			return
+		}
+	}
+	for _, o := range live {
+		s.tryBatch([]*op{o})
+	}
+}
+
+// tryBatch commits batch and reports each write's outcome, or, for a
+// batch of several where a write failed on its own account, rolls back
+// and reports nothing, returning false.
+func (s *Store) tryBatch(batch []*op) bool {
+	ctx := context.Background()
+	fail := func(err error) bool {
+		s.noteFault(err)
+		for _, o := range batch {
+			o.done <- err
+		}
+		return true
+	}
+	if p := s.failed.Load(); p != nil {
+		return fail(*p)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(fmt.Errorf("begin: %w", err))
+	}
+	var deltas []sinkDelta
+	for _, o := range batch {
+		d, err := o.fn(ctx, tx)
+		if err != nil {
+			tx.Rollback()
+			if len(batch) > 1 && !storageFault(err) {
+				return false
+			}
+			return fail(err)
+		}
+		deltas = append(deltas, d...)
+	}
+	if err := tx.Commit(); err != nil {
+		err = fmt.Errorf("commit: %w", err)
+		if unvouched(err) {
+			s.latch(err)
+			err = *s.failed.Load()
+		}
+		return fail(err)
+	}
+	s.lastWrite.Store(time.Now().UnixNano())
+	if len(deltas) > 0 {
+		s.bmu.Lock()
+		for _, d := range deltas {
+			s.backlog[d.sink] += d.n
+		}
+		s.bmu.Unlock()
+	}
+	s.commits.Add(1)
+	s.committed.Add(int64(len(batch)))
+	if s.syncs != nil {
+		s.syncs <- slices.Clone(batch) // the writer reuses batch
+		return true
+	}
+	s.noteFault(nil)
+	for _, o := range batch {
+		o.done <- nil
+	}
+	return true
+}
+
+// storageFault reports whether err is the storage's, not the write's:
+// every write of a batch would meet it.
+func storageFault(err error) bool {
+	if errors.Is(err, queue.ErrFailed) {
+		return true
+	}
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case sqlite3.ErrFull, sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrIoErr, sqlite3.ErrReadonly,
+		sqlite3.ErrCantOpen, sqlite3.ErrNomem, sqlite3.ErrCorrupt, sqlite3.ErrNotADB, sqlite3.ErrProtocol:
+		return true
+	}
+	return false
+}
+
+// unvouched reports whether a failed commit may have left the database
+// file other than SQLite believes (an I/O error while writing or
+// syncing): then only a restart, recovering from the disk, is safe.
+func unvouched(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrIoErr || se.Code == sqlite3.ErrCorrupt)
+}
+
+// latch makes the store refuse every write from now on, with err.
+func (s *Store) latch(err error) {
+	failed := fmt.Errorf("%w: %w", queue.ErrFailed, err)
+	if s.failed.CompareAndSwap(nil, &failed) {
+		s.log.Error("queue storage failed: refusing writes until restart", "path", s.path, "err", err)
+	}
+}
+
+// noteFault records the outcome of a write for Health, warning once per
+// change of error rather than once per write.
+func (s *Store) noteFault(err error) {
+	if err != nil && !storageFault(err) {
+		return // the write's own problem, not the store's
+	}
+	if err == nil {
+		if s.health.Load() == nil {
+			return
+		}
+		s.health.Store(nil)
+	} else {
+		s.health.Store(&err)
+	}
+	s.healthLog.Lock()
+	defer s.healthLog.Unlock()
+	switch {
+	case err == nil && s.healthLog.last != "":
+		s.log.Info("queue storage writes again", "path", s.path)
+		s.healthLog.last = ""
+	case err != nil && err.Error() != s.healthLog.last:
+		s.log.Warn("queue storage cannot write", "path", s.path, "err", err)
+		s.healthLog.last = err.Error()
+	}
+}
+
+// Health implements queue.Store.
+func (s *Store) Health() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	if p := s.health.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// syncer answers committed batches once an fsync of the WAL that began
+// after their commit has returned. Batches that commit while it syncs
+// share the next fsync. A failed fsync latches the store: the pages it
+// was to write may never reach the disk (Linux can mark them clean), so
+// no later answer may rest on them.
+func (s *Store) syncer() {
+	var group []*op
+	for batch := range s.syncs {
+		group = append(group[:0], batch...)
+	more:
+		for {
+			select {
+			case b, ok := <-s.syncs:
+				if !ok {
+					break more
+				}
+				group = append(group, b...)
+			default:
+				break more
+			}
+		}
+		err := s.syncWAL()
+		if err != nil {
+			s.latch(err)
+			err = *s.failed.Load()
+		}
+		s.noteFault(err)
+		for _, o := range group {
+			o.done <- err
+		}
+		s.fsyncs.Add(1)
+	}
+}
+
+func (s *Store) syncWAL() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	if s.syncHook != nil {
+		if err := s.syncHook(); err != nil {
+			return fmt.Errorf("fsync WAL: %w", err)
+		}
+	}
+	if s.wal == nil {
+		// The WAL exists once anything is committed, and lives as long
+		// as the store's connections.
+		f, err := os.Open(s.path + "-wal")
+		if err != nil {
+			return fmt.Errorf("open WAL: %w", err)
+		}
+		s.wal = f
+	}
+	if err := s.wal.Sync(); err != nil {
+		return fmt.Errorf("fsync WAL: %w", err)
+	}
+	return nil
+}
