@@ -45,6 +45,10 @@ type Source struct {
 	// subscription check). It returns ErrChallengeRefused or
 	// ErrForbidden (wrapped), or a *BadRequestError.
 	Challenge func(r *Request) (*Reply, error)
+	// SecretHeaders are headers of this source's requests that carry a
+	// secret besides those SecretHeader knows (a custom verify.header):
+	// they are not stored with the event.
+	SecretHeaders []string
 }
 
 // Reply is a source's answer to a platform's setup request.
@@ -85,6 +89,9 @@ func NewSource(c SourceConfig) (Source, error) {
 		return Source{}, err
 	}
 	s := Source{Name: c.Name, Path: c.Path, Unauthenticated: built.Unauthenticated}
+	if c.Verify != nil && c.Verify.Header != "" {
+		s.SecretHeaders = []string{c.Verify.Header}
+	}
 	v := built.Verifier
 	s.Verify = func(r *Request) error {
 		err := v.Verify(r)
