@@ -17,7 +17,7 @@ var ErrStopped = errors.New("switchyard is stopping")
 
 // Reload loads the configuration file again and, if it is valid, applies
 // it: sources, routes and sinks added, removed or changed; storage.max_pending,
-// admin.token and log.events. Settings only a restart applies
+// admin.token, admin.viewer_token and log.events. Settings only a restart applies
 // (server.*, storage.dir, storage.synchronous, admin.listen,
 // metrics.listener) keep their running values and are listed in
 // Changes.NeedsRestart.
