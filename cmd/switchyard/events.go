@@ -12,7 +12,8 @@ import (
 	"github.com/switchyard/switchyard/admin"
 )
 
-const eventsUsage = "Usage: switchyard events list [--config FILE | --dir DIR] [--source NAME] [--type TYPE] [--since DUR] [--limit N] [--json]\n" +
+const eventsUsage = "Usage: switchyard events list [--config FILE | --dir DIR] [--source NAME] [--type PATTERN] [--subject S] [--state STATE]\n" +
+	"           [--since DUR] [--until DUR] [--text TEXT] [--where COND] [--limit N] [--json]\n" +
 	"       switchyard events get [--config FILE | --dir DIR] ID"
 
 // events lists stored events with their deliveries, or shows one: the
@@ -28,7 +29,12 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flags("events list", "events list [flags]", stderr)
 	sf := addStoreFlags(fs)
 	source := fs.String("source", "", "only events from this `source`")
-	typ := fs.String("type", "", "only events of this `type`")
+	typ := fs.String("type", "", "only events whose type matches this `pattern`, as routes write them (session.*)")
+	subject := fs.String("subject", "", "only events of this `subject` (session)")
+	state := fs.String("state", "", "only events with a delivery in this `state` (comma-separated for several)")
+	until := fs.String("until", "", "only events received before this `duration` ago (or a time)")
+	text := fs.String("text", "", "only events whose title or summary contains this `text`")
+	where := fs.String("where", "", "only events meeting this `condition`, in the rules' language (data.leadScore > 80)")
 	since := fs.String("since", "", "only events received within this `duration` (e.g. 1h, 7d)")
 	limit := fs.Int("limit", 20, "show at most `n`, newest first (0: all)")
 	asJSON := fs.Bool("json", false, "print JSON lines (each event with its deliveries) instead of a table")
@@ -40,7 +46,8 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeStore()
-	evs, more, err := ops.Events(ctx, admin.EventQuery{Source: *source, Type: *typ, Since: *since, Limit: *limit})
+	evs, more, err := ops.Events(ctx, admin.EventQuery{Source: *source, Type: *typ, Subject: *subject, State: *state,
+		Since: *since, Until: *until, Text: *text, Where: *where, Limit: *limit})
 	if err != nil {
 		return inputError(err)
 	}
