@@ -47,7 +47,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a, err := app.New(ctx, cfg, app.Options{Logger: log, Registerer: reg, WatchEvery: *watch})
+	opts := app.Options{Logger: log, Registerer: reg, WatchEvery: *watch}
+	if testOptions != nil {
+		testOptions(&opts)
+	}
+	a, err := app.New(ctx, cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -91,3 +95,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("stopped")
 	return nil
 }
+
+// testOptions, set only by this package's tests (TestMain), adjusts the
+// gateway a test runs as a separate process: fault injection.
+var testOptions func(*app.Options)
