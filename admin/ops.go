@@ -125,6 +125,9 @@ type Event struct {
 	EventType  string    `json:"event_type"`
 	Subject    string    `json:"subject"`
 	ReceivedAt time.Time `json:"received_at"`
+	// Title is the event's title, or its summary (queue.TextFields),
+	// cut to 160 bytes: what lists show of it.
+	Title string `json:"title,omitempty"`
 	// Event is the normalized event as stored; only when one event is
 	// asked for, or a page filtered with Where.
 	Event json.RawMessage `json:"event,omitempty"`
@@ -340,6 +343,24 @@ func (o *Ops) scan(ctx context.Context, f queue.EventFilter, limit int, where *l
 	}
 }
 
+// title returns the first of an event's TextFields that is a string,
+// cut to 160 characters.
+func title(eventJSON []byte) string {
+	var ev struct {
+		Data map[string]json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(eventJSON, &ev) != nil {
+		return ""
+	}
+	for _, f := range queue.TextFields {
+		var s string
+		if raw, ok := ev.Data[f]; ok && json.Unmarshal(raw, &s) == nil && strings.TrimSpace(s) != "" {
+			return queue.Truncate(strings.TrimSpace(s), 160)
+		}
+	}
+	return ""
+}
+
 // Matches reports whether a stored event meets cond; an event that
 // cannot be read, or on which cond fails, does not.
 func Matches(info queue.EventInfo, cond *lang.Condition) bool {
@@ -393,7 +414,7 @@ func (o *Ops) Event(ctx context.Context, id string) (Event, error) {
 
 func (o *Ops) withDeliveries(ctx context.Context, info queue.EventInfo, body bool) (Event, error) {
 	ev := Event{ID: info.ID, Source: info.Source, EventType: info.EventType, Subject: info.Subject,
-		ReceivedAt: info.ReceivedAt.UTC(), Deliveries: []Delivery{}}
+		ReceivedAt: info.ReceivedAt.UTC(), Title: title(info.JSON), Deliveries: []Delivery{}}
 	if body {
 		ev.Event = json.RawMessage(info.JSON)
 	}

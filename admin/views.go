@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/queue"
 )
 
@@ -353,4 +355,26 @@ func (q DeliveryQuery) QueryString() string {
 		}
 	}
 	return v.Encode()
+}
+
+// Recent returns the latest n stored events (at most 1000), newest
+// first, decoded: the playground's what-if runs them through rules.
+func (o *Ops) Recent(ctx context.Context, n int) ([]*event.Event, error) {
+	n = max(0, min(n, 1000))
+	if n == 0 {
+		return nil, nil
+	}
+	infos, err := o.store.Events(ctx, queue.EventFilter{Limit: n})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*event.Event, 0, len(infos))
+	for _, info := range infos {
+		var ev event.Event
+		if err := json.Unmarshal(info.JSON, &ev); err != nil {
+			continue // unreadable: left out of the what-if
+		}
+		out = append(out, &ev)
+	}
+	return out, nil
 }

@@ -51,11 +51,13 @@ func (a *App) Reload(ctx context.Context) (config.Changes, error) {
 		var ch config.Changes
 		if ch, err = a.apply(ctx, cur, next); err == nil {
 			a.metrics.Reload(true)
+			a.recordReload(ch, nil)
 			a.logChanges(ch)
 			return ch, nil
 		}
 	}
 	a.metrics.Reload(false)
+	a.recordReload(config.Changes{}, err)
 	var cerr *config.Error
 	if errors.As(err, &cerr) {
 		for _, p := range cerr.Problems {
