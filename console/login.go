@@ -34,8 +34,12 @@ func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 	csrf := randomToken()
 	c.setCookie(w, r, loginCookie, csrf, 3600)
 	w.Header().Set("Cache-Control", "no-store")
+	next := r.URL.Query().Get("next")
+	if r.Method == http.MethodPost {
+		next = r.PostFormValue("next")
+	}
 	c.render(w, r, status, "login", &loginView{base: &base{Title: "Log in", CSRF: csrf, Path: "/ui/login"},
-		Next: safeNext(r.URL.Query().Get("next")), Error: msg})
+		Next: safeNext(next), Error: msg})
 }
 
 // loginDelay slows down guessing: a wrong token is answered after it.
