@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/admin"
+	"github.com/switchyard/switchyard/event"
 )
 
 const eventsUsage = "Usage: switchyard events list [--config FILE | --dir DIR] [--source NAME] [--type PATTERN] [--subject S] [--state STATE]\n" +
@@ -29,7 +30,7 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flags("events list", "events list [flags]", stderr)
 	sf := addStoreFlags(fs)
 	source := fs.String("source", "", "only events from this `source`")
-	typ := fs.String("type", "", "only events whose type matches this `pattern`, as routes write them (session.*)")
+	typ := fs.String("type", "", "only events of this `type`, or matching this pattern as routes' match: does (session.forwarded.*)")
 	subject := fs.String("subject", "", "only events of this `subject` (session)")
 	state := fs.String("state", "", "only events with a delivery in this `state` (comma-separated for several)")
 	until := fs.String("until", "", "only events received before this `duration` ago (or a time)")
@@ -46,6 +47,10 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeStore()
+	// The store matches type patterns as routes do (session.*).
+	if err := event.ValidPattern(*typ); *typ != "" && err != nil {
+		return &exitError{code: 2, msg: "--type: " + err.Error()}
+	}
 	evs, more, err := ops.Events(ctx, admin.EventQuery{Source: *source, Type: *typ, Subject: *subject, State: *state,
 		Since: *since, Until: *until, Text: *text, Where: *where, Limit: *limit})
 	if err != nil {
@@ -55,7 +60,7 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return writeJSONLines(stdout, evs)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT\tSOURCE\tTYPE\tSUBJECT\tRECEIVED\tDELIVERIES")
+	fmt.Fprintln(tw, "EVENT\tSOURCE\tPLATFORM ID\tTYPE\tSUBJECT\tRECEIVED\tDELIVERIES")
 	for _, ev := range evs {
 		ds := ""
 		for i, d := range ev.Deliveries {
@@ -67,7 +72,11 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if ds == "" {
 			ds = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Source, ev.EventType, oneLine(ev.Subject, 40),
+		external := ev.ExternalID
+		if external == "" {
+			external = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Source, oneLine(external, 40), ev.EventType, oneLine(ev.Subject, 40),
 			ev.ReceivedAt.Format(time.RFC3339), ds)
 	}
 	tw.Flush()

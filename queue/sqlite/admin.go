@@ -450,7 +450,7 @@ func scanEvent(row interface{ Scan(...any) error }, more ...any) (queue.EventInf
 	if err != nil {
 		return queue.EventInfo{}, fmt.Errorf("event %s: %w", ev.ID, err)
 	}
-	return queue.EventInfo{ID: ev.ID, Source: ev.Source, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
+	return queue.EventInfo{ID: ev.ID, Source: ev.Source, ExternalID: ev.ExternalID, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
 }
 
 // Prune deletes events received before their source's dedup window

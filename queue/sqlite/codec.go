@@ -27,7 +27,7 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // storedEventColumns are what scanStoredEvent reads.
-const storedEventColumns = `e.id, e.source, e.event_type, e.subject, e.occurred_at, e.received, e.agent_id, e.agent_name, ` + dataColumn + `, e.event`
+const storedEventColumns = `e.id, e.source, e.event_type, e.subject, e.occurred_at, e.received, e.agent_id, e.agent_name, e.external_id, ` + dataColumn + `, e.event`
 
 // dataColumn is an event's data: in its own column, or (data_off ≥ 0)
 // the part of the request body the sender wrote it in.
@@ -43,7 +43,7 @@ func scanStoredEvent(row interface{ Scan(...any) error }, more ...any) (*event.E
 		data, legacy       []byte
 	)
 	if err := row.Scan(append([]any{&ev.ID, &ev.Source, &ev.EventType, &ev.Subject, &occurred, &received,
-		&ev.AgentID, &ev.AgentName, &data, &legacy}, more...)...); err != nil {
+		&ev.AgentID, &ev.AgentName, &ev.ExternalID, &data, &legacy}, more...)...); err != nil {
 		return nil, err
 	}
 	if data == nil {
