@@ -395,7 +395,8 @@ func eventWhere(f queue.EventFilter) ([]string, []any, error) {
 		conds, args = append(conds, "e.event_type = ?"), append(args, p)
 	}
 	if f.Subject != "" {
-		conds, args = append(conds, "e.subject = ?"), append(args, f.Subject)
+		// subject != '' lets SQLite use the partial index on subjects.
+		conds, args = append(conds, "e.subject = ? AND e.subject != ''"), append(args, f.Subject)
 	}
 	if len(f.States) > 0 {
 		for _, st := range f.States {
