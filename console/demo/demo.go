@@ -63,7 +63,8 @@ sinks:
   - name: crm
     type: http
     url: %s/notes
-    retry: {max_attempts: 3, initial_backoff: 50ms, max_backoff: 200ms}
+    ordered: true
+    retry: {max_attempts: 0, max_age: 1h, initial_backoff: 50ms, max_backoff: 2s}
   - name: ops-slack
     type: slack
     webhook_url: ""
@@ -88,6 +89,9 @@ admin:
 
 // Start runs a demo gateway in dir until Stop.
 func Start(dir string) (*Gateway, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
 	g := &Gateway{Dir: dir, Logs: &bytes.Buffer{}}
 	g.CRM = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
