@@ -184,6 +184,18 @@ func TestBrowserFilterEvents(t *testing.T) {
 	if msg := text(t, ctx, "#filter-error"); !strings.Contains(msg, "where: 1:") {
 		t.Fatalf("a condition written wrong: %q, want its line:column", msg)
 	}
+	// The live tail: a new event appears at the top, without a reload.
+	do(t, ctx, chromedp.Navigate(g.Console+"events?type=session.closed"), chromedp.Click(chromedp.CSS("a.switch")))
+	waitLocation(t, ctx, "tail=1")
+	do(t, ctx, chromedp.WaitVisible(chromedp.CSS("#rows")), chromedp.Sleep(300*time.Millisecond))
+	mustPost(t, g, demo.Event("session.opened", "sess-tail", nil)) // filtered out
+	closed := mustPost(t, g, demo.Event("session.closed", "sess-tail", nil))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#rows tr a[href='/ui/events/`+closed+`']") !== null`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("the tailed event never appeared: %v\n%s", err, text(t, ctx, "#rows"))
+	}
+	if rows := text(t, ctx, "#rows"); strings.Contains(rows, "session.opened") {
+		t.Errorf("the tail shows an event its filter leaves out:\n%s", rows)
+	}
 }
 
 // waitLocation waits for a click's navigation: until the page's URL
