@@ -35,9 +35,12 @@ type Config struct {
 	// route uses; they never stop a load.
 	Warnings []Problem `yaml:"-"`
 
-	file     string
-	src      []byte // the file, to place problems inside block scalars
-	nodes    map[string]*yaml.Node
+	file  string
+	src   []byte // the file, to place problems inside block scalars
+	nodes map[string]*yaml.Node
+	root  *yaml.Node
+	// secrets are the nodes whose values are secrets, for Redacted.
+	secrets  map[*yaml.Node]bool
 	problems []Problem
 }
 
@@ -86,6 +89,9 @@ type Admin struct {
 	Listen string `yaml:"listen"`
 	// Token is the bearer token every admin request must carry.
 	Token Secret `yaml:"token"`
+	// ViewerToken, when set, opens the console (and the API's reads)
+	// read-only: it sees everything and changes nothing.
+	ViewerToken Secret `yaml:"viewer_token"`
 }
 
 // Enabled reports whether the admin API is served.
@@ -266,7 +272,7 @@ func LoadAll(path string) (*Config, error) {
 
 // ParseAll is LoadAll for bytes already read.
 func ParseAll(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	c := &Config{file: file, nodes: map[string]*yaml.Node{}}
+	c := &Config{file: file, nodes: map[string]*yaml.Node{}, secrets: map[*yaml.Node]bool{}}
 	c.setDefaults()
 
 	root := c.parse(data, "the file is empty; see config.example.yaml")
@@ -274,6 +280,7 @@ func ParseAll(file string, data []byte, lookup func(string) (string, bool)) (*Co
 		return nil, &Error{Problems: c.problems}
 	}
 	c.expandEnv(root, lookup)
+	c.root = root
 	d := &decoder{cfg: c}
 	d.decode(root, reflect.ValueOf(c).Elem(), "")
 	c.applyDefaults()
@@ -621,6 +628,15 @@ func (c *Config) validateOps() {
 		c.add(c.Problem("admin.token", "too short: use at least %d random characters (openssl rand -hex 32)", MinAdminToken))
 	case a.Listen == "" && a.Token != "":
 		c.add(c.Warning("admin.token", "admin.listen is not set: the admin API is off"))
+	}
+	switch {
+	case a.ViewerToken == "":
+	case len(a.ViewerToken.Reveal()) < MinAdminToken:
+		c.add(c.Problem("admin.viewer_token", "too short: use at least %d random characters (openssl rand -hex 32)", MinAdminToken))
+	case a.ViewerToken == a.Token:
+		c.add(c.Problem("admin.viewer_token", "is the same as admin.token: the viewer token must differ, or it could do what the admin token does"))
+	case a.Token == "":
+		c.add(c.Warning("admin.viewer_token", "admin.token is not set: the admin API and console are off"))
 	}
 	if a.Listen != "" && a.Listen == c.Server.Listen && !strings.HasSuffix(a.Listen, ":0") {
 		c.add(c.Problem("admin.listen", "must differ from server.listen: the admin API has its own listener"))

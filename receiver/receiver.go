@@ -438,6 +438,7 @@ func (s *Server) hook(src *Source) fiber.Handler {
 		}
 		ev.Source = src.Name
 		ev.ID = event.NewID("evt_", req.ReceivedAt)
+		ev.Request = &event.Request{Body: req.Body, Header: storedHeader(req.Header, src.SecretHeaders)}
 
 		ctx, cancel := context.WithTimeout(context.Background(), s.ingestTimeout)
 		defer cancel()
