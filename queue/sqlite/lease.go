@@ -288,7 +288,8 @@ func (s *Store) Complete(ctx context.Context, d *queue.Delivery, o queue.Outcome
 	le.writing = true
 	s.leases.mu.Unlock()
 
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
+	// Lazy: a lost outcome only sends the delivery once more.
+	err := s.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
 		r, err := s.exec(ctx, tx, q, args...)
 		if err != nil {
 			return nil, err
