@@ -208,6 +208,16 @@ type LeaseRequest struct {
 	// order they were accepted. Deliveries without a subject are not
 	// held back.
 	Ordered bool
+	// Concurrency, when above zero, bounds how many deliveries of Sink
+	// are under a lease at once, counting every process that shares the
+	// storage: Lease returns fewer than Limit while others hold leases.
+	// An expired lease no longer counts.
+	Concurrency int
+	// Every, when above zero, spaces the starts of Sink's attempts at
+	// least Every apart, counting every process that shares the storage:
+	// Lease returns at most one delivery, and none until Every has
+	// passed since the last one it returned.
+	Every time.Duration
 }
 
 // Outcome is the result of an attempt.
