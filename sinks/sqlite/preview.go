@@ -60,6 +60,7 @@ func (s *Sink) Preview(ev *event.Event) (any, error) {
 		{"id", r.id}, {"source", r.source}, {"event_type", r.eventType}, {"subject", r.subject},
 		{"agent_id", r.agentID}, {"agent_name", r.agentName},
 		{"timestamp", r.timestamp}, {"received_at", r.receivedAt}, {"data", jsonColumn(r.data)},
+		{"external_id", r.externalID},
 	}}
 	if u := r.session; u != nil {
 		row := &sessionRow{vals: make([]any, nBuiltin+len(s.columns)), versions: map[string]string{}}

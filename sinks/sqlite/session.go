@@ -53,7 +53,7 @@ var builtinColumns = [nBuiltin]string{
 // session event, what it says about the session.
 type eventRow struct {
 	id, source, eventType, subject, agentID, agentName string
-	timestamp, receivedAt, data                        string
+	timestamp, receivedAt, data, externalID            string
 	session                                            *sessionUpdate
 }
 
@@ -176,8 +176,17 @@ func (s *Sink) prepareRow(ev *event.Event) *eventRow {
 		timestamp:  ev.Timestamp.UTC().Format(TimeFormat),
 		receivedAt: ev.ReceivedAt.UTC().Format(TimeFormat),
 		data:       data,
+		externalID: ev.ExternalID,
 	}
-	if ev.Subject == "" || !strings.HasPrefix(ev.EventType, "session.") {
+	if ev.Subject == "" {
+		return r
+	}
+	switch s.opts.Providers[ev.Source] {
+	case "chat-inbox", "docssmith":
+		r.session = s.conversationUpdate(ev, r)
+		return r
+	}
+	if !strings.HasPrefix(ev.EventType, "session.") {
 		return r
 	}
 	var d darwinData
@@ -243,19 +252,81 @@ func (s *Sink) prepareRow(ev *event.Event) *eventRow {
 	if t := timeText(d.LastHumanActivityAt.v); t != nil {
 		u.lastHuman = t
 	}
-	if len(s.columns) > 0 {
-		env, err := ev.Env()
-		if err == nil {
-			for i, c := range s.columns {
-				v := s.evalColumn(c, env, ev.ID)
-				if v != nil {
-					u.facts = append(u.facts, fact{group: "c." + c.name, version: evVersion, sets: []set{{nBuiltin + i, v}}})
-				}
-			}
-		}
-	}
+	s.columnFacts(u, ev, evVersion)
 	r.session = u
 	return r
+}
+
+// columnFacts adds the configured columns' values for ev to u.
+func (s *Sink) columnFacts(u *sessionUpdate, ev *event.Event, version string) {
+	if len(s.columns) == 0 {
+		return
+	}
+	env, err := ev.Env()
+	if err != nil {
+		return
+	}
+	for i, c := range s.columns {
+		if v := s.evalColumn(c, env, ev.ID); v != nil {
+			u.facts = append(u.facts, fact{group: "c." + c.name, version: version, sets: []set{{nBuiltin + i, v}}})
+		}
+	}
+}
+
+// conversationUpdate is what an event of the chat inbox or of DocsSmith
+// Demo2 says about its conversation, which has a sessions row as a
+// Darwin session does (session_id is the conversation id, the subject):
+// the title is the customer's or the contact's name, the channel and the
+// creation time when the event carries them; the first and last event
+// times and the count, and the configured columns, as for any session.
+func (s *Sink) conversationUpdate(ev *event.Event, r *eventRow) *sessionUpdate {
+	u := &sessionUpdate{sessionID: ev.Subject, timestamp: r.timestamp}
+	version := r.timestamp + " " + ev.ID
+	data, err := event.DecodeData(ev.Data)
+	if err != nil {
+		s.warn.once(s.log, "conversation", "cannot read a conversation event's data; archived in events only", "event_id", ev.ID, "err", err)
+		return nil
+	}
+	at := func(path ...string) any {
+		var cur any = data
+		for _, k := range path {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return nil
+			}
+			cur = m[k]
+		}
+		switch v := cur.(type) {
+		case string:
+			if v == "" {
+				return nil
+			}
+			return v
+		case float64:
+			if strings.HasSuffix(path[len(path)-1], "_at") && v > 0 && v < 1e11 {
+				return time.Unix(int64(v), 0).UTC().Format(TimeFormat) // DocsSmith's Unix seconds
+			}
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		}
+		return nil
+	}
+	info := []set{{cSource, nonEmpty(ev.Source)}, {cConversationID, ev.Subject}}
+	if s.opts.Providers[ev.Source] == "chat-inbox" {
+		info = append(info,
+			set{cTitle, at("conversation", "customer", "name")},
+			set{cChannelID, at("conversation", "Channel", "id")},
+			set{cChannelName, at("conversation", "Channel", "name")},
+			set{cCreatedAt, timeText(at("conversation", "createdAt"))},
+		)
+	} else {
+		info = append(info, set{cTitle, at("contact", "username")})
+		if strings.HasPrefix(ev.EventType, "conversation.") {
+			info = append(info, set{cCreatedAt, at("created_at")})
+		}
+	}
+	u.facts = append(u.facts, fact{group: "info", version: version, sets: info})
+	s.columnFacts(u, ev, version)
+	return u
 }
 
 func nonEmpty(s string) any {

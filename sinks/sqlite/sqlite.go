@@ -101,6 +101,11 @@ CREATE TABLE archive_columns (
 	expr     TEXT NOT NULL,
 	added_at TEXT NOT NULL
 );
+`, `
+-- The id the platform gave the event ('' when it gives none), to find it
+-- in the platform's own logs.
+ALTER TABLE events ADD COLUMN external_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX events_external_id ON events (external_id) WHERE external_id != '';
 `}
 
 // Options configures a sink.
@@ -114,6 +119,10 @@ type Options struct {
 	// Retention prunes events older than this, and sessions whose newest
 	// event is; zero keeps everything.
 	Retention time.Duration
+	// Providers names each source's provider, by source name: the chat
+	// inbox's and DocsSmith Demo2's events keep a sessions row per
+	// conversation, as Darwin's do per session.
+	Providers map[string]string
 	// PruneEvery is how often retention runs; default an hour.
 	PruneEvery time.Duration
 	Logger     *slog.Logger
