@@ -61,7 +61,7 @@ func newAcceptWrite(in queue.Incoming, now time.Time) *acceptWrite {
 	// Text columns cannot hold a NUL byte or invalid UTF-8: such an
 	// event keeps its exact form as JSON, and its columns a cleaned copy.
 	var exact []byte
-	fields := []string{ev.ID, ev.Source, ev.EventType, ev.Subject, ev.AgentID, ev.AgentName}
+	fields := []string{ev.ID, ev.Source, ev.EventType, ev.Subject, ev.AgentID, ev.AgentName, ev.ExternalID}
 	for _, f := range fields {
 		if !clean(f) {
 			exact, _ = ev.JSON()
@@ -79,7 +79,7 @@ func newAcceptWrite(in queue.Incoming, now time.Time) *acceptWrite {
 	a.args = []any{
 		cleaned(ev.ID), cleaned(ev.Source), dedup, cleaned(ev.EventType), cleaned(ev.Subject), ms(ev.ReceivedAt),
 		formatTime(ev.Timestamp), formatTime(ev.ReceivedAt), cleaned(ev.AgentID), cleaned(ev.AgentName), data, exact,
-		created, a.ids, a.sinks, routes,
+		created, a.ids, a.sinks, routes, cleaned(ev.ExternalID),
 	}
 	return a
 }
@@ -87,8 +87,8 @@ func newAcceptWrite(in queue.Incoming, now time.Time) *acceptWrite {
 // sqlAccept stores an event and its deliveries, unless the event's
 // dedup key is taken; it returns whether it stored the event.
 const sqlAccept = `WITH ev AS (
-	INSERT INTO queue_events (id, source, dedup_key, event_type, subject, received_at, occurred, received, agent_id, agent_name, data, exact)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	INSERT INTO queue_events (id, source, dedup_key, event_type, subject, received_at, occurred, received, agent_id, agent_name, data, exact, external_id)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $17)
 	ON CONFLICT (source, dedup_key) DO NOTHING
 	RETURNING id
 ), dl AS (

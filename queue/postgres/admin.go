@@ -315,7 +315,7 @@ func scanEvent(row pgx.Row) (queue.EventInfo, error) {
 	if err != nil {
 		return queue.EventInfo{}, fmt.Errorf("event %s: %w", ev.ID, err)
 	}
-	return queue.EventInfo{ID: ev.ID, Source: ev.Source, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
+	return queue.EventInfo{ID: ev.ID, Source: ev.Source, ExternalID: ev.ExternalID, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
 }
 
 func decodeEvent(body []byte, ev *event.Event) error { return json.Unmarshal(body, ev) }

@@ -277,7 +277,7 @@ func (s *Store) NextDue(ctx context.Context, sink string, ordered bool) (time.Ti
 // eventColumns are the columns of an event row a (aliased) that
 // eventScanner reads.
 func eventColumns(a string) string {
-	cols := []string{"id", "source", "event_type", "subject", "occurred", "received", "agent_id", "agent_name", "data", "exact"}
+	cols := []string{"id", "source", "event_type", "subject", "occurred", "received", "agent_id", "agent_name", "external_id", "data", "exact"}
 	for i, c := range cols {
 		cols[i] = a + "." + c
 	}
@@ -292,7 +292,7 @@ func eventScanner() (func() (*event.Event, error), []any) {
 		occurred, received string
 		data, exact        []byte
 	)
-	dest := []any{&ev.ID, &ev.Source, &ev.EventType, &ev.Subject, &occurred, &received, &ev.AgentID, &ev.AgentName, &data, &exact}
+	dest := []any{&ev.ID, &ev.Source, &ev.EventType, &ev.Subject, &occurred, &received, &ev.AgentID, &ev.AgentName, &ev.ExternalID, &data, &exact}
 	return func() (*event.Event, error) {
 		if exact != nil {
 			var e event.Event

@@ -30,6 +30,7 @@ CREATE TABLE queue_events (
 	received    text NOT NULL,                        -- received_at, RFC 3339 to the nanosecond
 	agent_id    text NOT NULL,
 	agent_name  text NOT NULL,
+	external_id text NOT NULL,                        -- the id the platform gave the event, if any
 	data        bytea NOT NULL,                       -- the data object as the sender wrote it
 	-- the whole event as JSON when a field could not be stored as text
 	-- (a NUL byte, invalid UTF-8): the columns then hold a cleaned copy
