@@ -326,3 +326,21 @@ func Truncate(s string, n int) string {
 	}
 	return s[:cut] + "…"
 }
+
+// Replica is a gateway serving from a store that several share, as its
+// last heartbeat recorded it.
+type Replica struct {
+	// Name is server.replica_name; Instance tells apart two processes
+	// that (wrongly) share a name.
+	Name     string
+	Instance string
+	Version  string
+	// ConfigDigest is the SHA-256 of its configuration file, in hex.
+	ConfigDigest string
+	Started      time.Time
+	Heartbeat    time.Time
+}
+
+// ErrReplicaName is returned by a heartbeat whose replica name another
+// live process uses: their records overwrite each other.
+var ErrReplicaName = errors.New("another live replica uses this name: give each its own server.replica_name")
