@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -58,4 +59,19 @@ func OpenStore(ctx context.Context, st config.Storage, opts StoreOptions) (queue
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
 	return s, nil
+}
+
+// ErrDirInUse is a SQLite storage directory that a running gateway
+// holds.
+var ErrDirInUse = errors.New("in use by another switchyard serve")
+
+// LockStorageDir takes a SQLite storage directory's lock, as serve
+// does, for a command that must not run beside a gateway (storage
+// copy); ErrDirInUse (wrapped) when a gateway holds it.
+func LockStorageDir(dir string) (release func() error, err error) {
+	l, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.Release, nil
 }

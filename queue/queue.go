@@ -344,3 +344,22 @@ type Replica struct {
 // ErrReplicaName is returned by a heartbeat whose replica name another
 // live process uses: their records overwrite each other.
 var ErrReplicaName = errors.New("another live replica uses this name: give each its own server.replica_name")
+
+// Record is a stored event with its deliveries, as `switchyard storage
+// copy` moves it from one store to another.
+type Record struct {
+	// Event is the event as stored, with its dedup key.
+	Event      *event.Event
+	Deliveries []RecordDelivery
+}
+
+// RecordDelivery is a delivery with everything a store keeps of it.
+type RecordDelivery struct {
+	DeliveryInfo
+	// ReplayedAt is the last replay (zero if none); Took the last
+	// attempt's duration.
+	ReplayedAt time.Time
+	Took       time.Duration
+	// History is the recorded attempts, oldest first.
+	History []AttemptInfo
+}
