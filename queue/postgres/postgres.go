@@ -225,6 +225,14 @@ func (s *Store) checkVersion(ctx context.Context) error {
 	if num < MinVersion {
 		return fmt.Errorf("postgres %s: server version %s is too old: switchyard needs PostgreSQL %s or newer", s.describe, name, MinVersionName)
 	}
+	// A 2xx rests on the commit: with synchronous_commit off, COMMIT
+	// returns before its WAL is on disk, and a crash of the database
+	// can lose an answered event.
+	var sync string
+	if err := s.pool.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&sync); err == nil && sync == "off" {
+		s.log.Warn("synchronous_commit is off on the queue database: an event answered 2xx can be lost if the database crashes; set it to on (docs/replicas.md)",
+			"db", s.describe)
+	}
 	return nil
 }
 

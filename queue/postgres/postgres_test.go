@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/internal/logbuf"
 	"github.com/switchyard/switchyard/internal/pgtest"
 	"github.com/switchyard/switchyard/queue"
 )
@@ -397,5 +399,22 @@ func TestDatabaseDown(t *testing.T) {
 	}
 	if _, err := s.Accept(ctx, queue.Incoming{Event: testEvent("s", 3), Targets: []queue.Target{{Sink: "crm"}}}); err != nil {
 		t.Fatalf("accept after the database came back: %v", err)
+	}
+}
+
+// TestWarnsWithoutSynchronousCommit: a database that answers COMMIT
+// before its WAL is on disk is named in a warning at start.
+func TestWarnsWithoutSynchronousCommit(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Shared(t).DSN(t)
+	for _, c := range []struct {
+		dsn  string
+		warn bool
+	}{{dsn, false}, {dsn + "&synchronous_commit=off", true}} {
+		var logs logbuf.Buffer
+		open(t, c.dsn, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if got := strings.Contains(logs.String(), "synchronous_commit is off"); got != c.warn {
+			t.Fatalf("%s: warned %v, want %v:\n%s", c.dsn, got, c.warn, logs.String())
+		}
 	}
 }
