@@ -268,3 +268,30 @@ routes: [{name: all, match: ["*"], to: [crm]}]
 		t.Fatalf("the dead letter's history after the copy: %v\n%s", err, out)
 	}
 }
+
+// TestCheckPostgresSettings: check validates the PostgreSQL settings
+// without connecting (the host here does not exist), places what is
+// wrong in the file, and never prints the password.
+func TestCheckPostgresSettings(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, storage, want string }{
+		{"valid", `{backend: postgres, dsn: "postgres://sw:hunter2@db.invalid:5432/queue?sslmode=verify-full"}`, "OK"},
+		{"bad sslmode", `{backend: postgres, dsn: "postgres://sw:hunter2@db.invalid:5432/queue?sslmode=sometimes"}`,
+			"c.yaml:2:35: storage.dsn: the connection string is not valid: failed to configure TLS (sslmode is invalid)"},
+		{"short lease", `{backend: postgres, dsn: "postgres://sw:hunter2@db.invalid/queue", lease_ttl: 100ms}`,
+			"storage.lease_ttl: must be at least 1s"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			os.WriteFile(path, []byte("sources: [{name: darwin, provider: darwin, secret: x}]\nstorage: "+c.storage+"\n"), 0o600)
+			out, _, err := runCmd(t, "check", "--config", path)
+			if !strings.Contains(out, c.want) || (c.want == "OK") != (err == nil) {
+				t.Fatalf("check: %v\n%s\nwant %q", err, out, c.want)
+			}
+			if strings.Contains(out, "hunter2") {
+				t.Fatalf("check printed the password:\n%s", out)
+			}
+		})
+	}
+}

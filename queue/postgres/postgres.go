@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,6 +129,9 @@ type Store struct {
 // creates or migrates the schema (under an advisory lock, so that
 // replicas starting together do not race).
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if err := CheckDSN(dsn); err != nil {
+		return nil, fmt.Errorf("storage.dsn: %w", err)
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("storage.dsn: %w", err)
@@ -211,6 +215,25 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 // writers is how many transactions of grouped writes may run at once:
 // while one waits for its commit, the next batch forms and runs.
 func writers(pool int) int { return min(max(pool/4, 1), 8) }
+
+// CheckDSN parses a connection string as Open would, without
+// connecting, and says what is wrong with it, never repeating it (it may
+// hold a password).
+func CheckDSN(dsn string) error {
+	_, err := pgxpool.ParseConfig(dsn)
+	if err == nil {
+		return nil
+	}
+	// pgx quotes the string (its password masked) in backticks: drop it.
+	msg := err.Error()
+	if i := strings.Index(msg, "`"); i >= 0 {
+		if j := strings.LastIndex(msg, "`"); j > i {
+			msg = strings.TrimSpace(strings.TrimPrefix(msg[:i]+msg[j+1:], "cannot parse :"))
+			msg = strings.TrimPrefix(msg, ": ")
+		}
+	}
+	return errors.New("the connection string is not valid: " + msg)
+}
 
 // checkVersion fails with a clear message on a server older than
 // MinVersion; connecting is its first use of the pool, so an unreachable

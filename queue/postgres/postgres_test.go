@@ -418,3 +418,38 @@ func TestWarnsWithoutSynchronousCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicaRecords: heartbeats list the live replicas; a second
+// process using a live replica's name is told; a replica that leaves is
+// no longer listed.
+func TestReplicaRecords(t *testing.T) {
+	t.Parallel()
+	s := open(t, pgtest.Shared(t).DSN(t), Options{})
+	ctx := context.Background()
+	a := queue.Replica{Name: "gw-1:8080", Instance: "a", Version: "v1", ConfigDigest: "d1", Started: time.Now().Truncate(time.Millisecond)}
+	b := queue.Replica{Name: "gw-2:8080", Instance: "b", Version: "v1", ConfigDigest: "d2", Started: a.Started}
+	for _, r := range []queue.Replica{a, b, a} {
+		if err := s.Heartbeat(ctx, r, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.Replicas(ctx, time.Minute)
+	if err != nil || len(list) != 2 || list[0].Name != a.Name || list[1].ConfigDigest != "d2" || !list[0].Started.Equal(a.Started) ||
+		time.Since(list[0].Heartbeat) > time.Minute {
+		t.Fatalf("replicas = %+v, %v", list, err)
+	}
+	clash := a
+	clash.Instance = "c"
+	if err := s.Heartbeat(ctx, clash, time.Minute); !errors.Is(err, queue.ErrReplicaName) {
+		t.Fatalf("a second process under a live name: %v, want ErrReplicaName", err)
+	}
+	if err := s.Leave(ctx, a); err != nil { // no longer a's record: kept
+		t.Fatal(err)
+	}
+	if err := s.Leave(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.Replicas(ctx, time.Minute); len(list) != 1 || list[0].Instance != "c" {
+		t.Fatalf("after b left: %+v", list)
+	}
+}
