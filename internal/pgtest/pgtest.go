@@ -242,6 +242,27 @@ func (c *Cluster) Kill() {
 	}
 }
 
+// Pause stops the server and its backends (SIGSTOP): connections stay
+// open and nothing answers, as with a host that froze or a network that
+// drops packets. Resume continues them.
+func (c *Cluster) Pause() { c.signalAll(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (c *Cluster) Resume() { c.signalAll(syscall.SIGCONT) }
+
+func (c *Cluster) signalAll(sig syscall.Signal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return
+	}
+	pid := c.cmd.Process.Pid
+	syscall.Kill(pid, sig)
+	for _, k := range children(pid) {
+		syscall.Kill(k, sig)
+	}
+}
+
 // children returns the processes whose parent is pid (Linux: /proc).
 func children(pid int) []int {
 	var out []int

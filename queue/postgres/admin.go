@@ -334,6 +334,10 @@ func (s *Store) Prune(ctx context.Context, window func(source string) time.Durat
 	if err != nil {
 		return 0, fmt.Errorf("prune: %w", err)
 	}
+	// Each statement on its own bound: a prune may run long, in batches.
+	pctx := ctx
+	ctx, cancel := s.bound(pctx)
+	defer func() { cancel() }()
 	defer conn.Release()
 	var locked bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockSpace, lockPrune).Scan(&locked); err != nil {
@@ -356,6 +360,8 @@ func (s *Store) Prune(ctx context.Context, window func(source string) time.Durat
 		}
 		cutoff := ms(s.now().Add(-w))
 		for {
+			cancel()
+			ctx, cancel = s.bound(pctx)
 			ct, err := conn.Exec(ctx, `DELETE FROM queue_events WHERE id IN (
 				SELECT e.id FROM queue_events e WHERE e.source = $1 AND e.received_at < $2
 				AND NOT EXISTS (SELECT 1 FROM queue_deliveries d WHERE d.event_id = e.id AND d.state <> 'delivered')

@@ -58,6 +58,8 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 	if r.Limit <= 0 {
 		return nil, nil
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	now := ms(s.now())
 	var out []queue.Delivery
 	var seqs []int64
@@ -156,6 +158,8 @@ func (s *Store) Renew(ctx context.Context, d *queue.Delivery, extend time.Durati
 	if err := s.errClosed(); err != nil {
 		return err
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	ct, err := s.pool.Exec(ctx, `UPDATE queue_deliveries SET lease_until = $1 WHERE id = $2 AND token = $3 AND lease_until IS NOT NULL`,
 		ms(s.now().Add(extend)), d.ID, d.Token)
 	if err != nil {
@@ -265,6 +269,8 @@ func (s *Store) NextDue(ctx context.Context, sink string, ordered bool) (time.Ti
 		q += " AND " + headOfSubject
 	}
 	var next *time.Time
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := s.pool.QueryRow(ctx, q, sink, ms(s.now())).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due: %w", err)
 	}

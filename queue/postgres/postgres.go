@@ -401,6 +401,17 @@ func (s *Store) probe() {
 	}
 }
 
+// bound gives ctx a deadline when it has none: the statement timeout,
+// and a second for the round trip. A server that stopped answering (its
+// host paused, the network cut) enforces no statement_timeout, and a
+// worker or a shutdown must not wait for it for ever.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout+time.Second)
+}
+
 // errClosed is queue.ErrClosed for a store whose Close has begun.
 func (s *Store) errClosed() error {
 	if s.isClosed() {

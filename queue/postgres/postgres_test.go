@@ -453,3 +453,53 @@ func TestReplicaRecords(t *testing.T) {
 		t.Fatalf("after b left: %+v", list)
 	}
 }
+
+// TestDatabasePaused: a server that stops answering (its processes
+// stopped, connections open) enforces no statement timeout; the store's
+// own deadlines still fail every call within about the timeout, so that
+// the sender gets 503 and workers and shutdown never hang.
+func TestDatabasePaused(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Start(t)
+	s := open(t, c.DSN(t), Options{StatementTimeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := s.Accept(ctx, queue.Incoming{Event: testEvent("s", 1), Targets: []queue.Target{{Sink: "crm"}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Pause()
+	defer c.Resume()
+	for name, call := range map[string]func() error{
+		"accept": func() error {
+			_, err := s.Accept(ctx, queue.Incoming{Event: testEvent("s", 2), Targets: []queue.Target{{Sink: "crm"}}})
+			return err
+		},
+		"lease": func() error {
+			_, err := s.Lease(ctx, queue.LeaseRequest{Sink: "crm", Limit: 1, For: time.Minute, Concurrency: 1})
+			return err
+		},
+		"next due": func() error { _, _, err := s.NextDue(ctx, "crm", true); return err },
+	} {
+		start := time.Now()
+		if err := call(); err == nil {
+			t.Fatalf("%s succeeded with the database paused", name)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("%s failed after %v", name, took)
+		}
+	}
+	if s.Health() == nil {
+		t.Fatal("Health is nil with the database paused")
+	}
+	c.Resume()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := s.Accept(ctx, queue.Incoming{Event: testEvent("s", 3), Targets: []queue.Target{{Sink: "crm"}}})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("accept after the database resumed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
