@@ -189,7 +189,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.pool.Close()
 		return nil, err
 	}
-	if err := s.migrate(cctx, opts.Client); err != nil {
+	mctx, mcancel := context.WithTimeout(ctx, migrateTimeout)
+	err = s.migrate(mctx, opts.Client)
+	mcancel()
+	if err != nil {
 		s.pool.Close()
 		return nil, err
 	}
@@ -199,7 +202,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.writers.Go(s.writer)
 		return s, nil
 	}
-	if err := s.recount(cctx); err != nil {
+	rctx, rcancel := context.WithTimeout(ctx, opts.StatementTimeout+time.Second)
+	defer rcancel()
+	if err := s.recount(rctx); err != nil {
 		s.pool.Close()
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -107,6 +108,10 @@ CREATE TABLE queue_probe (
 `,
 }
 
+// migrateTimeout bounds a start's migration, and its wait for another
+// replica's.
+const migrateTimeout = 10 * time.Minute
+
 // SchemaVersion is the schema this build writes.
 var SchemaVersion = len(migrations)
 
@@ -132,6 +137,12 @@ func (s *Store) migrate(ctx context.Context, client bool) error {
 	}
 	defer conn.Release()
 	if !client {
+		// A migration, and the wait for another replica's, may outlast
+		// the statement timeout meant for the queue's own statements.
+		if _, err := conn.Exec(ctx, fmt.Sprintf(`SET statement_timeout = %d`, migrateTimeout.Milliseconds())); err != nil {
+			return fmt.Errorf("postgres %s: %w", s.describe, err)
+		}
+		defer conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`)
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockSpace, lockMigrate); err != nil {
 			return fmt.Errorf("postgres %s: lock the schema for migration: %w", s.describe, err)
 		}
