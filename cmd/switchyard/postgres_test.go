@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
@@ -293,5 +294,27 @@ func TestCheckPostgresSettings(t *testing.T) {
 				t.Fatalf("check printed the password:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestServeFailsFastWithoutTheDatabase: serve on a database no one
+// serves stops at once, saying which database and why, without the
+// password.
+func TestServeFailsFastWithoutTheDatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`server: {listen: "127.0.0.1:0"}
+storage: {backend: postgres, dsn: "postgres://sw:hunter2@%s/queue?sslmode=disable", dir: %s}
+sources: [{name: darwin, provider: darwin, secret: x}]
+`, freeAddr(t), dir)), 0o600)
+	start := time.Now()
+	_, _, err := runCmd(t, "serve", "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the database") || !strings.Contains(err.Error(), "/queue user=sw") ||
+		strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("serve: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("serve failed after %v", took)
 	}
 }
