@@ -265,8 +265,8 @@ routes: [{name: all, match: ["*"], to: [crm]}]
 		t.Fatalf("dead letters after the copy: %v\n%s", err, out)
 	}
 	out, _, err = runCmd(t, "events", "get", "--config", pgPath, poison)
-	if err != nil || !strings.Contains(out, `"status": 400`) {
-		t.Fatalf("the dead letter's history after the copy: %v\n%s", err, out)
+	if err != nil || !strings.Contains(out, `"status": 400`) || !strings.Contains(out, `"request": {`) || !strings.Contains(out, `\"sessionId\":\"poison\"`) {
+		t.Fatalf("the dead letter's history and request after the copy: %v\n%s", err, out)
 	}
 }
 

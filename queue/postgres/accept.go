@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -68,6 +69,14 @@ func newAcceptWrite(in queue.Incoming, now time.Time) *acceptWrite {
 			break
 		}
 	}
+	var reqHeader string
+	var reqBody []byte
+	if r := ev.Request; r != nil {
+		reqHeader, reqBody = cleaned(r.Header), r.Body
+		if reqBody == nil {
+			reqBody = []byte{}
+		}
+	}
 	a := &acceptWrite{ev: ev, window: in.DedupWindow, dedup: dedup}
 	routes := make([]string, len(in.Targets))
 	for i, t := range in.Targets {
@@ -79,16 +88,54 @@ func newAcceptWrite(in queue.Incoming, now time.Time) *acceptWrite {
 	a.args = []any{
 		cleaned(ev.ID), cleaned(ev.Source), dedup, cleaned(ev.EventType), cleaned(ev.Subject), ms(ev.ReceivedAt),
 		formatTime(ev.Timestamp), formatTime(ev.ReceivedAt), cleaned(ev.AgentID), cleaned(ev.AgentName), data, exact,
-		created, a.ids, a.sinks, routes, cleaned(ev.ExternalID),
+		created, a.ids, a.sinks, routes, cleaned(ev.ExternalID), searchText(data), reqHeader, reqBody,
 	}
 	return a
+}
+
+// textFields are the data fields the console's text search reads
+// (queue.TextFields), kept raw: a number is searched as written.
+type textFields struct {
+	ConversationTitle json.RawMessage `json:"conversationTitle"`
+	Title             json.RawMessage `json:"title"`
+	Summary           json.RawMessage `json:"summary"`
+}
+
+// searchText is what EventFilter.Text searches in an event: its data's
+// title and summary, computed once as the event is stored.
+func searchText(data []byte) string {
+	found := false
+	for _, f := range queue.TextFields {
+		found = found || bytes.Contains(data, []byte(`"`+f+`"`))
+	}
+	if !found {
+		return ""
+	}
+	var tf textFields
+	if json.Unmarshal(data, &tf) != nil {
+		return ""
+	}
+	var parts []string
+	for _, raw := range []json.RawMessage{tf.ConversationTitle, tf.Title, tf.Summary} {
+		var s string
+		switch {
+		case len(raw) == 0 || string(raw) == "null":
+			continue
+		case raw[0] == '"' && json.Unmarshal(raw, &s) == nil:
+		default:
+			s = string(raw)
+		}
+		parts = append(parts, s)
+	}
+	return cleaned(strings.Join(parts, " "))
 }
 
 // sqlAccept stores an event and its deliveries, unless the event's
 // dedup key is taken; it returns whether it stored the event.
 const sqlAccept = `WITH ev AS (
-	INSERT INTO queue_events (id, source, dedup_key, event_type, subject, received_at, occurred, received, agent_id, agent_name, data, exact, external_id)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $17)
+	INSERT INTO queue_events (id, source, dedup_key, event_type, subject, received_at, occurred, received, agent_id, agent_name, data, exact,
+		external_id, search_text, request_header, request_body)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $17, $18, $19, $20)
 	ON CONFLICT (source, dedup_key) DO NOTHING
 	RETURNING id
 ), dl AS (

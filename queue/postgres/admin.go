@@ -26,11 +26,24 @@ func where(f queue.Filter, first int) (string, []any, error) {
 	if f.ID != "" {
 		add("d.id = $%d", f.ID)
 	}
+	if f.IDs != nil {
+		// No deliveries named selects none.
+		add("d.id = ANY($%d)", f.IDs)
+	}
 	if f.EventID != "" {
 		add("d.event_id = $%d", f.EventID)
 	}
 	if f.Sink != "" {
 		add("d.sink = $%d", f.Sink)
+	}
+	if f.Subject != "" {
+		add("d.subject = $%d", f.Subject)
+	}
+	if f.Status != 0 {
+		add("d.last_status = $%d", f.Status)
+	}
+	if f.Error != "" {
+		add(`d.last_error ILIKE $%d ESCAPE '\'`, "%"+likeEscape(f.Error)+"%")
 	}
 	if len(f.States) > 0 {
 		for _, st := range f.States {
@@ -45,6 +58,14 @@ func where(f queue.Filter, first int) (string, []any, error) {
 	}
 	if !f.Before.IsZero() {
 		add("d.updated_at < $%d", ms(f.Before))
+	}
+	if f.After != "" {
+		at, seq, err := parseCursor(f.After)
+		if err != nil {
+			return "", nil, err
+		}
+		args = append(args, at, seq)
+		conds = append(conds, fmt.Sprintf("(d.updated_at, d.seq) < ($%d, $%d)", first+len(args)-2, first+len(args)-1))
 	}
 	if len(conds) == 0 {
 		return "true", nil, nil
@@ -77,27 +98,50 @@ func (s *Store) List(ctx context.Context, f queue.Filter) ([]queue.DeliveryInfo,
 	if err != nil {
 		return nil, err
 	}
-	q := `SELECT d.id, d.event_id, e.event_type, e.source, d.sink, d.subject, d.routes, d.state, d.attempts, d.replays,
-			d.last_error, d.last_status, d.created_at, d.updated_at, d.next_at
-		FROM queue_deliveries d JOIN queue_events e ON e.id = d.event_id
-		WHERE ` + cond + ` ORDER BY d.updated_at DESC, d.seq DESC`
+	q := sqlDeliveryColumns + ` WHERE ` + cond + ` ORDER BY d.updated_at DESC, d.seq DESC`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, _ := s.pool.Query(ctx, q, args...)
-	var out []queue.DeliveryInfo
-	var d queue.DeliveryInfo
-	var routes string
-	_, err = pgx.ForEachRow(rows, []any{&d.ID, &d.EventID, &d.EventType, &d.Source, &d.Sink, &d.Subject, &routes, &d.State,
-		&d.Attempts, &d.Replays, &d.LastError, &d.LastStatus, &d.CreatedAt, &d.UpdatedAt, &d.NextAt}, func() error {
-		d.Routes = strings.Split(routes, ",")
-		out = append(out, d)
-		return nil
-	})
+	out, err := s.deliveries(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
 	return out, nil
+}
+
+// deliveryColumns are what deliveries reads, from queue_deliveries d
+// JOIN queue_events e (sqlDeliveryColumns).
+const (
+	deliveryColumns = `d.id, d.event_id, e.event_type, e.source, d.sink, d.subject, d.routes, d.state, d.attempts, d.replays,
+			d.last_error, d.last_status, d.created_at, d.updated_at, d.next_at, d.seq`
+	sqlDeliveryColumns = `SELECT ` + deliveryColumns + ` FROM queue_deliveries d JOIN queue_events e ON e.id = d.event_id`
+)
+
+// deliveries runs q, which selects deliveryColumns and then the
+// columns more point at, and returns the deliveries; each calls each
+// row's more after it is scanned.
+func (s *Store) deliveries(ctx context.Context, q string, args ...any) ([]queue.DeliveryInfo, error) {
+	return s.deliveriesWith(ctx, nil, nil, q, args...)
+}
+
+func (s *Store) deliveriesWith(ctx context.Context, more []any, each func(*queue.DeliveryInfo), q string, args ...any) ([]queue.DeliveryInfo, error) {
+	rows, _ := s.pool.Query(ctx, q, args...)
+	var out []queue.DeliveryInfo
+	var d queue.DeliveryInfo
+	var routes string
+	var seq int64
+	dest := append([]any{&d.ID, &d.EventID, &d.EventType, &d.Source, &d.Sink, &d.Subject, &routes, &d.State,
+		&d.Attempts, &d.Replays, &d.LastError, &d.LastStatus, &d.CreatedAt, &d.UpdatedAt, &d.NextAt, &seq}, more...)
+	_, err := pgx.ForEachRow(rows, dest, func() error {
+		d.Routes = strings.Split(routes, ",")
+		d.Cursor = formatCursor(d.UpdatedAt, seq)
+		if each != nil {
+			each(&d)
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
 }
 
 // Replay implements queue.Store. It works from any replica and from the
@@ -105,9 +149,10 @@ func (s *Store) List(ctx context.Context, f queue.Filter) ([]queue.DeliveryInfo,
 // attempt in flight keeps its lease: the attempt's outcome goes to the
 // history, and the delivery stays due.
 func (s *Store) Replay(ctx context.Context, f queue.Filter) (int64, error) {
-	if f.ID == "" && f.EventID == "" && f.Sink == "" {
+	if !named(f) {
 		return 0, queue.ErrNoFilter
 	}
+	f.Limit, f.After = 0, ""
 	cond, args, err := where(f, 2)
 	if err != nil {
 		return 0, err
@@ -149,9 +194,10 @@ func (s *Store) Replay(ctx context.Context, f queue.Filter) (int64, error) {
 // Purge implements queue.Store. Deliveries an attempt holds anywhere in
 // the cluster are left alone.
 func (s *Store) Purge(ctx context.Context, f queue.Filter, dryRun bool) (int64, error) {
-	if f.Sink == "" {
+	if f.Sink == "" && f.ID == "" && f.IDs == nil {
 		return 0, queue.ErrNoFilter
 	}
+	f.Limit, f.After = 0, ""
 	cond, args, err := where(f, 2)
 	if err != nil {
 		return 0, err
@@ -255,21 +301,11 @@ func (s *Store) WaitingBySink(ctx context.Context) (map[string]int64, error) {
 
 // Events implements queue.Store.
 func (s *Store) Events(ctx context.Context, f queue.EventFilter) ([]queue.EventInfo, error) {
-	var conds []string
-	var args []any
-	if f.Source != "" {
-		args = append(args, f.Source)
-		conds = append(conds, fmt.Sprintf("e.source = $%d", len(args)))
+	conds, args, err := eventWhere(f)
+	if err != nil {
+		return nil, err
 	}
-	if f.EventType != "" {
-		args = append(args, f.EventType)
-		conds = append(conds, fmt.Sprintf("e.event_type = $%d", len(args)))
-	}
-	if !f.Since.IsZero() {
-		args = append(args, ms(f.Since))
-		conds = append(conds, fmt.Sprintf("e.received_at >= $%d", len(args)))
-	}
-	q := `SELECT ` + eventColumns("e") + ` FROM queue_events e`
+	q := `SELECT ` + eventColumns("e") + `, e.received_at, e.seq FROM queue_events e`
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
@@ -281,10 +317,13 @@ func (s *Store) Events(ctx context.Context, f queue.EventFilter) ([]queue.EventI
 	defer rows.Close()
 	var out []queue.EventInfo
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		var at time.Time
+		var seq int64
+		e, err := scanEvent(rows, &at, &seq)
 		if err != nil {
 			return nil, err
 		}
+		e.Cursor = formatCursor(at, seq)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -295,16 +334,23 @@ func (s *Store) Events(ctx context.Context, f queue.EventFilter) ([]queue.EventI
 
 // Event implements queue.Store.
 func (s *Store) Event(ctx context.Context, id string) (queue.EventInfo, error) {
-	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns("e")+` FROM queue_events e WHERE e.id = $1`, id))
+	var header string
+	var body []byte
+	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns("e")+`, e.request_header, e.request_body FROM queue_events e WHERE e.id = $1`, id),
+		&header, &body)
 	if isNoRows(err) {
 		return queue.EventInfo{}, fmt.Errorf("event %s: %w", id, queue.ErrNotFound)
+	}
+	if err == nil && body != nil {
+		e.Request = &event.Request{Body: body, Header: header}
 	}
 	return e, err
 }
 
-func scanEvent(row pgx.Row) (queue.EventInfo, error) {
+// scanEvent reads eventColumns, then into more.
+func scanEvent(row pgx.Row, more ...any) (queue.EventInfo, error) {
 	build, dest := eventScanner()
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(append(dest, more...)...); err != nil {
 		return queue.EventInfo{}, err
 	}
 	ev, err := build()

@@ -27,9 +27,9 @@ func (s *Store) Import(ctx context.Context, recs []queue.Record) (events, delive
 		for _, r := range recs {
 			a := newAcceptWrite(queue.Incoming{Event: r.Event}, r.Event.ReceivedAt)
 			b.Queue(`INSERT INTO queue_events (id, source, dedup_key, event_type, subject, received_at, occurred, received,
-					agent_id, agent_name, data, exact, external_id)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
-				append(a.args[:12:12], a.args[16])...).Exec(func(ct pgconn.CommandTag) error {
+					agent_id, agent_name, data, exact, external_id, search_text, request_header, request_body)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING`,
+				append(a.args[:12:12], a.args[16:20]...)...).Exec(func(ct pgconn.CommandTag) error {
 				events += ct.RowsAffected()
 				return nil
 			})

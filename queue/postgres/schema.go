@@ -36,10 +36,16 @@ CREATE TABLE queue_events (
 	-- the whole event as JSON when a field could not be stored as text
 	-- (a NUL byte, invalid UTF-8): the columns then hold a cleaned copy
 	exact       bytea,
+	-- what the console's text search reads: the data's title and summary
+	search_text text NOT NULL DEFAULT '',
+	-- the request the event came in: headers without secrets, body as received
+	request_header text NOT NULL DEFAULT '',
+	request_body   bytea,
 	UNIQUE (source, dedup_key)
 );
 CREATE INDEX queue_events_source_received ON queue_events (source, received_at);
 CREATE INDEX queue_events_received ON queue_events (received_at, seq);
+CREATE INDEX queue_events_subject ON queue_events (subject, received_at, seq) WHERE subject <> '';
 
 CREATE SEQUENCE queue_lease_token;
 
@@ -98,6 +104,18 @@ CREATE TABLE queue_replicas (
 	config_digest text NOT NULL,                      -- SHA-256 of its configuration file
 	started_at    timestamptz NOT NULL,
 	heartbeat_at  timestamptz NOT NULL
+);
+
+-- operators' bulk actions
+CREATE TABLE queue_audit (
+	id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	at          timestamptz NOT NULL,
+	actor       text NOT NULL,                        -- the token's role, never the token
+	action      text NOT NULL,
+	filter      text NOT NULL,
+	matched     bigint NOT NULL,
+	done        bigint NOT NULL,
+	note        text NOT NULL
 );
 
 -- written while writes fail, to learn when they work again

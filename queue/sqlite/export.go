@@ -2,11 +2,11 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/queue"
 )
 
@@ -21,21 +21,25 @@ const exportPage = 500
 func (s *Store) Export(ctx context.Context, fn func(queue.Record) error) error {
 	var after int64
 	for {
-		rows, err := s.rdb.QueryContext(ctx, `SELECT rowid, dedup_key, `+storedEventColumns+` FROM events
-			WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, exportPage)
+		rows, err := s.rdb.QueryContext(ctx, `SELECT `+storedEventColumns+`, e.rowid, e.dedup_key, e.request_header, e.request_body
+			FROM events e WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?`, after, exportPage)
 		if err != nil {
 			return fmt.Errorf("export events: %w", err)
 		}
 		var recs []queue.Record
 		var ids []any
 		for rows.Next() {
-			var dedup string
-			ev, err := scanStoredEvent(prefixed{rows, []any{&after, &dedup}})
+			var dedup, header string
+			var body []byte
+			ev, err := scanStoredEvent(rows, &after, &dedup, &header, &body)
 			if err != nil {
 				rows.Close()
 				return fmt.Errorf("export events: %w", err)
 			}
 			ev.DedupKey = dedup
+			if body != nil || header != "" {
+				ev.Request = &event.Request{Body: body, Header: header}
+			}
 			recs = append(recs, queue.Record{Event: ev})
 			ids = append(ids, ev.ID)
 		}
@@ -56,15 +60,6 @@ func (s *Store) Export(ctx context.Context, fn func(queue.Record) error) error {
 		}
 	}
 }
-
-// prefixed scans the first columns of a row into before, the rest as
-// the wrapped scanner's caller asks.
-type prefixed struct {
-	rows   *sql.Rows
-	before []any
-}
-
-func (p prefixed) Scan(dest ...any) error { return p.rows.Scan(append(p.before, dest...)...) }
 
 func (s *Store) exportDeliveries(ctx context.Context, recs []queue.Record, ids []any) error {
 	marks := "?" + strings.Repeat(", ?", len(ids)-1)
