@@ -12,6 +12,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delivery"
 	"github.com/switchyard/switchyard/lang"
+	"github.com/switchyard/switchyard/queue/postgres"
 	"github.com/switchyard/switchyard/receiver"
 	"github.com/switchyard/switchyard/rules"
 	"github.com/switchyard/switchyard/sinks"
@@ -200,6 +201,13 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 			Ordered: sc.Ordered != nil && *sc.Ordered,
 			Rate:    delivery.Rate{N: sc.Rate.N, Per: sc.Rate.Per.D()},
 		})
+	}
+	if cfg.Storage.Backend == config.BackendPostgres && cfg.Storage.DSN != "" {
+		// What the driver would refuse (an unknown sslmode, a bad port),
+		// found without connecting.
+		if err := postgres.CheckDSN(cfg.Storage.DSN.Reveal()); err != nil {
+			problems = append(problems, cfg.Problem("storage.dsn", "%v", err))
+		}
 	}
 	if len(problems) > 0 {
 		p.Close()

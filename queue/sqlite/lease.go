@@ -23,7 +23,8 @@ const headOfSubject = `(d.subject = '' OR NOT EXISTS (
 	WHERE p.sink = d.sink AND p.subject = d.subject AND p.state IN ('pending', 'failed') AND p.rowid < d.rowid))`
 
 // Leases live in memory: only one gateway delivers from a store (the
-// storage directory is locked), so a lease needs no write. Lease reads
+// storage directory is locked), so a lease needs no write, and a sink's
+// concurrency and rate (LeaseRequest) are counted in memory too. Lease reads
 // due deliveries on a reader connection and the writer only records
 // outcomes. A crash forgets every lease, and the deliveries it held are
 // due again at the next start. The price: an attempt cut short by a
@@ -41,6 +42,9 @@ type leases struct {
 	mu    sync.Mutex
 	token int64
 	held  map[string]map[string]*lease // sink → delivery id → lease
+	// nextStart is, per sink with a rate (LeaseRequest.Every), when its
+	// next attempt may start.
+	nextStart map[string]time.Time
 }
 
 type lease struct {
@@ -124,7 +128,22 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 	s.leases.mu.Lock()
 	now := s.now()
 	held := s.leases.active(r.Sink, now)
-	rows, err := s.rdb.QueryContext(ctx, sqlDue(r.Ordered, notHeld(held)), r.Sink, now.UnixMilli(), r.Limit)
+	limit := r.Limit
+	if r.Every > 0 {
+		if now.Before(s.leases.nextStart[r.Sink]) {
+			s.leases.mu.Unlock()
+			return nil, nil
+		}
+		limit = min(limit, 1)
+	}
+	if r.Concurrency > 0 {
+		limit = min(limit, r.Concurrency-len(held))
+	}
+	if limit <= 0 {
+		s.leases.mu.Unlock()
+		return nil, nil
+	}
+	rows, err := s.rdb.QueryContext(ctx, sqlDue(r.Ordered, notHeld(held)), r.Sink, now.UnixMilli(), limit)
 	if err != nil {
 		s.leases.mu.Unlock()
 		return nil, fmt.Errorf("lease: %w", err)
@@ -169,6 +188,9 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 		s.leases.token++
 		out[i].Token = s.leases.token
 		h[out[i].ID] = &lease{token: s.leases.token, until: until, seq: seqs[i]}
+	}
+	if r.Every > 0 && len(out) > 0 {
+		s.leases.nextStart[r.Sink] = now.Add(time.Duration(len(out)) * r.Every)
 	}
 	s.leases.mu.Unlock()
 

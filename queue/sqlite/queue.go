@@ -206,7 +206,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		now:       opts.Now,
 		backlog:   map[string]int64{},
 		ops:       make(chan *op, 1024),
-		leases:    leases{held: map[string]map[string]*lease{}},
+		leases:    leases{held: map[string]map[string]*lease{}, nextStart: map[string]time.Time{}},
 		events:    newEventCache(eventCacheBytes),
 		syncHook:  opts.SyncHook,
 		sync:      full,
