@@ -85,8 +85,10 @@ type Store struct {
 	}
 
 	// stmts are the hot writes, prepared once on the writer's
-	// connection (parsing SQL costs as much as running it).
-	stmts map[string]*sql.Stmt
+	// connection (parsing SQL costs as much as running it); stmtDue and
+	// stmtNext the leases' reads, unordered and ordered.
+	stmts             map[string]*sql.Stmt
+	stmtDue, stmtNext map[bool]*sql.Stmt
 
 	leases leases
 	events *eventCache
@@ -291,6 +293,11 @@ func (s *Store) Close() error {
 		for _, st := range s.stmts {
 			st.Close()
 		}
+		for _, m := range []map[bool]*sql.Stmt{s.stmtDue, s.stmtNext} {
+			for _, st := range m {
+				st.Close()
+			}
+		}
 		err = errors.Join(s.db.Close(), s.rdb.Close(), s.cdb.Close())
 		if s.wal != nil {
 			s.wal.Close()
@@ -360,6 +367,19 @@ func (s *Store) prepare(ctx context.Context) error {
 			return err
 		}
 		s.stmts[q] = st
+	}
+	s.stmtDue, s.stmtNext = map[bool]*sql.Stmt{}, map[bool]*sql.Stmt{}
+	for _, ordered := range []bool{false, true} {
+		due, err := s.rdb.PrepareContext(ctx, sqlDue(ordered))
+		if err != nil {
+			return err
+		}
+		next, err := s.rdb.PrepareContext(ctx, sqlNext(ordered))
+		if err != nil {
+			due.Close()
+			return err
+		}
+		s.stmtDue[ordered], s.stmtNext[ordered] = due, next
 	}
 	return nil
 }
