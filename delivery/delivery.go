@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/queue"
@@ -100,7 +101,24 @@ type worker struct {
 	wake     chan struct{}
 	inflight sync.WaitGroup
 	slots    chan struct{}
+
+	// An attempt's end wakes the worker only when that can change what
+	// it does: it waits for a free slot (needSlot), it should look again
+	// when the next retry is due (recheck: an attempt failed), or, for an
+	// ordered sink, the attempt let its subject's next delivery go. An
+	// unordered sink's success changes nothing, and waking for it cost
+	// two reads of the queue per event at a steady, light load.
+	needSlot atomic.Bool
+	recheck  atomic.Bool
+	// nextDue caches NextDue's answer between reads (at most one per
+	// nextDueEvery, or after recheck); zero when none is known.
+	nextDue     time.Time
+	nextDueRead time.Time
 }
+
+// nextDueEvery bounds how often a worker asks the store when its next
+// retry is due, when nothing it did moved it.
+const nextDueEvery = 100 * time.Millisecond
 
 // ErrShutdown is the cause of attempts cancelled by a shutdown deadline.
 var ErrShutdown = errors.New("switchyard is shutting down")
@@ -258,9 +276,13 @@ func (d *Dispatcher) run(w *worker) {
 		free := cap(w.slots) - len(w.slots)
 		busy := free < cap(w.slots)
 		if busy && free < round && w.pace.every == 0 {
-			d.sleep(w, d.idle) // a finishing attempt wakes us
+			w.needSlot.Store(true)
+			if cap(w.slots)-len(w.slots) < round { // no attempt ended meanwhile
+				d.sleep(w, d.idle) // a finishing attempt wakes us
+			}
 			continue
 		}
+		w.needSlot.Store(false)
 		allowed := w.pace.allow(d.now(), free)
 		short := false // the store gave fewer deliveries than asked
 		if allowed > 0 {
@@ -283,19 +305,26 @@ func (d *Dispatcher) run(w *worker) {
 				w.slots <- struct{}{}
 				w.inflight.Add(1)
 				go func() {
+					var state string
 					defer func() {
 						<-w.slots
 						w.inflight.Done()
-						select {
-						case w.wake <- struct{}{}:
-						default:
+						if state != queue.StateDelivered {
+							w.recheck.Store(true)
+						}
+						if w.needSlot.Load() || w.Ordered || w.pace.every > 0 || state != queue.StateDelivered {
+							select {
+							case w.wake <- struct{}{}:
+							default:
+							}
 						}
 					}()
-					d.attempt(w, &batch[i])
+					state = d.attempt(w, &batch[i])
 				}()
 			}
 			if len(batch) == allowed && allowed == free {
-				continue // more may be due
+				w.needSlot.Store(true) // more may be due once a slot frees
+				continue
 			}
 			short = len(batch) < allowed
 		}
@@ -306,8 +335,15 @@ func (d *Dispatcher) run(w *worker) {
 		var dueIn time.Duration
 		due, heldBack := false, false
 		if short && (!busy || w.pace.every > 0) {
-			if next, ok, err := d.q.NextDue(ctx, w.Name, w.Ordered); err == nil && ok {
-				dueIn = next.Sub(d.now())
+			now := d.now()
+			if w.recheck.Swap(false) || now.Sub(w.nextDueRead) >= nextDueEvery {
+				w.nextDue, w.nextDueRead = time.Time{}, now
+				if next, ok, err := d.q.NextDue(ctx, w.Name, w.Ordered); err == nil && ok {
+					w.nextDue = next
+				}
+			}
+			if !w.nextDue.IsZero() {
+				dueIn = w.nextDue.Sub(now)
 				due, heldBack = dueIn > 0, dueIn <= 0
 			}
 		}
@@ -342,7 +378,9 @@ func (d *Dispatcher) sleep(w *worker, wait time.Duration) {
 	}
 }
 
-func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
+// attempt sends qd and records its outcome, and returns the delivery's
+// state after it ("" when the outcome could not be recorded).
+func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) string {
 	// Attributes, not log.With: With pre-formats them for the handler
 	// on every attempt, and most attempts log nothing.
 	log := attemptLog{w.log, []any{"delivery_id", qd.ID, "event_id", qd.EventID, "attempt", qd.Attempt}}
@@ -362,7 +400,7 @@ func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
 	recorded := d.record(w, qd, o, log)
 	stopRenew()
 	if !recorded {
-		return
+		return ""
 	}
 	if d.onAttempt != nil {
 		d.onAttempt(Attempt{Sink: w.Name, State: o.State, Took: took, Waited: end.Sub(qd.Since)})
@@ -381,6 +419,7 @@ func (d *Dispatcher) attempt(w *worker, qd *queue.Delivery) {
 	case queue.StateDead:
 		log.Error("delivery dead", "err", o.Error, "status", o.Status)
 	}
+	return o.State
 }
 
 // renewWhile renews qd's lease every third of the lease TTL until the
