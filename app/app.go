@@ -456,7 +456,13 @@ func (a *App) Ingest(ctx context.Context, ev *event.Event) (receiver.Result, err
 	qt := make([]queue.Target, len(targets))
 	var routes []string
 	for i, t := range targets {
-		qt[i] = queue.Target{Sink: t.Sink, Routes: t.Routes}
+		// A held sink counts as ordered: it delivers nothing, and its
+		// deliveries wait in the queue, not in the store's memory.
+		ordered := true
+		if rs, ok := r.sinks[t.Sink]; ok {
+			ordered = rs.sink.Ordered
+		}
+		qt[i] = queue.Target{Sink: t.Sink, Routes: t.Routes, Ordered: ordered}
 		for _, name := range t.Routes {
 			if !slices.Contains(routes, name) {
 				routes = append(routes, name)

@@ -176,6 +176,10 @@ type Store interface {
 type Target struct {
 	Sink   string
 	Routes []string
+	// Ordered says that the sink attempts a subject's deliveries one at
+	// a time, in order (LeaseRequest.Ordered): a backend may keep the
+	// deliveries of unordered sinks where it leases them cheaply.
+	Ordered bool
 }
 
 // Incoming is an event to accept.

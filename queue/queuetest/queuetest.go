@@ -76,6 +76,7 @@ func Run(t *testing.T, h Harness) {
 		{"Attempts", testAttempts},
 		{"Prune", testPrune},
 		{"SurvivesReopen", testSurvivesReopen},
+		{"OperatorsBeforeFirstLease", testOperatorsBeforeFirstLease},
 		{"InvalidInput", testInvalidInput},
 		// What the console reads (console.go).
 		{"Request", testRequest},
@@ -1219,5 +1220,40 @@ func testReplicasReplay(t *testing.T, f *fixture, other queue.Store) {
 	hist, err := f.s.Attempts(f.ctx, acc.Deliveries[0])
 	if err != nil || len(hist) != 2 || hist[0].State != queue.StateDead || hist[1].State != queue.StateDelivered {
 		t.Fatalf("history = %+v, %v", hist, err)
+	}
+}
+
+// testOperatorsBeforeFirstLease: a replay, a purge or a give-up of a
+// delivery accepted a moment ago, before any lease, is what the next
+// lease sees (a backend keeping fresh deliveries aside must not hand
+// out the version from before the operator's change).
+func testOperatorsBeforeFirstLease(t *testing.T, f *fixture) {
+	replayed := f.accept("s", "crm")
+	if n, err := f.s.Replay(f.ctx, queue.Filter{ID: replayed.Deliveries[0]}); err != nil || n != 1 {
+		t.Fatalf("replay = %d, %v", n, err)
+	}
+	got := f.lease("crm", 10, false)
+	if len(got) != 1 || got[0].Replays != 1 {
+		t.Fatalf("lease after a replay = %+v, want the delivery in its replayed run", got)
+	}
+	f.complete(&got[0], delivered)
+	if info := f.delivery(replayed.Deliveries[0]); info.State != queue.StateDelivered {
+		t.Fatalf("after its attempt: %+v, want delivered", info)
+	}
+
+	purged := f.accept("s", "crm")
+	if n, err := f.s.Purge(f.ctx, queue.Filter{Sink: "crm", States: []string{queue.StatePending}}, false); err != nil || n != 1 {
+		t.Fatalf("purge = %d, %v", n, err)
+	}
+	if got := f.lease("crm", 10, false); len(got) != 0 {
+		t.Fatalf("leased a purged delivery: %+v (event %s)", got, purged.EventID)
+	}
+
+	dead := f.accept("s", "crm")
+	if n, err := f.s.GiveUp(f.ctx, queue.Filter{ID: dead.Deliveries[0]}); err != nil || n != 1 {
+		t.Fatalf("give up = %d, %v", n, err)
+	}
+	if got := f.lease("crm", 10, false); len(got) != 0 {
+		t.Fatalf("leased a delivery given up: %+v", got)
 	}
 }

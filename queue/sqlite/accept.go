@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/queue"
@@ -53,6 +54,21 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 		}
 		s.events.put(cached, len(data)+eventOverhead)
 	}
+	// The deliveries' ids are drawn once: a batch that fails runs this
+	// write again alone. Those of unordered sinks wait in the fresh list
+	// (fresh.go) until the write returns.
+	ids := make([]string, len(in.Targets))
+	fresh := make([]*freshEntry, len(in.Targets))
+	s.leases.mu.Lock()
+	for i, t := range in.Targets {
+		ids[i] = event.NewID("dlv_", ev.ReceivedAt)
+		if !t.Ordered {
+			created := time.UnixMilli(now)
+			fresh[i] = s.leases.addFresh(queue.Delivery{ID: ids[i], EventID: ev.ID, Sink: t.Sink, Routes: t.Routes,
+				Subject: ev.Subject, Attempt: 1, CreatedAt: created, Since: created})
+		}
+	}
+	s.leases.mu.Unlock()
 	var res queue.Accepted
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
 		res = queue.Accepted{}
@@ -92,16 +108,36 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 		res.EventID = ev.ID
 		deltas := make([]sinkDelta, len(in.Targets))
 		for i, t := range in.Targets {
-			id := event.NewID("dlv_", ev.ReceivedAt)
-			if _, err := s.exec(ctx, tx, sqlInsertDelivery,
-				id, ev.ID, t.Sink, strings.Join(t.Routes, ","), ev.Subject, now, now, now); err != nil {
+			r, err := s.exec(ctx, tx, sqlInsertDelivery,
+				ids[i], ev.ID, t.Sink, strings.Join(t.Routes, ","), ev.Subject, now, now, now)
+			if err != nil {
 				return nil, fmt.Errorf("insert delivery: %w", err)
 			}
-			res.Deliveries = append(res.Deliveries, id)
+			if fresh[i] != nil {
+				seq, err := r.LastInsertId()
+				if err != nil {
+					return nil, fmt.Errorf("insert delivery: %w", err)
+				}
+				s.leases.mu.Lock()
+				fresh[i].seq = seq
+				s.leases.mu.Unlock()
+			}
+			res.Deliveries = append(res.Deliveries, ids[i])
 			deltas[i] = sinkDelta{t.Sink, 1}
 		}
 		return deltas, nil
 	})
+	s.leases.mu.Lock()
+	for i, e := range fresh {
+		switch {
+		case e == nil:
+		case err != nil || res.Duplicate:
+			s.leases.dropFresh(in.Targets[i].Sink, ids[i])
+		default:
+			e.ready = true
+		}
+	}
+	s.leases.mu.Unlock()
 	if cacheable && (err != nil || res.Duplicate) {
 		s.events.remove(ev.ID)
 	}

@@ -172,6 +172,11 @@ func (s *Store) Deliveries(ctx context.Context, eventID string) ([]queue.Deliver
 // flight is replayed after that attempt: the attempt's outcome goes to
 // the history, and the delivery stays due.
 func (s *Store) Replay(ctx context.Context, f queue.Filter) (int64, error) {
+	// Operators' changes reach deliveries the fresh list holds: from
+	// now on, lease them as the queue has them.
+	s.leases.mu.Lock()
+	s.leases.clearFresh()
+	s.leases.mu.Unlock()
 	if !named(f) {
 		return 0, queue.ErrNoFilter
 	}
@@ -222,6 +227,11 @@ func countBySink(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]sink
 // Purge implements queue.Store. Deliveries with an attempt in flight in
 // this process are left alone.
 func (s *Store) Purge(ctx context.Context, f queue.Filter, dryRun bool) (int64, error) {
+	// Operators' changes reach deliveries the fresh list holds: from
+	// now on, lease them as the queue has them.
+	s.leases.mu.Lock()
+	s.leases.clearFresh()
+	s.leases.mu.Unlock()
 	if f.Sink == "" && f.ID == "" && f.IDs == nil {
 		return 0, queue.ErrNoFilter
 	}

@@ -52,6 +52,11 @@ func (s *Store) notLeased(where string, args []any) (string, []any) {
 
 // RetryNow implements queue.Store.
 func (s *Store) RetryNow(ctx context.Context, f queue.Filter) (int64, error) {
+	// Operators' changes reach deliveries the fresh list holds: from
+	// now on, lease them as the queue has them.
+	s.leases.mu.Lock()
+	s.leases.clearFresh()
+	s.leases.mu.Unlock()
 	if !named(f) {
 		return 0, queue.ErrNoFilter
 	}
@@ -76,6 +81,11 @@ func (s *Store) RetryNow(ctx context.Context, f queue.Filter) (int64, error) {
 // GiveUp implements queue.Store. Deliveries with an attempt in flight in
 // this process are left alone: the attempt decides.
 func (s *Store) GiveUp(ctx context.Context, f queue.Filter) (int64, error) {
+	// Operators' changes reach deliveries the fresh list holds: from
+	// now on, lease them as the queue has them.
+	s.leases.mu.Lock()
+	s.leases.clearFresh()
+	s.leases.mu.Unlock()
 	if !named(f) {
 		return 0, queue.ErrNoFilter
 	}

@@ -309,3 +309,30 @@ func TestWALBoundedUnderLoad(t *testing.T) {
 		t.Fatalf("WAL of %d MiB after 8000 events under steady load: want it bounded (< %d MiB)", fi.Size()>>20, limit>>20)
 	}
 }
+
+// TestOutcomesRideAlong: at a light load, an outcome waits briefly and
+// commits with the next accepted event instead of alone.
+func TestOutcomesRideAlong(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	s := open(t, t.TempDir(), c)
+	ctx := context.Background()
+	s.Accept(ctx, queue.Incoming{Event: newEvent(c, "first"), Targets: targets("a")})
+	ds, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
+	before := s.commits.Load()
+	done := make(chan error, 1)
+	lingers := s.lingers.Load()
+	go func() { done <- s.Complete(ctx, &ds[0], queue.Outcome{State: queue.StateDelivered}) }()
+	for s.lingers.Load() == lingers { // the outcome waits for company
+		time.Sleep(100 * time.Microsecond)
+	}
+	if _, err := s.Accept(ctx, queue.Incoming{Event: newEvent(c, "second"), Targets: targets("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := s.commits.Load() - before; n != 1 {
+		t.Fatalf("%d commits for an outcome and an event that came while it waited: want one", n)
+	}
+}

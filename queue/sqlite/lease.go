@@ -43,6 +43,11 @@ type leases struct {
 	// nextStart is, per sink with a rate (LeaseRequest.Every), when its
 	// next attempt may start.
 	nextStart map[string]time.Time
+	// fresh are the deliveries just accepted for unordered sinks
+	// (fresh.go); read is when Lease last read each sink's due
+	// deliveries from the queue.
+	fresh map[string]*freshList
+	read  map[string]time.Time
 }
 
 type lease struct {
@@ -121,6 +126,10 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 		s.leases.mu.Unlock()
 		return nil, nil
 	}
+	if !r.Ordered && now.Sub(s.leases.read[r.Sink]) < freshWindow && s.leases.readyFresh(r.Sink) {
+		return s.leaseFresh(ctx, r, now, limit)
+	}
+	s.leases.read[r.Sink] = now
 	// The deliveries in flight are skipped here rather than left out in
 	// the SQL: one statement, prepared once, serves every lease.
 	skip := heldSet(held)
@@ -151,6 +160,7 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 		if len(out) == limit {
 			break
 		}
+		s.leases.dropFresh(r.Sink, d.ID) // handed out here: not again from the fresh list
 		d.Sink = r.Sink
 		d.Attempt++
 		d.Routes = strings.Split(routes, ",")
@@ -202,6 +212,40 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 		sorted[i] = out[j]
 	}
 	return sorted, nil
+}
+
+// leaseFresh leases deliveries from the fresh list: s.leases.mu is held,
+// and unlocked here.
+func (s *Store) leaseFresh(ctx context.Context, r queue.LeaseRequest, now time.Time, limit int) ([]queue.Delivery, error) {
+	entries := s.leases.popFresh(r.Sink, limit)
+	out := make([]queue.Delivery, len(entries))
+	until := now.Add(r.For)
+	h := s.leases.held[r.Sink]
+	if h == nil {
+		h = map[string]*lease{}
+		s.leases.held[r.Sink] = h
+	}
+	for i, e := range entries {
+		out[i] = e.d
+		s.leases.token++
+		out[i].Token = s.leases.token
+		h[e.d.ID] = &lease{token: s.leases.token, until: until, seq: e.seq}
+	}
+	if r.Every > 0 && len(out) > 0 {
+		s.leases.nextStart[r.Sink] = now.Add(time.Duration(len(out)) * r.Every)
+	}
+	s.leases.mu.Unlock()
+	if err := s.loadEvents(ctx, out); err != nil {
+		s.leases.mu.Lock()
+		for _, d := range out {
+			if s.leases.holder(&d) != nil {
+				delete(h, d.ID)
+			}
+		}
+		s.leases.mu.Unlock()
+		return nil, err
+	}
+	return out, nil
 }
 
 // Renew implements queue.Store: leases live in memory, so renewing

@@ -67,8 +67,9 @@ type Store struct {
 	// commits and committed count transactions and the writes in them,
 	// for the group-commit benchmark.
 	commits, committed atomic.Int64
-	// fsyncs counts the syncer's fsyncs.
-	fsyncs atomic.Int64
+	// fsyncs counts the syncer's fsyncs; lingers the lazy batches held
+	// back (tests).
+	fsyncs, lingers atomic.Int64
 	// lastWrite is when the writer last committed (Unix nanoseconds),
 	// for the checkpointer's idle truncation after idleAfter.
 	lastWrite atomic.Int64
@@ -199,16 +200,18 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open queue db %s: %w", path, err)
 	}
 	rdb.SetMaxOpenConns(4)
+	rdb.SetMaxIdleConns(4)
 
 	s := &Store{
-		db:        db,
-		rdb:       rdb,
-		path:      path,
-		log:       opts.Logger,
-		now:       opts.Now,
-		backlog:   map[string]int64{},
-		ops:       make(chan *op, 1024),
-		leases:    leases{held: map[string]map[string]*lease{}, nextStart: map[string]time.Time{}},
+		db:      db,
+		rdb:     rdb,
+		path:    path,
+		log:     opts.Logger,
+		now:     opts.Now,
+		backlog: map[string]int64{},
+		ops:     make(chan *op, 1024),
+		leases: leases{held: map[string]map[string]*lease{}, nextStart: map[string]time.Time{},
+			fresh: map[string]*freshList{}, read: map[string]time.Time{}},
 		events:    newEventCache(eventCacheBytes),
 		syncHook:  opts.SyncHook,
 		sync:      full,
@@ -580,6 +583,7 @@ func (s *Store) writer() {
 // the whole batch at once: running each write alone would only repeat
 // it. Writes whose callers gave up before the batch began are left out.
 func (s *Store) commit(batch []*op) {
+	batch = s.linger(batch)
 	live := batch[:0]
 	for _, o := range batch {
 		if o.ctx.Err() != nil && o.state.CompareAndSwap(opQueued, opAbandoned) {
@@ -601,6 +605,40 @@ func (s *Store) commit(batch []*op) {
 	for _, o := range live {
 		s.tryBatch([]*op{o})
 	}
+}
+
+// lazyLinger is how long a batch of lazy writes alone (outcomes of
+// attempts) waits for company: at a light load each outcome would
+// otherwise commit alone, rewriting the same pages, where it can ride
+// along with the next accepted event's transaction.
+const lazyLinger = 5 * time.Millisecond
+
+// linger holds a batch of lazy writes back for up to lazyLinger, adding
+// the writes that arrive meanwhile; a write that is not lazy ends the
+// wait at once (an accepted event is never held back).
+func (s *Store) linger(batch []*op) []*op {
+	for _, o := range batch {
+		if !o.lazy {
+			return batch
+		}
+	}
+	s.lingers.Add(1)
+	t := time.NewTimer(lazyLinger)
+	defer t.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case o := <-s.ops:
+			batch = append(batch, o)
+			if !o.lazy {
+				return batch
+			}
+		case <-t.C:
+			return batch
+		case <-s.closing:
+			return batch
+		}
+	}
+	return batch
 }
 
 // tryBatch commits batch and reports each write's outcome, or, for a
