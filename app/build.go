@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/receiver"
 	"github.com/switchyard/switchyard/rules"
 	"github.com/switchyard/switchyard/sinks"
+	"github.com/switchyard/switchyard/sinks/archive"
 	"github.com/switchyard/switchyard/sinks/file"
 	"github.com/switchyard/switchyard/sinks/slack"
 	"github.com/switchyard/switchyard/sinks/sqlite"
@@ -141,7 +142,7 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 			bad := false
 			for name, src := range sc.SQLite.Columns {
 				cpath := path + ".columns." + name
-				if err := sqlite.CheckColumnName(name); err != nil {
+				if err := archive.CheckColumnName(name); err != nil {
 					problems = append(problems, cfg.Problem(cpath, "%v", err))
 					bad = true
 					continue

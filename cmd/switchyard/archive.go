@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/switchyard/switchyard/config"
+	sinkarchive "github.com/switchyard/switchyard/sinks/archive"
 	"github.com/switchyard/switchyard/sinks/sqlite"
 )
 
@@ -181,13 +182,13 @@ A row where it fails (a NULL compared with a number) is left out.`, stderr)
 		return err
 	}
 	defer r.Close()
-	o := sqlite.ExportOptions{Format: *format, Table: *table, Since: from}
+	o := sinkarchive.ExportOptions{Format: *format, Table: *table, Since: from}
 	if *where != "" {
 		cols, err := r.Columns(ctx, *table)
 		if err != nil {
 			return err
 		}
-		w, err := sqlite.CompileWhere(*where, cols)
+		w, err := sinkarchive.CompileWhere(*where, cols)
 		if err != nil {
 			return &exitError{code: 2, msg: fmt.Sprintf("%v\n(columns of %s: %s)", err, *table, strings.Join(cols, ", "))}
 		}
