@@ -353,3 +353,15 @@ func orTime(v any, fallback string) string {
 	}
 	return fallback
 }
+
+// Value is the value u sets for column col, or nil.
+func (u *SessionUpdate) Value(col int) any {
+	for _, f := range u.facts {
+		for _, s := range f.sets {
+			if s.col == col && s.val != nil {
+				return s.val
+			}
+		}
+	}
+	return nil
+}
