@@ -104,8 +104,11 @@ func deliveryOf(d queue.DeliveryInfo) Delivery {
 
 // Event is a stored event with its deliveries.
 type Event struct {
-	ID         string    `json:"id"`
-	Source     string    `json:"source"`
+	ID     string `json:"id"`
+	Source string `json:"source"`
+	// ExternalID is the id the platform gave the event, to find it in
+	// the platform's own logs.
+	ExternalID string    `json:"external_id,omitempty"`
 	EventType  string    `json:"event_type"`
 	Subject    string    `json:"subject"`
 	ReceivedAt time.Time `json:"received_at"`
@@ -217,7 +220,7 @@ func (o *Ops) Event(ctx context.Context, id string) (Event, error) {
 }
 
 func (o *Ops) withDeliveries(ctx context.Context, info queue.EventInfo, body bool) (Event, error) {
-	ev := Event{ID: info.ID, Source: info.Source, EventType: info.EventType, Subject: info.Subject,
+	ev := Event{ID: info.ID, Source: info.Source, ExternalID: info.ExternalID, EventType: info.EventType, Subject: info.Subject,
 		ReceivedAt: info.ReceivedAt.UTC(), Deliveries: []Delivery{}}
 	if body {
 		ev.Event = json.RawMessage(info.JSON)

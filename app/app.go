@@ -55,6 +55,10 @@ type Options struct {
 	// SyncHook, when set, runs before each fsync of a SQLite queue's
 	// WAL and an error it returns stands in for the fsync's (fault tests).
 	SyncHook func() error
+	// LeaseTTL, when set, is how long a delivery's lease lasts unless its
+	// attempt renews it (delivery.Options.LeaseTTL); by default a lease
+	// lasts the attempt's timeout and 30 s.
+	LeaseTTL time.Duration
 }
 
 // App is a running gateway.
@@ -63,7 +67,8 @@ type App struct {
 	now     func() time.Time
 	store   queue.Store
 	lock    *dirLock
-	hook    func() error // Options.SyncHook
+	hook    func() error  // Options.SyncHook
+	ttl     time.Duration // Options.LeaseTTL
 	server  *receiver.Server
 	metrics *metrics.Metrics
 	gather  prometheus.Gatherer
@@ -131,7 +136,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{log: log, now: now, load: opts.Load, watch: opts.WatchEvery, hook: opts.SyncHook, quit: make(chan struct{})}
+	a := &App{log: log, now: now, load: opts.Load, watch: opts.WatchEvery, hook: opts.SyncHook, ttl: opts.LeaseTTL, quit: make(chan struct{})}
 	if a.load == nil {
 		a.load = func() (*config.Config, error) { return config.Load(cfg.File()) }
 	}
@@ -237,8 +242,9 @@ func (a *App) openSink(ctx context.Context, cfg *config.Config, s delivery.Sink)
 		}
 	}
 	rs.disp = delivery.New(a.store, []delivery.Sink{s}, delivery.Options{
-		Logger: a.log,
-		Now:    a.now,
+		Logger:   a.log,
+		Now:      a.now,
+		LeaseTTL: a.ttl,
 		OnAttempt: func(at delivery.Attempt) {
 			a.metrics.Attempt(at.Sink, at.State, at.Took, at.Waited)
 		},

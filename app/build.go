@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
@@ -92,6 +93,9 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 			problems = append(problems, sourceProblems(cfg, i, err)...)
 			continue
 		}
+		if src.Renamed != "" {
+			log.Warn(renamedWarning(cfg, i, src.Renamed).String())
+		}
 		if src.Unauthenticated {
 			log.Warn("source accepts unauthenticated requests (verify: {type: none}): anyone who can reach its path can post events",
 				"source", sc.Name, "path", sc.Path)
@@ -162,6 +166,7 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 				Path:      sc.SQLite.Path,
 				Columns:   cols,
 				Retention: sc.SQLite.Retention.D(),
+				Providers: providers(cfg),
 				Logger:    log.With("sink", sc.Name),
 			})
 		case sc.HTTP != nil:
@@ -213,10 +218,20 @@ func (p *Plan) Close() error {
 	return errors.Join(errs...)
 }
 
+// NewSource builds one configured source on its own, as Build does: for
+// tools that act as its sender (switchyard send).
+func NewSource(sc config.Source) (receiver.Source, error) {
+	secrets := make([]string, 0, 2)
+	for _, s := range sc.AllSecrets() {
+		secrets = append(secrets, s.Reveal())
+	}
+	return receiver.NewSource(sourceConfig(sc, secrets))
+}
+
 func sourceConfig(sc config.Source, secrets []string) receiver.SourceConfig {
 	c := receiver.SourceConfig{
 		Name: sc.Name, Path: sc.Path, Provider: sc.Provider, Secrets: secrets,
-		Map: sc.Map, CanonicalJSON: sc.CanonicalJSON, IPAllow: sc.IPAllow, TrustedProxies: sc.TrustedProxies,
+		Map: sc.Map, Subject: sc.Subject, CanonicalJSON: sc.CanonicalJSON, IPAllow: sc.IPAllow, TrustedProxies: sc.TrustedProxies,
 	}
 	if v := sc.Verify; v != nil {
 		keys := v.PublicKeys
@@ -231,6 +246,25 @@ func sourceConfig(sc config.Source, secrets []string) receiver.SourceConfig {
 		}
 	}
 	return c
+}
+
+// SourceWarnings warns about each source whose provider is named by the
+// name it had before: it still works, and the warning names the name
+// that replaces it.
+func SourceWarnings(cfg *config.Config) []config.Problem {
+	var out []config.Problem
+	for i, sc := range cfg.Sources {
+		if now := receiver.CanonicalProvider(sc.Provider); now != sc.Provider {
+			out = append(out, renamedWarning(cfg, i, now))
+		}
+	}
+	return out
+}
+
+func renamedWarning(cfg *config.Config, i int, now string) config.Problem {
+	return cfg.Warning(fmt.Sprintf("sources[%d].provider", i),
+		"%q is the old name of this provider: write provider: %s (the old name still works, and may be removed in a later release)",
+		cfg.Sources[i].Provider, now)
 }
 
 // sourceProblems places a source's build errors at the settings they
@@ -335,6 +369,8 @@ func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logge
 		ReplyBroadcast: c.ReplyBroadcast,
 		ChannelRateN:   c.ChannelRate.N,
 		ChannelRatePer: c.ChannelRate.Per.D(),
+		Platforms:      platforms(cfg),
+		APIURL:         apiURL(c.APIURL),
 		Logger:         log.With("sink", sc.Name),
 	}
 	switch {
@@ -383,6 +419,36 @@ func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logge
 		return nil, []config.Problem{cfg.Problem(path, "%v", err)}
 	}
 	return s, nil
+}
+
+// apiURL is a Slack Web API base as slack-go wants it: with a trailing
+// slash; "" keeps slack-go's default.
+func apiURL(u string) string {
+	if u != "" && !strings.HasSuffix(u, "/") {
+		u += "/"
+	}
+	return u
+}
+
+// providers names each source's provider, by source name.
+func providers(cfg *config.Config) map[string]string {
+	out := make(map[string]string, len(cfg.Sources))
+	for _, sc := range cfg.Sources {
+		out[sc.Name] = receiver.CanonicalProvider(sc.Provider)
+	}
+	return out
+}
+
+// platforms describes the platform behind each source, for the Slack
+// layouts.
+func platforms(cfg *config.Config) map[string]slack.Platform {
+	out := make(map[string]slack.Platform, len(cfg.Sources))
+	for _, sc := range cfg.Sources {
+		provider := receiver.CanonicalProvider(sc.Provider)
+		name, subject := receiver.PlatformOf(provider)
+		out[sc.Name] = slack.Platform{Provider: provider, Name: name, Subject: subject}
+	}
+	return out
 }
 
 func ruleProblems(cfg *config.Config, err error) []config.Problem {

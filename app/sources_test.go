@@ -23,9 +23,9 @@ import (
 
 // TestSeedPlatformsEndToEnd posts one event per seed platform shape
 // through the real HTTP endpoint: Darwin (signed X-SIGNATURE), the
-// unauthenticated chat platform of seeds/002 (explicit verify: none),
-// the {id,type,payload} platform of seeds/004 (its own signature header)
-// and a sender mapped with expressions (token in the query).
+// unauthenticated chat inbox (explicit verify: none), DocsSmith Demo2's
+// {id,type,payload} events (its own signature header) and a sender
+// mapped with expressions (token in the query).
 func TestSeedPlatformsEndToEnd(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -37,10 +37,10 @@ sources:
     provider: darwin
     secret: darwin-secret
   - name: chat
-    provider: chat
+    provider: chat-inbox
     verify: {type: none}
   - name: demo
-    provider: envelope
+    provider: docssmith
     secrets: [old-demo-secret, demo-secret]
     verify: {header: X-Demo-Signature}
   - name: acme
@@ -53,7 +53,7 @@ sources:
       subject: 'body.ticket?.id'
       data: 'body.ticket'
   - name: office
-    provider: chat
+    provider: chat        # the chat inbox's old name: still works, with a warning
     verify: {type: none}
     ip_allow: [192.0.2.0/24]
 sinks:
@@ -73,6 +73,9 @@ routes:
 	a := serve(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if !strings.Contains(logs.String(), "unauthenticated") || !strings.Contains(logs.String(), "source=chat") {
 		t.Errorf("no start-up warning for the unauthenticated source:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), `sources[4].provider: \"chat\" is the old name of this provider: write provider: chat-inbox`) {
+		t.Errorf("no start-up warning for the provider's old name:\n%s", logs.String())
 	}
 
 	send := func(path string, body []byte, header http.Header) (int, map[string]any) {
@@ -107,7 +110,7 @@ routes:
 
 	darwinBody := fixture(t, "session_forwarded_escalated")
 	chatBody := seed("chat_new_message.json")
-	demoBody := seed("envelope_message_updated.json")
+	demoBody := seed("docssmith_message_updated.json")
 	acmeBody := []byte(`{"uuid":"u-1","ticket":{"id":"T-9","title":"Olá"}}`)
 
 	for _, tc := range []struct {
@@ -148,7 +151,7 @@ routes:
 	want := map[string][2]string{
 		"darwin": {"session.forwarded.escalated", "6651a0e7c4b2f81d9a3e5c11"},
 		"chat":   {"newMessage", "bf9d96d9-e495-489a-a22a-206b0ea44d90"},
-		"demo":   {"message.updated", ""},
+		"demo":   {"message.updated", "xgQQXg3hrtjh7AvZ"},
 		"acme":   {"ticket.created", "T-9"},
 	}
 	eventually(t, "every event archived", func() bool {
@@ -198,7 +201,7 @@ sources:
     provider: github
     secret: ${EMPTY:-}
   - name: b
-    provider: chat
+    provider: chat-inbox
   - name: c
     provider: custom
     verify: {type: hmac, header: X-Sig, algorithm: md5}
@@ -212,6 +215,10 @@ sources:
     provider: github
     secret: s
     verify: {verify_token: t}
+  - name: f
+    provider: darwin
+    secret: s
+    subject: 'data.sessionId +'
 sinks: []
 routes: []
 `
@@ -240,11 +247,12 @@ routes: []
 		t.Fatal("bad sources accepted")
 	}
 	for _, want := range []string{
-		"v.yaml:7:5: sources[1].verify: missing: this platform signs nothing",
+		"v.yaml:7:5: sources[1].verify: missing: the chat inbox signs nothing",
 		"v.yaml:11:52: sources[2].verify.algorithm: unknown algorithm \"md5\"",
 		"v.yaml:13:33: sources[2].map.eventType: unexpected token EOF",
 		"v.yaml:17:16: sources[3].ip_allow[0]: \"10.0.0.1/8\" has host bits set",
 		"v.yaml:21:28: sources[4].verify.verify_token: provider github sends no GET subscription challenge",
+		"v.yaml:25:30: sources[5].subject: unexpected token EOF",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

@@ -137,6 +137,10 @@ type Source struct {
 	// event field (eventType, id, subject, timestamp, agentId,
 	// agentName, data), replacing the provider's mapping.
 	Map map[string]string `yaml:"map"`
+	// Subject is an expression over the normalized event giving its
+	// subject (what ordering, Slack threads and the archive's sessions
+	// group by), in place of the provider's.
+	Subject string `yaml:"subject"`
 	// CanonicalJSON also accepts HMAC signatures of the compact JSON
 	// re-serialization of the body. Weaker; off by default.
 	CanonicalJSON bool `yaml:"canonical_json"`
@@ -147,7 +151,7 @@ type Source struct {
 }
 
 // SourceVerify is a source's verify: block. Which keys apply depends on
-// type: hmac, token, basic, ed25519 or none (see README.md).
+// type: hmac, token, basic, ed25519 or none (see docs/configuration.md).
 type SourceVerify struct {
 	Type            string   `yaml:"type"`
 	Header          string   `yaml:"header"`
@@ -199,7 +203,7 @@ type Retry struct {
 	MaxAge Duration `yaml:"max_age"`
 }
 
-// Defaults, documented in README.md and config.example.yaml.
+// Defaults, documented in docs/configuration.md and config.example.yaml.
 const (
 	DefaultListen          = ":8080"
 	DefaultBodyLimit       = ByteSize(1 << 20)
@@ -238,6 +242,29 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes already read; file names them in problems and
 // lookup resolves ${VAR} references.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	c, err := ParseAll(file, data, lookup)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadAll is Load for `switchyard check`: with problems, it also returns
+// the configuration as far as it could be decoded (unknown keys left
+// out, bad values at their defaults), so that the caller can compile it
+// and report the problems compiling finds together with these. The
+// configuration is nil only when the file is not YAML at all. Never run
+// a configuration that came with an error.
+func LoadAll(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseAll(path, data, os.LookupEnv)
+}
+
+// ParseAll is LoadAll for bytes already read.
+func ParseAll(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	c := &Config{file: file, nodes: map[string]*yaml.Node{}}
 	c.setDefaults()
 
@@ -251,7 +278,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	c.applyDefaults()
 	c.validate()
 	if len(c.problems) > 0 {
-		return nil, &Error{Problems: c.problems}
+		return c, &Error{Problems: c.problems}
 	}
 	return c, nil
 }

@@ -75,6 +75,9 @@ type SlackSink struct {
 	// Group folds a burst of events with the same key into one message,
 	// edited as they arrive (token mode; a grouped sink does not thread).
 	Group *SlackGroup `yaml:"group"`
+	// APIURL is the Web API a bot posts to: Slack's by default; a
+	// Slack-compatible server or a test server otherwise (token mode).
+	APIURL string `yaml:"api_url"`
 }
 
 // SlackGroup folds the events of a burst into one message: the first
@@ -602,6 +605,9 @@ func (s *SlackSink) validate(c *Config, p, name string) {
 		if s.Group != nil {
 			c.add(c.Problem(p+".group", "grouping edits the group's message as events arrive (chat.update), which needs a bot token (token:): an incoming webhook cannot edit what it posted"))
 		}
+		if s.APIURL != "" {
+			c.add(c.Problem(p+".api_url", "an incoming webhook posts to its own URL: api_url is the Web API a bot (token:) posts to"))
+		}
 	case s.Token != "":
 		if !strings.HasPrefix(s.Token.Reveal(), "xox") {
 			c.add(c.Warning(p+".token", "does not look like a Slack token (xoxb-…)"))
@@ -619,6 +625,9 @@ func (s *SlackSink) validate(c *Config, p, name string) {
 		}
 	default:
 		c.add(c.Warning(p+".webhook_url", "empty, and no token: deliveries to %q are held (kept, not sent) until one is set", name))
+	}
+	if s.APIURL != "" && s.WebhookURL == "" {
+		c.checkURL(p+".api_url", s.APIURL)
 	}
 	if s.Thread != "" && !slices.Contains(SlackThreadModes, s.Thread) {
 		c.add(c.Problem(p+".thread", "unknown thread mode %q: one of %s", s.Thread, strings.Join(SlackThreadModes, ", ")))

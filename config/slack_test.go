@@ -158,3 +158,23 @@ func TestSlackHeld(t *testing.T) {
 		t.Errorf("warnings = %v", c.Warnings)
 	}
 }
+
+// TestSlackAPIURL: api_url points a bot at a Slack-compatible server; it
+// must be an absolute URL, and means nothing to an incoming webhook.
+func TestSlackAPIURL(t *testing.T) {
+	t.Parallel()
+	base := "sources: [{name: d, provider: darwin, secret: x}]\nroutes: [{name: r, match: [\"*\"], to: [ops]}]\nsinks:\n  - {name: ops, type: slack, "
+	c, err := Parse("c.yaml", []byte(base+`token: xoxb-1, channel: "#ops", api_url: "http://127.0.0.1:9999/api/"}`), env(nil))
+	if err != nil || c.Sinks[0].Slack.APIURL != "http://127.0.0.1:9999/api/" {
+		t.Fatalf("api_url: %v %+v", err, c)
+	}
+	for _, tc := range []struct{ sink, want string }{
+		{`token: xoxb-1, channel: "#ops", api_url: "slack.local/api"}`, "sinks[0].api_url: must be an absolute http:// or https:// URL"},
+		{`webhook_url: "https://hooks.slack.com/services/T/B/C", api_url: "http://x/api/"}`, "sinks[0].api_url: an incoming webhook posts to its own URL"},
+	} {
+		_, err := Parse("c.yaml", []byte(base+tc.sink), env(nil))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.sink, err, tc.want)
+		}
+	}
+}

@@ -31,7 +31,7 @@ import (
 //	      ops-slack:
 //	        text: {contains: "Mariana"}     # or {equals: …}, {matches: "re"}, or a value to equal
 //
-// See README.md, "Testing rules".
+// See docs/rules.md, "Testing rules".
 type Suite struct {
 	Cases []Case `yaml:"cases"`
 

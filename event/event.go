@@ -16,13 +16,18 @@ import (
 // Data holds the payload's data object exactly as the sender wrote it, so
 // sinks can forward it without re-encoding numbers or unicode.
 type Event struct {
-	ID         string          `json:"id"`
-	Source     string          `json:"source"`
-	EventType  string          `json:"eventType"`
-	Timestamp  time.Time       `json:"timestamp"`
-	AgentID    string          `json:"agentId,omitempty"`
-	AgentName  string          `json:"agentName,omitempty"`
-	Subject    string          `json:"subject,omitempty"`
+	ID        string    `json:"id"`
+	Source    string    `json:"source"`
+	EventType string    `json:"eventType"`
+	Timestamp time.Time `json:"timestamp"`
+	AgentID   string    `json:"agentId,omitempty"`
+	AgentName string    `json:"agentName,omitempty"`
+	Subject   string    `json:"subject,omitempty"`
+	// ExternalID is the id the platform gave the event (Darwin's event
+	// id when it sends one, the id of an {id, type, payload} envelope),
+	// so it can be found in the platform's own logs. Empty when the
+	// platform gives none.
+	ExternalID string          `json:"externalId,omitempty"`
 	ReceivedAt time.Time       `json:"receivedAt"`
 	Data       json.RawMessage `json:"data"`
 
@@ -42,6 +47,7 @@ type Env struct {
 	AgentID    string         `expr:"agentId"`
 	AgentName  string         `expr:"agentName"`
 	Subject    string         `expr:"subject"`
+	ExternalID string         `expr:"externalId"`
 	Data       map[string]any `expr:"data"`
 	ReceivedAt time.Time      `expr:"receivedAt"`
 }
@@ -58,6 +64,7 @@ func (e *Event) Env() (*Env, error) {
 		AgentID:    e.AgentID,
 		AgentName:  e.AgentName,
 		Subject:    e.Subject,
+		ExternalID: e.ExternalID,
 		ReceivedAt: e.ReceivedAt,
 	}
 	data, err := DecodeData(e.Data)
@@ -131,6 +138,10 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	if e.Subject != "" {
 		b = append(b, `,"subject":`...)
 		b = appendString(b, e.Subject)
+	}
+	if e.ExternalID != "" {
+		b = append(b, `,"externalId":`...)
+		b = appendString(b, e.ExternalID)
 	}
 	b = append(b, `,"receivedAt":`...)
 	if b, err = appendTime(b, e.ReceivedAt); err != nil {

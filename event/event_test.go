@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		for j, d := range datas {
 			ev := &Event{
 				ID: s, Source: "src" + s, EventType: s, AgentID: s, AgentName: strs[(i+1)%len(strs)], Subject: s,
+				ExternalID: strs[(i+2)%len(strs)],
 				Timestamp:  time.Date(2026, 11, 21, 9, 0, 0, int(i)*111, zone),
 				ReceivedAt: time.Date(2026, 11, 21, 12, 0, 0, int(j)*1000, time.UTC),
 				Data:       json.RawMessage(d),
@@ -146,4 +148,44 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("appendString(%q) = %s, want %s", s, got, want.String())
 		}
 	})
+}
+
+// TestEnvNamesFollowTheJSONModel: every field of the JSON model is in the
+// expression environment under the same name and with the event's value,
+// so a field added to Event cannot be forgotten in Env.
+func TestEnvNamesFollowTheJSONModel(t *testing.T) {
+	t.Parallel()
+	ts := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	ev := &Event{ID: "evt_1", Source: "s", EventType: "t", Timestamp: ts, AgentID: "a", AgentName: "n",
+		Subject: "sub", ExternalID: "ext-1", ReceivedAt: ts.Add(time.Second), Data: json.RawMessage(`{"k":"v"}`)}
+	env, err := ev.Env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	envByName := map[string]reflect.Value{}
+	et, ev2 := reflect.TypeOf(*env), reflect.ValueOf(*env)
+	for i := range et.NumField() {
+		envByName[et.Field(i).Tag.Get("expr")] = ev2.Field(i)
+	}
+	jt, jv := reflect.TypeOf(*ev), reflect.ValueOf(*ev)
+	for i := range jt.NumField() {
+		name, _, _ := strings.Cut(jt.Field(i).Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		got, ok := envByName[name]
+		if !ok {
+			t.Errorf("Event's JSON field %q has no expression name in Env", name)
+			continue
+		}
+		if name == "data" {
+			if got.Interface().(map[string]any)["k"] != "v" {
+				t.Errorf("Env.Data = %v", got.Interface())
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got.Interface(), jv.Field(i).Interface()) {
+			t.Errorf("Env %s = %v, want %v", name, got.Interface(), jv.Field(i).Interface())
+		}
+	}
 }

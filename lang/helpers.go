@@ -26,7 +26,7 @@ import (
 //
 // Strings, times and defaults otherwise use expr's own builtins and
 // operators (lower, upper, trim, contains, startsWith, endsWith, matches,
-// now(), duration(), date(), ??, ?.), which README.md lists.
+// now(), duration(), date(), ??, ?.), which docs/rules.md lists.
 func Functions() []expr.Option {
 	return []expr.Option{
 		expr.Function("matchType", matchType, new(func(string, string, ...string) bool)),

@@ -66,7 +66,7 @@ func TestHelpers(t *testing.T) {
 		{"age of a list", `age(data.tags)`, nil, "cannot read a list as a time"},
 		{"age of a bool", `age(true)`, nil, "cannot read a bool as a time"},
 
-		// expr's builtins and operators that README documents
+		// expr's builtins and operators that docs/rules.md documents
 		{"lower", `lower(data.conversationTitle) contains "maria"`, true, ""},
 		{"upper", `upper(data.forwardType)`, "ESCALATED", ""},
 		{"startsWith", `eventType startsWith "session."`, true, ""},

@@ -276,8 +276,10 @@ type Filter struct {
 
 // EventInfo is a stored event.
 type EventInfo struct {
-	ID         string
-	Source     string
+	ID     string
+	Source string
+	// ExternalID is the id the platform gave the event, if any.
+	ExternalID string
 	EventType  string
 	Subject    string
 	ReceivedAt time.Time

@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,6 +37,9 @@ type Source struct {
 	// Unauthenticated is set when the source was configured to accept
 	// requests without verification (verify: {type: none}).
 	Unauthenticated bool
+	// Renamed is the provider's name now, when the configuration named
+	// it by the name it had before (still accepted, with a warning).
+	Renamed string
 	// Handshake, when set, runs after Verify and before Normalize: a
 	// non-nil Reply is the answer to a platform's setup request (Slack's
 	// url_verification, Discord's PING), sent instead of storing an
@@ -45,7 +49,38 @@ type Source struct {
 	// subscription check). It returns ErrChallengeRefused or
 	// ErrForbidden (wrapped), or a *BadRequestError.
 	Challenge func(r *Request) (*Reply, error)
+
+	sign func([]byte, presets.SignOptions) (*presets.Outgoing, error)
 }
+
+// ErrCannotSign is a source Sign cannot sign for; the error wrapping it
+// says why.
+var ErrCannotSign = presets.ErrCannotSign
+
+// Sign returns how the source's sender would post body to url with
+// contentType, signed now with a fresh message id: the headers to add
+// and the URL to post to (a token or a body hash may travel in its
+// query). An unsigned source gets no headers. An ed25519 source needs
+// the sender's private key (ed25519Key); without it, and for a source
+// built another way, the error wraps ErrCannotSign.
+func (s Source) Sign(body []byte, url, contentType string, ed25519Key ed25519.PrivateKey) (http.Header, string, error) {
+	if s.sign == nil {
+		return nil, "", fmt.Errorf("%w: the source was not built from a configuration", ErrCannotSign)
+	}
+	now := time.Now()
+	out, err := s.sign(body, presets.SignOptions{
+		Signed:     verify.Signed{ID: event.NewID("msg_", now), Timestamp: now, Method: http.MethodPost, URL: url, ContentType: contentType},
+		Ed25519Key: ed25519Key,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out.Header, out.URL, nil
+}
+
+// ParseEd25519Key reads an Ed25519 private key in hex or base64: a
+// 32-byte seed or a 64-byte private key.
+func ParseEd25519Key(text string) (ed25519.PrivateKey, error) { return presets.ParseEd25519Key(text) }
 
 // Reply is a source's answer to a platform's setup request.
 type Reply = presets.Reply
@@ -57,8 +92,11 @@ type SourceConfig struct {
 	Provider string
 	Secrets  []string
 	// Verify is the source's verify: block; nil keeps the preset's.
-	Verify         *VerifyConfig
-	Map            map[string]string
+	Verify *VerifyConfig
+	Map    map[string]string
+	// Subject is an expression giving the events' subject in place of
+	// the provider's; empty keeps the provider's.
+	Subject        string
 	CanonicalJSON  bool
 	IPAllow        []string
 	TrustedProxies []string
@@ -74,17 +112,29 @@ type ConfigError = presets.Error
 // Providers lists the known provider names.
 func Providers() []string { return presets.Names() }
 
+// PlatformOf returns how provider's product calls itself ("Darwin"; ""
+// when it has no name) and what its events' subject is ("session",
+// "conversation"; "subject" when not known).
+func PlatformOf(provider string) (name, subject string) {
+	p := presets.PlatformOf(provider)
+	return p.Name, p.Subject
+}
+
+// CanonicalProvider returns the current name of provider: itself, or the
+// name that replaced an old one.
+func CanonicalProvider(provider string) string { return presets.Canonical(provider) }
+
 // NewSource builds a source. Its errors are *ConfigError values (joined
 // when several), placed at the source's settings.
 func NewSource(c SourceConfig) (Source, error) {
 	built, err := presets.Build(presets.Settings{
-		Provider: c.Provider, Secrets: c.Secrets, Verify: c.Verify, Map: c.Map,
+		Provider: c.Provider, Secrets: c.Secrets, Verify: c.Verify, Map: c.Map, Subject: c.Subject,
 		CanonicalJSON: c.CanonicalJSON, IPAllow: c.IPAllow, TrustedProxies: c.TrustedProxies,
 	})
 	if err != nil {
 		return Source{}, err
 	}
-	s := Source{Name: c.Name, Path: c.Path, Unauthenticated: built.Unauthenticated}
+	s := Source{Name: c.Name, Path: c.Path, Unauthenticated: built.Unauthenticated, Renamed: built.Renamed, sign: built.Sign}
 	v := built.Verifier
 	s.Verify = func(r *Request) error {
 		err := v.Verify(r)

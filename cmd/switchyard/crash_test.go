@@ -17,14 +17,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/receiver/darwin"
 )
 
 // TestMain lets the test binary run as switchyard itself: with
 // SWITCHYARD_TEST_MAIN=1 it runs main with its arguments. The crash test
 // starts it as a separate process, so kill -9 is a real crash.
+//
+// The fault tests inject faults into that process through testOptions:
+// SWITCHYARD_TEST_FSYNC_FAIL names a file whose existence makes every
+// fsync of the queue's WAL fail (EIO), SWITCHYARD_TEST_LEASE_TTL sets
+// the delivery leases' TTL.
 func TestMain(m *testing.M) {
 	if os.Getenv("SWITCHYARD_TEST_MAIN") == "1" {
+		testOptions = func(o *app.Options) {
+			if path := os.Getenv("SWITCHYARD_TEST_FSYNC_FAIL"); path != "" {
+				o.SyncHook = func() error {
+					if _, err := os.Stat(path); err == nil {
+						return syscall.EIO
+					}
+					return nil
+				}
+			}
+			if ttl, err := time.ParseDuration(os.Getenv("SWITCHYARD_TEST_LEASE_TTL")); err == nil {
+				o.LeaseTTL = ttl
+			}
+		}
 		main()
 		os.Exit(0)
 	}
@@ -38,10 +57,10 @@ type child struct {
 	done chan struct{}
 }
 
-func startChild(t *testing.T, config, addr string) *child {
+func startChild(t *testing.T, config, addr string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--config", config, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "SWITCHYARD_TEST_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "SWITCHYARD_TEST_MAIN=1"), env...)
 	c := &child{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = c.logs, c.logs
 	if err := cmd.Start(); err != nil {

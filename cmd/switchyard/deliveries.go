@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,9 +37,15 @@ func addStoreFlags(fs *flag.FlagSet) storeFlags {
 // ops opens the queue (see open) and returns the admin operations on it,
 // with a function that closes it.
 func (f storeFlags) ops(ctx context.Context) (*admin.Ops, func(), error) {
+	ops, _, closeStore, err := f.opsConfig(ctx)
+	return ops, closeStore, err
+}
+
+// opsConfig is ops, with the configuration (nil with --dir).
+func (f storeFlags) opsConfig(ctx context.Context) (*admin.Ops, *config.Config, func(), error) {
 	store, cfg, err := f.open(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var sinks func() []string
 	if cfg != nil {
@@ -50,7 +57,7 @@ func (f storeFlags) ops(ctx context.Context) (*admin.Ops, func(), error) {
 			return names
 		}
 	}
-	return admin.NewOps(store, sinks), func() { store.Close() }, nil
+	return admin.NewOps(store, sinks), cfg, func() { store.Close() }, nil
 }
 
 // open opens the queue of an existing storage directory. It takes no
@@ -114,7 +121,7 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fs := flags("deliveries list", "deliveries list [flags]", stderr)
 	sf := addStoreFlags(fs)
-	state := fs.String("state", "", "only deliveries in this `state`: pending, failed, delivered or dead (comma-separated for several)")
+	state := fs.String("state", "", "only deliveries in this `state`: pending, failed, held, delivered or dead (comma-separated for several)")
 	sink := fs.String("sink", "", "only deliveries to this `sink`")
 	since := fs.String("since", "", "only deliveries whose state changed within this `duration` (e.g. 1h, 7d)")
 	eventID := fs.String("event", "", "only the deliveries of this event `id`")
@@ -124,10 +131,22 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	q := admin.DeliveryQuery{Event: *eventID, Sink: *sink, State: *state, Since: *since, Limit: *limit}
+	// held is not a state of the queue: a pending or failed delivery to a
+	// sink without a destination, or no longer configured. The
+	// configuration says which.
+	states, wantHeld := withoutHeld(*state)
+	q.State = strings.Join(states, ",")
+	if wantHeld {
+		if *sf.dir != "" {
+			return &exitError{code: 2, msg: "--state held needs --config: which sinks are held is in the configuration"}
+		}
+		q.State = strings.Join(append(states, "pending", "failed"), ",")
+		q.Limit = 0 // filtered here
+	}
 	if _, err := admin.ParseStates(q.State); err != nil {
 		return inputError(err) // before opening anything
 	}
-	ops, closeStore, err := sf.ops(ctx)
+	ops, cfg, closeStore, err := sf.opsConfig(ctx)
 	if err != nil {
 		return err
 	}
@@ -135,6 +154,19 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ds, more, err := ops.Deliveries(ctx, q)
 	if err != nil {
 		return inputError(err)
+	}
+	ds = markHeld(ds, cfg)
+	if wantHeld {
+		kept := ds[:0]
+		for _, d := range ds {
+			if d.State == "held" || slices.Contains(states, d.State) {
+				kept = append(kept, d)
+			}
+		}
+		ds, more = kept, false
+		if *limit > 0 && len(ds) > *limit {
+			ds, more = ds[:*limit], true
+		}
 	}
 	if *asJSON {
 		return writeJSONLines(stdout, ds)
@@ -157,6 +189,44 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stdout, "(no deliveries)")
 	}
 	return nil
+}
+
+// withoutHeld splits "held" from a comma-separated list of states.
+func withoutHeld(list string) (states []string, held bool) {
+	if list == "" {
+		return nil, false
+	}
+	for _, st := range strings.Split(list, ",") {
+		if strings.TrimSpace(st) == "held" {
+			held = true
+			continue
+		}
+		states = append(states, strings.TrimSpace(st))
+	}
+	return states, held
+}
+
+// markHeld shows waiting deliveries to a held sink (no destination) or
+// to a sink no longer configured as held, with the reason as their last
+// error: they wait for the configuration, not for a retry. Without the
+// configuration (--dir) nothing is marked.
+func markHeld(ds []admin.Delivery, cfg *config.Config) []admin.Delivery {
+	if cfg == nil {
+		return ds
+	}
+	for i, d := range ds {
+		if d.State != "pending" && d.State != "failed" {
+			continue
+		}
+		idx := slices.IndexFunc(cfg.Sinks, func(s config.Sink) bool { return s.Name == d.Sink })
+		switch {
+		case idx < 0:
+			ds[i].State, ds[i].LastError = "held", "held: sink "+d.Sink+" is not in the configuration; it is delivered if the sink comes back (or replay it to another)"
+		case cfg.Sinks[idx].Held():
+			ds[i].State, ds[i].LastError = "held", "held: sink "+d.Sink+" has no destination (webhook_url, token or url); set one and reload"
+		}
+	}
+	return ds
 }
 
 func writeJSONLines[T any](w io.Writer, items []T) error {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/switchyard/switchyard/admin"
+	"github.com/switchyard/switchyard/event"
 )
 
 const eventsUsage = "Usage: switchyard events list [--config FILE | --dir DIR] [--source NAME] [--type TYPE] [--since DUR] [--limit N] [--json]\n" +
@@ -28,7 +30,7 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flags("events list", "events list [flags]", stderr)
 	sf := addStoreFlags(fs)
 	source := fs.String("source", "", "only events from this `source`")
-	typ := fs.String("type", "", "only events of this `type`")
+	typ := fs.String("type", "", "only events of this `type`, or matching this pattern as routes' match: does (session.forwarded.*)")
 	since := fs.String("since", "", "only events received within this `duration` (e.g. 1h, 7d)")
 	limit := fs.Int("limit", 20, "show at most `n`, newest first (0: all)")
 	asJSON := fs.Bool("json", false, "print JSON lines (each event with its deliveries) instead of a table")
@@ -40,15 +42,37 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeStore()
-	evs, more, err := ops.Events(ctx, admin.EventQuery{Source: *source, Type: *typ, Since: *since, Limit: *limit})
+	q := admin.EventQuery{Source: *source, Type: *typ, Since: *since, Limit: *limit}
+	pattern := strings.Contains(*typ, "*")
+	if pattern {
+		// Routes match types with patterns; the store matches exact types,
+		// so a pattern is matched here, over the events the rest selects.
+		if err := event.ValidPattern(*typ); err != nil {
+			return &exitError{code: 2, msg: "--type: " + err.Error()}
+		}
+		q.Type, q.Limit = "", 0
+	}
+	evs, more, err := ops.Events(ctx, q)
 	if err != nil {
 		return inputError(err)
+	}
+	if pattern {
+		kept := evs[:0]
+		for _, ev := range evs {
+			if event.MatchType(*typ, ev.EventType) {
+				kept = append(kept, ev)
+			}
+		}
+		evs, more = kept, false
+		if *limit > 0 && len(evs) > *limit {
+			evs, more = evs[:*limit], true
+		}
 	}
 	if *asJSON {
 		return writeJSONLines(stdout, evs)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT\tSOURCE\tTYPE\tSUBJECT\tRECEIVED\tDELIVERIES")
+	fmt.Fprintln(tw, "EVENT\tSOURCE\tPLATFORM ID\tTYPE\tSUBJECT\tRECEIVED\tDELIVERIES")
 	for _, ev := range evs {
 		ds := ""
 		for i, d := range ev.Deliveries {
@@ -60,7 +84,11 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if ds == "" {
 			ds = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Source, ev.EventType, oneLine(ev.Subject, 40),
+		external := ev.ExternalID
+		if external == "" {
+			external = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Source, oneLine(external, 40), ev.EventType, oneLine(ev.Subject, 40),
 			ev.ReceivedAt.Format(time.RFC3339), ds)
 	}
 	tw.Flush()

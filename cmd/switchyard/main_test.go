@@ -48,6 +48,8 @@ func TestCheckExampleConfig(t *testing.T) {
 	}
 }
 
+// TestCheckReportsEveryProblem: an unknown key or sink does not hide a
+// broken expression in the same file; problems come in the file's order.
 func TestCheckReportsEveryProblem(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bad.yaml")
@@ -71,6 +73,8 @@ routes:
 	}
 	for _, want := range []string{
 		path + `:11:5: routes[0].matches: unknown key "matches" in routes[0]; did you mean "match"?`,
+		// Found by compiling: reported with the rest, not once they are fixed.
+		path + `:12:29: routes[0].when: unexpected token EOF`,
 		path + `:13:10: routes[0].to[0]: unknown sink "archiv"; did you mean "archive"?`,
 	} {
 		if !strings.Contains(out, want) {
@@ -79,6 +83,9 @@ routes:
 	}
 	if strings.Contains(out, "OK") {
 		t.Errorf("printed OK with problems:\n%s", out)
+	}
+	if a, b, c := strings.Index(out, ":11:5:"), strings.Index(out, ":12:29:"), strings.Index(out, ":13:10:"); !(a < b && b < c) {
+		t.Errorf("problems not in the file's order:\n%s", out)
 	}
 }
 
@@ -228,5 +235,39 @@ routes:
 	out, _, err = runCmd(t, "check", "--config", path)
 	if exitCode(err) != 1 || !strings.Contains(out, path+":6:11: routes[0].when: unknown name event") {
 		t.Fatalf("check: %v\n%s", err, out)
+	}
+}
+
+// TestCheckPlatformSettings: check places a header name no request can
+// carry at its line and column, and warns about a provider's old name
+// with the name that replaces it.
+func TestCheckPlatformSettings(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`sources:
+  - name: docs
+    provider: docssmith
+    secret: x
+    verify: {header: x-DocsSmith Demo2-signature}
+sinks: [{name: a, type: sqlite, path: a.db}]
+routes: [{name: r, match: ["*"], to: [a]}]
+`), 0o600)
+	out, _, err := runCmd(t, "check", "--config", path)
+	want := path + `:5:22: sources[0].verify.header: "x-DocsSmith Demo2-signature" is not a header name a request can carry`
+	if exitCode(err) != 1 || !strings.Contains(out, want) || !strings.Contains(out, "most likely x-DocsSmith-Demo2-signature") {
+		t.Fatalf("exit %d, output:\n%s\nwant %s", exitCode(err), out, want)
+	}
+
+	os.WriteFile(path, []byte(`sources:
+  - name: inbox
+    provider: chat
+    verify: {type: none}
+sinks: [{name: a, type: sqlite, path: a.db}]
+routes: [{name: r, match: ["*"], to: [a]}]
+`), 0o600)
+	out, _, err = runCmd(t, "check", "--config", path)
+	want = path + `:3:15: warning: sources[0].provider: "chat" is the old name of this provider: write provider: chat-inbox`
+	if err != nil || !strings.Contains(out, want) || !strings.HasSuffix(out, "OK\n") {
+		t.Fatalf("check: %v\n%s\nwant %s", err, out, want)
 	}
 }

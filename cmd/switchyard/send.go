@@ -3,24 +3,31 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/receiver"
 )
 
 func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flags("send", "send --config FILE --source NAME [--url URL] EVENT.json", stderr)
+	fs := flags("send", "send --config FILE --source NAME [--url URL] [--header 'K: V']... [--ed25519-key FILE] EVENT.json", stderr)
 	path := fs.String("config", "config.yaml", "configuration `file` (for the source's secret and path)")
 	source := fs.String("source", "", "source `name` to sign as")
 	target := fs.String("url", "", "`URL` to post to (default: the source's path on server.listen)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
+	keyFile := fs.String("ed25519-key", "", "`file` holding the sender's Ed25519 private key (hex or base64), for an ed25519 source")
+	var headers headerFlags
+	fs.Var(&headers, "header", "a request `header` 'Name: value' to add, such as 'X-GitHub-Event: push' (repeatable; Content-Type replaces application/json)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -32,33 +39,54 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return report(stdout, err)
 	}
-	var src *config.Source
+	var sc *config.Source
 	var names []string
 	for i := range cfg.Sources {
 		names = append(names, cfg.Sources[i].Name)
 		if cfg.Sources[i].Name == *source {
-			src = &cfg.Sources[i]
+			sc = &cfg.Sources[i]
 		}
 	}
-	if src == nil {
+	if sc == nil {
 		return &exitError{code: 2, msg: fmt.Sprintf("no source %q in %s (sources: %s)", *source, *path, strings.Join(names, ", "))}
+	}
+	src, err := app.NewSource(*sc)
+	if err != nil {
+		return &exitError{code: 2, msg: fmt.Sprintf("source %q: %v (run switchyard check --config %s)", sc.Name, err, *path)}
 	}
 	body, err := os.ReadFile(fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	secret := ""
-	if s := src.AllSecrets(); len(s) > 0 {
-		secret = s[0].Reveal()
+	var key ed25519.PrivateKey
+	if *keyFile != "" {
+		text, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("--ed25519-key: %v", err)}
+		}
+		if key, err = receiver.ParseEd25519Key(string(text)); err != nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("--ed25519-key %s: %v", *keyFile, err)}
+		}
 	}
 	u := *target
 	if u == "" {
-		u = "http://" + dialAddr(cfg.Server.Listen) + src.Path
+		u = "http://" + dialAddr(cfg.Server.Listen) + sc.Path
 	}
-	// Some schemes (twilio, hubspot) sign the URL as well as the body.
-	headers, err := receiver.SignRequest(src.Provider, secret, u, "application/json", body)
+	contentType := "application/json"
+	if ct := headers.h.Get("Content-Type"); ct != "" {
+		contentType = ct
+	}
+	// Some schemes sign the URL (twilio, hubspot), or carry a token or
+	// the body's hash in it.
+	signed, u, err := src.Sign(body, u, contentType, key)
+	if errors.Is(err, receiver.ErrCannotSign) {
+		return &exitError{code: 2, msg: fmt.Sprintf("source %q (provider %s): %v", sc.Name, sc.Provider, err)}
+	}
 	if err != nil {
 		return err
+	}
+	if src.Unauthenticated {
+		fmt.Fprintf(stderr, "source %q verifies nothing (verify: {type: none}): posting without a signature\n", sc.Name)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -66,11 +94,16 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	req.Header = headers
-	req.Header.Set("Content-Type", "application/json")
+	for k, vs := range headers.h {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, vs := range signed {
+		req.Header[k] = vs
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("post %s: %w (is switchyard serve running?)", u, err)
+		return fmt.Errorf("post %s: %w (is switchyard serve running?)", redactURL(u, sc), err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -79,6 +112,23 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// redactURL hides a token a source carries in its query (verify.query).
+func redactURL(u string, sc *config.Source) string {
+	if sc.Verify == nil || sc.Verify.Query == "" {
+		return u
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return "the source's URL"
+	}
+	q := parsed.Query()
+	if q.Has(sc.Verify.Query) {
+		q.Set(sc.Verify.Query, "<secret>")
+		parsed.RawQuery = q.Encode()
+	}
+	return parsed.String()
 }
 
 // dialAddr turns a listen address (":8080", "0.0.0.0:8080") into one to

@@ -23,6 +23,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	watch := fs.Duration("watch", 2*time.Second, "check the configuration file for changes this often, and reload it (0: only on SIGHUP)")
+	listen := fs.String("listen", "", "`address` to serve on instead of server.listen, such as :9000 (default: $SWITCHYARD_LISTEN, else server.listen)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -30,7 +31,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
-	cfg, err := config.Load(*path)
+	if *listen == "" {
+		*listen = os.Getenv("SWITCHYARD_LISTEN")
+	}
+	// The address given here holds for every reload too, so that a reload
+	// does not see server.listen change.
+	load := func() (*config.Config, error) {
+		cfg, err := config.Load(*path)
+		if err == nil && *listen != "" {
+			cfg.Server.Listen = *listen
+		}
+		return cfg, err
+	}
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
@@ -47,13 +60,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a, err := app.New(ctx, cfg, app.Options{Logger: log, Registerer: reg, WatchEvery: *watch})
+	opts := app.Options{Logger: log, Registerer: reg, WatchEvery: *watch, Load: load}
+	if testOptions != nil {
+		testOptions(&opts)
+	}
+	a, err := app.New(ctx, cfg, opts)
 	if err != nil {
 		return err
 	}
 	if err := a.Start(); err != nil {
 		a.Stop(context.Background())
 		return err
+	}
+	for _, sc := range cfg.Sources {
+		log.Info("source served", "source", sc.Name, "provider", sc.Provider, "url", "http://"+dialAddr(a.Addr())+sc.Path)
 	}
 	var reloads sync.WaitGroup
 	reloads.Go(func() {
@@ -91,3 +111,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("stopped")
 	return nil
 }
+
+// testOptions, set only by this package's tests (TestMain), adjusts the
+// gateway a test runs as a separate process: fault injection.
+var testOptions func(*app.Options)

@@ -31,6 +31,7 @@ func TestServeJSONLogsAndSIGHUP(t *testing.T) {
 	addr := freeAddr(t)
 	path := filepath.Join(dir, "switchyard.yaml")
 	write := func(route string) {
+		// --listen serves on addr, not on this address.
 		cfg := fmt.Sprintf(`server: {listen: %q}
 storage: {dir: %s}
 log: {events: true}
@@ -40,7 +41,7 @@ sinks:
   - {name: crm, type: http, url: %s}
 routes:
   - {name: %s, match: ["*"], to: [crm]}
-`, addr, dir, target.URL, route)
+`, "127.0.0.1:1", dir, target.URL, route)
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +51,7 @@ routes:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", path, "--log-format", "json", "--log-level", "debug", "--watch", "0"}, logs, logs)
+		done <- run(ctx, []string{"serve", "--config", path, "--listen", addr, "--log-format", "json", "--log-level", "debug", "--watch", "0"}, logs, logs)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -87,7 +88,7 @@ routes:
 		t.Fatalf("serve: %v\n%s", err, logs)
 	}
 
-	var accepted, delivered, reloaded bool
+	var accepted, delivered, reloaded, served bool
 	sc := bufio.NewScanner(strings.NewReader(logs.String()))
 	for sc.Scan() {
 		var line map[string]any
@@ -101,10 +102,15 @@ routes:
 			delivered = line["event_id"] == answer.ID && line["sink"] == "crm" && line["delivery_id"] != nil
 		case "configuration reloaded":
 			reloaded = line["routes"] == "+renamed -all"
+		case "source served":
+			served = line["source"] == "darwin" && line["url"] == "http://"+addr+"/hooks/darwin"
 		}
 	}
-	if !accepted || !delivered || !reloaded {
-		t.Errorf("accepted %v, delivered %v, reloaded %v:\n%s", accepted, delivered, reloaded, logs)
+	if !accepted || !delivered || !reloaded || !served {
+		t.Errorf("accepted %v, delivered %v, reloaded %v, source served %v:\n%s", accepted, delivered, reloaded, served, logs)
+	}
+	if strings.Contains(logs.String(), "needs_restart") {
+		t.Errorf("the reload saw server.listen change, though --listen holds:\n%s", logs)
 	}
 	if strings.Contains(logs.String(), "s3cret-value") {
 		t.Error("the secret was logged")

@@ -113,6 +113,7 @@ func (f *fixture) event(subject string) *event.Event {
 		ReceivedAt: now,
 		AgentID:    "agent-1",
 		AgentName:  "Ana",
+		ExternalID: fmt.Sprintf("platform-%d", f.n),
 		Data:       json.RawMessage(`{"summary":"Sessão <reembolso> & co","n":` + fmt.Sprint(f.n) + `}`),
 		DedupKey:   fmt.Sprintf("key-%d-%d", now.UnixNano(), f.n),
 	}
@@ -204,7 +205,7 @@ func testAcceptAndLease(t *testing.T, f *fixture) {
 	}
 	e := d.Event
 	if e == nil || e.ID != ev.ID || e.Source != ev.Source || e.EventType != ev.EventType || e.Subject != ev.Subject ||
-		e.AgentID != ev.AgentID || e.AgentName != ev.AgentName || string(e.Data) != string(ev.Data) ||
+		e.AgentID != ev.AgentID || e.AgentName != ev.AgentName || e.ExternalID != ev.ExternalID || string(e.Data) != string(ev.Data) ||
 		!e.Timestamp.Equal(ev.Timestamp) || !e.ReceivedAt.Equal(ev.ReceivedAt) {
 		t.Fatalf("leased event = %+v, want %+v", e, ev)
 	}
@@ -736,7 +737,7 @@ func testListAndEvents(t *testing.T, f *fixture) {
 		t.Fatalf("Events since = %d, want 2", len(evs))
 	}
 	one, err := f.s.Event(f.ctx, ids[2])
-	if err != nil || one.ID != ids[2] || one.Subject != "s0" || one.Source != "darwin" {
+	if err != nil || one.ID != ids[2] || one.Subject != "s0" || one.Source != "darwin" || one.ExternalID == "" {
 		t.Fatalf("Event = %+v, %v", one, err)
 	}
 	var body map[string]any

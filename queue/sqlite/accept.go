@@ -33,7 +33,7 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 		res = queue.Accepted{}
 		insert := func() (bool, error) {
 			r, err := s.exec(ctx, tx, sqlInsertEvent, ev.ID, ev.Source, dedup, ev.EventType, ev.Subject, receivedMS,
-				occurred, received, ev.AgentID, ev.AgentName, data)
+				occurred, received, ev.AgentID, ev.AgentName, ev.ExternalID, data)
 			if err != nil {
 				return false, fmt.Errorf("insert event: %w", err)
 			}
@@ -88,8 +88,8 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 
 const (
 	sqlInsertEvent = `INSERT INTO events (id, source, dedup_key, event_type, subject, received_at,
-			occurred_at, received, agent_id, agent_name, data, event)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, X'') ON CONFLICT (source, dedup_key) DO NOTHING`
+			occurred_at, received, agent_id, agent_name, external_id, data, event)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, X'') ON CONFLICT (source, dedup_key) DO NOTHING`
 	sqlFindDuplicate  = `SELECT id, received_at FROM events WHERE source = ? AND dedup_key = ?`
 	sqlExpireKey      = `UPDATE events SET dedup_key = 'expired:' || id WHERE id = ?`
 	sqlInsertDelivery = `INSERT INTO deliveries (id, event_id, sink, routes, subject, state, created_at, next_at, updated_at)

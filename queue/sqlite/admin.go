@@ -341,7 +341,7 @@ func scanEvent(row interface{ Scan(...any) error }) (queue.EventInfo, error) {
 	if err != nil {
 		return queue.EventInfo{}, fmt.Errorf("event %s: %w", ev.ID, err)
 	}
-	return queue.EventInfo{ID: ev.ID, Source: ev.Source, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
+	return queue.EventInfo{ID: ev.ID, Source: ev.Source, ExternalID: ev.ExternalID, EventType: ev.EventType, Subject: ev.Subject, ReceivedAt: ev.ReceivedAt, JSON: body}, nil
 }
 
 // Prune deletes events received before their source's dedup window

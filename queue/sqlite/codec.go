@@ -27,7 +27,7 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // storedEventColumns are what scanStoredEvent reads.
-const storedEventColumns = `id, source, event_type, subject, occurred_at, received, agent_id, agent_name, data, event`
+const storedEventColumns = `id, source, event_type, subject, occurred_at, received, agent_id, agent_name, external_id, data, event`
 
 // scanStoredEvent reads an event from storedEventColumns: from its
 // columns, or for a row stored by schema v2 (data NULL) from its JSON.
@@ -38,7 +38,7 @@ func scanStoredEvent(row interface{ Scan(...any) error }) (*event.Event, error) 
 		data, legacy       []byte
 	)
 	if err := row.Scan(&ev.ID, &ev.Source, &ev.EventType, &ev.Subject, &occurred, &received,
-		&ev.AgentID, &ev.AgentName, &data, &legacy); err != nil {
+		&ev.AgentID, &ev.AgentName, &ev.ExternalID, &data, &legacy); err != nil {
 		return nil, err
 	}
 	if data == nil {

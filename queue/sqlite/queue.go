@@ -4,6 +4,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -43,6 +44,9 @@ type Options struct {
 	// error it returns stands in for the fsync's: the fault tests' way
 	// to make an fsync fail.
 	SyncHook func() error
+
+	// idleTruncate replaces idleTruncate (tests).
+	idleTruncate time.Duration
 }
 
 // Store is the SQLite queue. Its methods are safe for concurrent use.
@@ -66,8 +70,9 @@ type Store struct {
 	// fsyncs counts the syncer's fsyncs.
 	fsyncs atomic.Int64
 	// lastWrite is when the writer last committed (Unix nanoseconds),
-	// for the checkpointer's idle truncation.
+	// for the checkpointer's idle truncation after idleAfter.
 	lastWrite atomic.Int64
+	idleAfter time.Duration
 
 	// health is the error of the last failed write, nil once one
 	// succeeds; failed latches a fault the store cannot vouch for.
@@ -179,18 +184,19 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	rdb.SetMaxOpenConns(4)
 
 	s := &Store{
-		db:       db,
-		rdb:      rdb,
-		path:     path,
-		log:      opts.Logger,
-		now:      opts.Now,
-		backlog:  map[string]int64{},
-		ops:      make(chan *op, 1024),
-		leases:   leases{held: map[string]map[string]*lease{}},
-		events:   newEventCache(eventCacheBytes),
-		syncHook: opts.SyncHook,
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
+		db:        db,
+		rdb:       rdb,
+		path:      path,
+		log:       opts.Logger,
+		now:       opts.Now,
+		backlog:   map[string]int64{},
+		ops:       make(chan *op, 1024),
+		leases:    leases{held: map[string]map[string]*lease{}},
+		events:    newEventCache(eventCacheBytes),
+		syncHook:  opts.SyncHook,
+		idleAfter: cmp.Or(opts.idleTruncate, idleTruncate),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -386,7 +392,7 @@ func (s *Store) checkpointer() {
 			s.probe()
 		}
 		mode := "PASSIVE"
-		idle := time.Since(time.Unix(0, s.lastWrite.Load())) > idleTruncate
+		idle := time.Since(time.Unix(0, s.lastWrite.Load())) > s.idleAfter
 		if idle && !truncated {
 			mode = "TRUNCATE"
 		}

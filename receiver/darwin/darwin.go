@@ -88,6 +88,7 @@ func (e *FieldError) Error() string {
 //     Timestamp; when absent, receivedAt
 //   - agentId, agentName → AgentID, AgentName (numbers kept as text)
 //   - data → Data, as sent; data.sessionId → Subject
+//   - id, which Darwin does not document, → ExternalID when present
 //
 // Only those top-level members are decoded; data is kept as the slice of
 // body it occupies, so it is neither copied nor re-encoded (the event
@@ -97,12 +98,14 @@ func (e *FieldError) Error() string {
 // The dedup key is the SHA-256 of the body: Darwin has no event id, and
 // a retry repeats the same bytes. ID and Source are left to the caller.
 func Normalize(body []byte, receivedAt time.Time) (*event.Event, error) {
-	var eventType, ts, agentID, agentName, data []byte
+	var eventType, ts, agentID, agentName, data, id []byte
 	it := rawjson.Members(body)
 	for it.Next() {
 		switch string(it.Key()) {
 		case "eventType":
 			eventType = it.Value()
+		case "id":
+			id = it.Value()
 		case "timestamp":
 			ts = it.Value()
 		case "agentId":
@@ -161,6 +164,9 @@ func Normalize(body []byte, receivedAt time.Time) (*event.Event, error) {
 		}
 		ev.Data = data
 	}
+	// Darwin's documented payload has no id; one sent anyway is shown as
+	// the platform's id, but retries are still recognized by the body.
+	ev.ExternalID, _ = rawjson.Text(id)
 	ev.DedupKey = DedupKey(body)
 	return ev, nil
 }

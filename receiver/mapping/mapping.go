@@ -193,7 +193,7 @@ func (m *Mapping) Normalize(r *inbound.Request) (*event.Event, error) {
 		}
 	}
 	if id != "" {
-		ev.DedupKey = "id:" + id
+		ev.ExternalID, ev.DedupKey = id, "id:"+id
 	} else {
 		ev.DedupKey = darwin.DedupKey(r.Body)
 	}

@@ -50,7 +50,7 @@ func FuzzVerify(f *testing.F) {
 		mutated[pos%len(body)] ^= flip
 		if s.provider == "twilio" && twilioForm(mutated) == twilioForm(body) {
 			// Twilio signs names and values run together, not the body:
-			// "a=bc" and "ab=c" sign alike. A limit of its scheme (README).
+			// "a=bc" and "ab=c" sign alike. A limit of its scheme (docs/platforms).
 			return
 		}
 		if err := src.Verifier.Verify(request(t, "POST", s.url_(), mutated, h, now)); err == nil {

@@ -23,7 +23,7 @@ func twilioNormalize(r *inbound.Request) (*event.Event, error) {
 		sh := &shape{eventType: []source{at("type")}}
 		ev, err := sh.normalize(r)
 		if err == nil {
-			ev.DedupKey = dedupKey(id, r.Body)
+			ev.ExternalID, ev.DedupKey = id, dedupKey(id, r.Body)
 		}
 		return ev, err
 	}
@@ -60,7 +60,7 @@ func twilioNormalize(r *inbound.Request) (*event.Event, error) {
 		return nil, err
 	}
 	ev.Data = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	ev.DedupKey = dedupKey(id, r.Body)
+	ev.ExternalID, ev.DedupKey = id, dedupKey(id, r.Body)
 	return ev, nil
 }
 
@@ -104,7 +104,7 @@ func telegramNormalize(r *inbound.Request) (*event.Event, error) {
 			ev.Timestamp = t
 		}
 	}
-	ev.DedupKey = dedupKey(id, r.Body)
+	ev.ExternalID, ev.DedupKey = id, dedupKey(id, r.Body)
 	return ev, nil
 }
 
@@ -145,5 +145,31 @@ func discordNormalize(r *inbound.Request) (*event.Event, error) {
 	}
 	sh := &shape{eventType: []source{at("type")}, typeFunc: func(string) string { return "interaction." + name },
 		id: []source{at("id")}, subject: []source{at("guild_id"), at("channel_id")}, data: []source{at("data")}}
+	return sh.normalize(r)
+}
+
+// docssmithNormalize maps DocsSmith Demo2's {id, type, payload} events:
+// id is the platform's event id (it deduplicates, and is kept as the
+// external id), type the event type, payload the data. The subject is
+// the conversation the payload belongs to: its conversation_id, or for
+// conversation.* events the payload's own id. The event time is the
+// payload's: created_at for *.created, updated_at (else created_at) for
+// the other types; a deletion carries no time of its own, so it is the
+// receive time.
+func docssmithNormalize(r *inbound.Request) (*event.Event, error) {
+	typ, _, _ := rawjson.Get(r.Body, "type")
+	kind, _ := rawjson.Text(typ)
+	sh := &shape{eventType: []source{at("type")}, id: []source{at("id")}, data: []source{at("payload")},
+		subject: []source{at("payload.conversation_id")}}
+	if strings.HasPrefix(kind, "conversation.") {
+		sh.subject = []source{at("payload.id")}
+	}
+	switch {
+	case strings.HasSuffix(kind, ".created"):
+		sh.timestamp = []source{at("payload.created_at")}
+	case strings.HasSuffix(kind, ".deleted"):
+	default:
+		sh.timestamp = []source{at("payload.updated_at"), at("payload.created_at")}
+	}
 	return sh.normalize(r)
 }

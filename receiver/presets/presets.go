@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/lang"
 	"github.com/switchyard/switchyard/receiver/darwin"
 	"github.com/switchyard/switchyard/receiver/inbound"
 	"github.com/switchyard/switchyard/receiver/mapping"
@@ -49,10 +50,13 @@ type Verify struct {
 
 // Settings is what building a source needs from its configuration.
 type Settings struct {
-	Provider       string
-	Secrets        []string
-	Verify         *Verify
-	Map            map[string]string
+	Provider string
+	Secrets  []string
+	Verify   *Verify
+	Map      map[string]string
+	// Subject, when set, is an expression over the normalized event
+	// giving its subject in place of the provider's.
+	Subject        string
 	CanonicalJSON  bool
 	IPAllow        []string
 	TrustedProxies []string
@@ -64,6 +68,11 @@ type Source struct {
 	Normalize func(r *inbound.Request) (*event.Event, error)
 	// Unauthenticated is set for verify type none: the caller warns.
 	Unauthenticated bool
+	// sign signs a request as the sender would (see Sign).
+	sign func([]byte, SignOptions) (*Outgoing, error)
+	// Renamed is the provider's name now, when the configuration used
+	// the name it had before (still accepted): the caller warns.
+	Renamed string
 	// Handshake, when set, answers a verified request that sets the
 	// webhook up (Slack's url_verification, Discord's PING) instead of
 	// its becoming an event; it returns nil for ordinary events and an
@@ -91,6 +100,8 @@ type preset struct {
 	format verify.Format
 	// bodyHash is Twilio's bodySHA256 query parameter.
 	bodyHash string
+	// millis: the timestamp header is Unix milliseconds (HubSpot).
+	millis bool
 	// secret decodes a configured secret into the key (Standard Webhooks'
 	// whsec_ base64); the bytes of the text by default.
 	secret    func(string) ([]byte, error)
@@ -107,6 +118,74 @@ type preset struct {
 	// (bodyTolerance unless verify.tolerance is set).
 	bodyTimestamp string
 	bodyTolerance time.Duration
+}
+
+// Platform is how a provider's product calls itself and what its
+// events' subject is, for messages a person reads ("Open in Darwin",
+// "session 6651…").
+type Platform struct {
+	// Name is the product's name; empty for providers without one
+	// (custom).
+	Name string
+	// Subject names what an event's subject is: "session",
+	// "conversation"; "subject" when not known.
+	Subject string
+}
+
+// platforms are the products behind the presets.
+var platforms = map[string]Platform{
+	"darwin":     {Name: "Darwin", Subject: "session"},
+	"chat-inbox": {Name: "the chat inbox", Subject: "conversation"},
+	"docssmith":  {Name: "DocsSmith Demo2", Subject: "conversation"},
+	"svix":       {Name: "Svix"},
+	"github":     {Name: "GitHub", Subject: "repository"},
+	"stripe":     {Name: "Stripe", Subject: "object"},
+	"slack":      {Name: "Slack", Subject: "team"},
+	"shopify":    {Name: "Shopify", Subject: "resource"},
+	"meta":       {Name: "WhatsApp", Subject: "account"},
+	"twilio":     {Name: "Twilio", Subject: "resource"},
+	"zendesk":    {Name: "Zendesk", Subject: "resource"},
+	"intercom":   {Name: "Intercom", Subject: "item"},
+	"hubspot":    {Name: "HubSpot", Subject: "object"},
+	"linear":     {Name: "Linear", Subject: "entity"},
+	"telegram":   {Name: "Telegram", Subject: "chat"},
+	"discord":    {Name: "Discord", Subject: "guild"},
+}
+
+// renamed maps the names providers had before to their names now. A
+// source may still use an old name; Build says which name replaces it.
+var renamed = map[string]string{
+	"chat":     "chat-inbox",
+	"envelope": "docssmith",
+}
+
+// lookup returns the preset of provider, following a renamed one.
+func lookup(provider string) (p preset, name string, ok bool) {
+	name = provider
+	if n, old := renamed[provider]; old {
+		name = n
+	}
+	p, ok = catalogue[name]
+	return p, name, ok
+}
+
+// PlatformOf describes provider's product; the zero Platform's Subject
+// is "subject".
+func PlatformOf(provider string) Platform {
+	out := platforms[Canonical(provider)]
+	if out.Subject == "" {
+		out.Subject = "subject"
+	}
+	return out
+}
+
+// Canonical returns the current name of provider: itself, or the name
+// that replaced an old one.
+func Canonical(provider string) string {
+	if n, ok := renamed[provider]; ok {
+		return n
+	}
+	return provider
 }
 
 func hmacScheme(header, alg, enc, prefix, signed, tsHeader, idHeader string) *Verify {
@@ -172,6 +251,7 @@ var catalogue = map[string]preset{
 	},
 	"hubspot": {
 		verify: hmacScheme("X-HubSpot-Signature-v3", "sha256", "base64", "", "{method}{url}{body}{timestamp}", "X-HubSpot-Request-Timestamp", ""),
+		millis: true,
 		normalize: (&shape{eventType: []source{at("0.subscriptionType")}, timestamp: []source{at("0.occurredAt")},
 			subject: []source{at("0.objectId")}, wrap: "events"}).normalize,
 	},
@@ -191,14 +271,15 @@ var catalogue = map[string]preset{
 		normalize: discordNormalize,
 		handshake: discordHandshake,
 	},
-	"chat": {
-		needs:     "this platform signs nothing (its documentation asks for an unauthenticated route): write verify: {type: none} to accept that explicitly, or protect the path with verify: {type: token, query: ...} and ip_allow:",
-		normalize: (&shape{eventType: []source{at("event")}, subject: []source{at("conversation.id")}, dataExcept: []string{"event"}}).normalize,
+	"chat-inbox": {
+		needs: "the chat inbox signs nothing (its documentation asks for an unauthenticated route): write verify: {type: none} to accept that explicitly, or protect the path with verify: {type: token, query: ...} and ip_allow:",
+		normalize: (&shape{eventType: []source{at("event")}, subject: []source{at("conversation.id"), at("message.conversation_id")},
+			timestamp: []source{at("conversation.lastMessageAt"), at("conversation.updatedAt")}, dataExcept: []string{"event"}}).normalize,
 	},
-	"envelope": {
+	"docssmith": {
 		verify:    hmacScheme("", "sha256", "hex", "", "{body}", "", ""),
-		needs:     "name the platform's signature header: verify: {header: X-Acme-Signature}",
-		normalize: (&shape{eventType: []source{at("type")}, id: []source{at("id")}, data: []source{at("payload")}}).normalize,
+		needs:     "name the signature header DocsSmith Demo2 sends: its documentation prints x-DocsSmith Demo2-signature, which no HTTP request can carry (a header name has no spaces); look at a delivered request's headers and write verify: {header: X-DocsSmith-Demo2-Signature} or the name you see",
+		normalize: docssmithNormalize,
 	},
 	"custom": {
 		needs: "custom has no preset: describe the scheme, such as verify: {type: hmac, header: X-Signature, algorithm: sha256, encoding: hex}",
@@ -214,21 +295,31 @@ var Types = []string{"hmac", "token", "basic", "ed25519", "none"}
 // Build builds a source's verification and normalization. Every error is
 // an *Error, or several joined.
 func Build(s Settings) (*Source, error) {
-	p, ok := catalogue[s.Provider]
+	p, name, ok := lookup(s.Provider)
 	if !ok {
 		return nil, &Error{Field: "provider", Msg: fmt.Sprintf("unknown provider %q: one of %s", s.Provider, strings.Join(Names(), ", "))}
 	}
 	out := &Source{}
+	if name != s.Provider {
+		out.Renamed = name
+	}
+	s.Provider = name
 	var errs []error
 
 	v, fromPreset, err := p.scheme(s.Verify)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
-		out.Verifier, err = p.verifier(v, fromPreset, s)
+		var keys [][]byte
+		out.Verifier, keys, err = p.verifier(v, fromPreset, s)
 		if err != nil {
 			errs = append(errs, err)
-		} else if p.bodyTimestamp != "" {
+		} else {
+			hm, _ := out.Verifier.(*verify.HMAC)
+			ed, _ := out.Verifier.(*verify.Ed25519)
+			out.sign = p.signer(v, fromPreset, keys, hm, ed)
+		}
+		if err == nil && p.bodyTimestamp != "" {
 			tol := v.Tolerance
 			if tol <= 0 {
 				tol = p.bodyTolerance
@@ -273,6 +364,18 @@ func Build(s Settings) (*Source, error) {
 		out.Normalize = p.normalize
 	default:
 		errs = append(errs, &Error{Field: "map", Msg: "missing: provider custom maps payloads with map: {eventType: 'body.type', ...}"})
+	}
+	if s.Subject != "" {
+		e, err := lang.CompileExpression(s.Subject)
+		var serr *lang.SyntaxError
+		switch {
+		case errors.As(err, &serr):
+			errs = append(errs, &Error{Field: "subject", Msg: serr.Msg, Line: serr.Line, Column: serr.Column})
+		case err != nil:
+			errs = append(errs, &Error{Field: "subject", Msg: err.Error()})
+		case out.Normalize != nil:
+			out.Normalize = withSubject(out.Normalize, e)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -347,29 +450,31 @@ func override(v, b *Verify) {
 	}
 }
 
-func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier, error) {
+// verifier builds the verifier of scheme v, and returns it with the keys
+// it verifies with (decoded as the preset decodes them).
+func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier, [][]byte, error) {
 	if s.CanonicalJSON && v.Type != "hmac" {
-		return nil, &Error{Field: "canonical_json", Msg: "applies to hmac signatures only"}
+		return nil, nil, &Error{Field: "canonical_json", Msg: "applies to hmac signatures only"}
 	}
 	if v.Type != "hmac" && v.Type != "token" && v.Type != "basic" && len(s.Secrets) > 0 {
-		return nil, &Error{Field: "secret", Msg: fmt.Sprintf("verify type %s uses no secret: remove it, so nobody believes it is checked", v.Type)}
+		return nil, nil, &Error{Field: "secret", Msg: fmt.Sprintf("verify type %s uses no secret: remove it, so nobody believes it is checked", v.Type)}
 	}
 	var secrets [][]byte
 	for _, sec := range s.Secrets {
 		if sec == "" {
-			return nil, &Error{Field: "secret", Msg: "is empty (an unset ${VAR}?): an empty secret would verify nothing"}
+			return nil, nil, &Error{Field: "secret", Msg: "is empty (an unset ${VAR}?): an empty secret would verify nothing"}
 		}
 		key := []byte(sec)
 		if fromPreset && p.secret != nil {
 			var err error
 			if key, err = p.secret(sec); err != nil {
-				return nil, &Error{Field: "secret", Msg: err.Error()}
+				return nil, nil, &Error{Field: "secret", Msg: err.Error()}
 			}
 		}
 		secrets = append(secrets, key)
 	}
 	if fromPreset && len(secrets) == 0 && (v.Type == "hmac" || v.Type == "token") && v.Header != "" {
-		return nil, &Error{Field: "secret", Msg: fmt.Sprintf("%s signs every webhook (%s): set secret: (or secret_file:) to the signing secret it gave you", s.Provider, v.Header)}
+		return nil, nil, &Error{Field: "secret", Msg: fmt.Sprintf("%s signs every webhook (%s): set secret: (or secret_file:) to the signing secret it gave you", s.Provider, v.Header)}
 	}
 	var (
 		ver verify.Verifier
@@ -383,10 +488,10 @@ func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier
 			Tolerance: v.Tolerance, PublicURL: v.PublicURL, CanonicalJSON: s.CanonicalJSON, Secrets: secrets,
 		}
 		if fromPreset {
-			c.Format, c.BodyHashParam = p.format, p.bodyHash
+			c.Format, c.BodyHashParam, c.TimestampMillis = p.format, p.bodyHash, p.millis
 		}
 		if c.Header == "" && p.needs != "" && fromPreset {
-			return nil, &Error{Field: "verify.header", Msg: "missing: " + p.needs}
+			return nil, nil, &Error{Field: "verify.header", Msg: "missing: " + p.needs}
 		}
 		ver, err = verify.NewHMAC(c)
 	case "token":
@@ -399,12 +504,12 @@ func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier
 	case "none":
 		ver = verify.None{}
 	default:
-		return nil, &Error{Field: "verify.type", Msg: fmt.Sprintf("unknown type %q: one of %s", v.Type, strings.Join(Types, ", "))}
+		return nil, nil, &Error{Field: "verify.type", Msg: fmt.Sprintf("unknown type %q: one of %s", v.Type, strings.Join(Types, ", "))}
 	}
 	if err != nil {
-		return nil, fieldOf(err, "verify.")
+		return nil, nil, fieldOf(err, "verify.")
 	}
-	return ver, nil
+	return ver, secrets, nil
 }
 
 // fieldOf turns a verify.ConfigError into an Error at its field.
@@ -434,11 +539,23 @@ func whsec(s string) ([]byte, error) {
 	return key, nil
 }
 
+// Sign returns how the source's sender would post body: the headers that
+// sign it (none for an unsigned source) and the URL o.Signed.URL becomes
+// (a token or a body hash may travel in the query). Every verify type
+// can be signed for, ed25519 only with o.Ed25519Key; an error wrapping
+// ErrCannotSign says why not.
+func (s *Source) Sign(body []byte, o SignOptions) (*Outgoing, error) {
+	if s.sign == nil {
+		return nil, fmt.Errorf("%w: the source has no verification scheme", ErrCannotSign)
+	}
+	return s.sign(body, o)
+}
+
 // Sign returns the headers with which provider would sign body with
-// secret, for `switchyard send` and tests: every HMAC preset with a
+// secret, for tests: every HMAC preset with a
 // fixed header. s gives the id, timestamp and URL the scheme may sign.
 func Sign(provider, secret string, body []byte, s verify.Signed) (http.Header, error) {
-	p, ok := catalogue[provider]
+	p, _, ok := lookup(provider)
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q: one of %s", provider, strings.Join(Names(), ", "))
 	}
@@ -455,7 +572,7 @@ func Sign(provider, secret string, body []byte, s verify.Signed) (http.Header, e
 	v := p.verify
 	h, err := verify.NewHMAC(verify.HMACConfig{Header: v.Header, Algorithm: v.Algorithm, Encoding: v.Encoding, Prefix: v.Prefix,
 		Signed: v.Signed, TimestampHeader: v.TimestampHeader, IDHeader: v.IDHeader, Format: p.format, BodyHashParam: p.bodyHash,
-		Secrets: [][]byte{key}})
+		TimestampMillis: p.millis, Secrets: [][]byte{key}})
 	if err != nil {
 		return nil, err
 	}
@@ -469,4 +586,25 @@ func darwinNormalize(r *inbound.Request) (*event.Event, error) {
 		return nil, &inbound.FieldError{Field: ferr.Field, Msg: ferr.Msg}
 	}
 	return ev, err
+}
+
+// withSubject sets the subject of norm's events to subject's value. When
+// it fails, or gives nil or "", the event keeps the provider's subject.
+func withSubject(norm func(*inbound.Request) (*event.Event, error), subject *lang.Expression) func(*inbound.Request) (*event.Event, error) {
+	return func(r *inbound.Request) (*event.Event, error) {
+		ev, err := norm(r)
+		if err != nil {
+			return nil, err
+		}
+		env, err := ev.Env()
+		if err != nil {
+			return ev, nil
+		}
+		if v, err := subject.Eval(env); err == nil {
+			if s := strings.TrimSpace(lang.Text(v)); s != "" {
+				ev.Subject = s
+			}
+		}
+		return ev, nil
+	}
 }

@@ -3,10 +3,14 @@ package presets
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -405,3 +409,116 @@ func TestDiscordEd25519(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestRenamedProviders: the old names of the chat inbox and DocsSmith
+// Demo2 still build the same source, and say which name replaces them;
+// the catalogue lists only the names in use.
+func TestRenamedProviders(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ old, now string }{{"chat", "chat-inbox"}, {"envelope", "docssmith"}} {
+		names := Names()
+		if slices.Contains(names, tc.old) || !slices.Contains(names, tc.now) {
+			t.Errorf("Names() = %v: want %s listed and %s not", names, tc.now, tc.old)
+		}
+		src := build(t, Settings{Provider: tc.old, Secrets: secretsFor(tc.now), Verify: verifyFor(tc.now)})
+		if src.Renamed != tc.now {
+			t.Errorf("%s: Renamed = %q, want %q", tc.old, src.Renamed, tc.now)
+		}
+		if src := build(t, Settings{Provider: tc.now, Secrets: secretsFor(tc.now), Verify: verifyFor(tc.now)}); src.Renamed != "" {
+			t.Errorf("%s: Renamed = %q, want none", tc.now, src.Renamed)
+		}
+		if PlatformOf(tc.old) != PlatformOf(tc.now) || PlatformOf(tc.now).Name == "" {
+			t.Errorf("%s: platform %+v, %s: %+v", tc.old, PlatformOf(tc.old), tc.now, PlatformOf(tc.now))
+		}
+	}
+	if p := PlatformOf("custom"); p.Name != "" || p.Subject != "subject" {
+		t.Errorf("custom platform = %+v", p)
+	}
+}
+
+// TestSubjectExpression: a source's subject: replaces the provider's
+// subject; when it gives nothing or fails, the provider's stays.
+func TestSubjectExpression(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"id":"e1","type":"message.updated","payload":{"conversation_id":"c1","contact":{"id":"k1"}}}`)
+	for _, tc := range []struct{ expr, want string }{
+		{"data.contact.id", "k1"},
+		{`"conversation:" + subject`, "conversation:c1"},
+		{"data.nothing?.id", "c1"}, // nil: the provider's
+		{"data.nothing.id", "c1"},  // fails: the provider's
+		{`data.contact.id == "k1"`, "true"},
+	} {
+		src := build(t, Settings{Provider: "docssmith", Secrets: []string{"s"}, Verify: &Verify{Header: "X-Sig"}, Subject: tc.expr})
+		ev, err := src.Normalize(request(t, "POST", "https://x/y", body, nil, now))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		if ev.Subject != tc.want {
+			t.Errorf("subject: %s gave %q, want %q", tc.expr, ev.Subject, tc.want)
+		}
+	}
+	_, err := Build(Settings{Provider: "darwin", Secrets: []string{"s"}, Subject: "data.sessionId +"})
+	var perr *Error
+	if !errors.As(err, &perr) || perr.Field != "subject" || perr.Line != 1 || perr.Column == 0 {
+		t.Fatalf("a subject that does not compile: %#v", err)
+	}
+}
+
+// TestHubSpotTimestampIsMilliseconds: HubSpot signs its timestamp in
+// milliseconds; a fresh value in seconds (10 digits) is a time in 1970
+// read that way, and refused, however the signature came about.
+func TestHubSpotTimestampIsMilliseconds(t *testing.T) {
+	t.Parallel()
+	secret, target := "app-client-secret", "https://hooks.example.com/hooks/hubspot"
+	src := build(t, Settings{Provider: "hubspot", Secrets: []string{secret}})
+	body := []byte(`[{"subscriptionType":"contact.creation","objectId":1}]`)
+	sign := func(ts string) http.Header {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte("POST" + target + string(body) + ts))
+		return http.Header{"X-Hubspot-Signature-V3": {base64.StdEncoding.EncodeToString(m.Sum(nil))}, "X-Hubspot-Request-Timestamp": {ts}}
+	}
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	if err := src.Verifier.Verify(request(t, "POST", target, body, sign(ms), now)); err != nil {
+		t.Errorf("milliseconds: %v", err)
+	}
+	secs := strconv.FormatInt(now.Unix(), 10)
+	if err := src.Verifier.Verify(request(t, "POST", target, body, sign(secs), now)); !errors.Is(err, verify.ErrStale) {
+		t.Errorf("seconds: %v, want ErrStale", err)
+	}
+	h, err := Sign("hubspot", secret, body, verify.Signed{Timestamp: now, Method: "POST", URL: target})
+	if err != nil || h.Get("X-HubSpot-Request-Timestamp") != ms {
+		t.Errorf("Sign: timestamp %q (%v), want %s", h.Get("X-HubSpot-Request-Timestamp"), err, ms)
+	}
+}
+
+// TestTwilioDefaultPort: as Twilio's libraries do, a signature over the
+// URL with its default port (:443) verifies a request to the URL without
+// it, and the other way round; another port does not.
+func TestTwilioDefaultPort(t *testing.T) {
+	t.Parallel()
+	body := []byte("MessageSid=SM1&MessageStatus=sent")
+	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	for _, tc := range []struct {
+		publicURL, signedURL string
+		ok                   bool
+	}{
+		{"https://hooks.example.com", "https://hooks.example.com:443/hooks/twilio?x=1", true},
+		{"https://hooks.example.com:443", "https://hooks.example.com/hooks/twilio?x=1", true},
+		{"http://hooks.example.com", "http://hooks.example.com:80/hooks/twilio?x=1", true},
+		{"https://hooks.example.com", "https://hooks.example.com/hooks/twilio?x=1", true},
+		{"https://hooks.example.com", "https://hooks.example.com:8443/hooks/twilio?x=1", false},
+		{"https://hooks.example.com", "https://hooks.example.com:80/hooks/twilio?x=1", false},
+	} {
+		src := build(t, Settings{Provider: "twilio", Secrets: []string{"12345"}, Verify: &Verify{PublicURL: tc.publicURL}})
+		sig, err := Sign("twilio", "12345", body, verify.Signed{URL: tc.signedURL, Method: "POST", ContentType: "application/x-www-form-urlencoded"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hh := h.Clone()
+		hh.Set("X-Twilio-Signature", sig.Get("X-Twilio-Signature"))
+		err = src.Verifier.Verify(request(t, "POST", "http://10.0.0.5:8080/hooks/twilio?x=1", body, hh, now))
+		if (err == nil) != tc.ok {
+			t.Errorf("public %s, signed %s: %v, want ok %v", tc.publicURL, tc.signedURL, err, tc.ok)
+		}
+	}
+}

@@ -143,6 +143,7 @@ func (sh *shape) normalize(r *inbound.Request) (*event.Event, error) {
 	if ev.Data, err = sh.dataOf(r); err != nil {
 		return nil, err
 	}
+	ev.ExternalID = id
 	ev.DedupKey = dedupKey(id, body)
 	return ev, nil
 }

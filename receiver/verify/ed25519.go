@@ -38,6 +38,9 @@ func NewEd25519(c Ed25519Config) (*Ed25519, error) {
 	if c.Header == "" {
 		return nil, configErr("header", "missing: name the header that carries the signature")
 	}
+	if err := checkHeaders("header", c.Header, "timestamp_header", c.TimestampHeader); err != nil {
+		return nil, err
+	}
 	switch c.Encoding {
 	case "", "hex", "base64":
 	default:
@@ -129,7 +132,17 @@ func (v *Ed25519) encoding() string {
 	return v.c.Encoding
 }
 
-// SignEd25519 returns the headers a sender holding priv would send.
+// HasKey reports whether pub is one of the keys v verifies with.
+func (v *Ed25519) HasKey(pub ed25519.PublicKey) bool {
+	for _, k := range v.keys {
+		if k.Equal(pub) {
+			return true
+		}
+	}
+	return false
+}
+
+// Sign returns the headers a sender holding priv would send.
 func (v *Ed25519) Sign(priv ed25519.PrivateKey, body []byte, ts time.Time) map[string]string {
 	vals := values{body: body, timestamp: fmt.Sprint(ts.Unix())}
 	var msg bytes.Buffer

@@ -50,6 +50,12 @@ type HMACConfig struct {
 	// TimestampHeader and IDHeader supply {timestamp} and {id}.
 	TimestampHeader string
 	IDHeader        string
+	// TimestampMillis reads the timestamp as Unix milliseconds only
+	// (HubSpot's), and signs with milliseconds: a value in seconds is
+	// then a time in January 1970, refused as stale. Otherwise the
+	// timestamp is Unix seconds, Unix milliseconds (10^11 or more) or
+	// RFC 3339.
+	TimestampMillis bool
 	// Tolerance bounds |receive time - timestamp| when the scheme has a
 	// timestamp; DefaultTolerance when 0.
 	Tolerance time.Duration
@@ -103,6 +109,9 @@ func NewHMAC(c HMACConfig) (*HMAC, error) {
 	}
 	if strings.TrimSpace(c.Header) == "" {
 		return nil, configErr("header", "missing: name the header that carries the signature")
+	}
+	if err := checkHeaders("header", c.Header, "timestamp_header", c.TimestampHeader, "id_header", c.IDHeader); err != nil {
+		return nil, err
 	}
 	if c.Signed == "" {
 		c.Signed = "{body}"
@@ -163,7 +172,11 @@ func (v *HMAC) Verify(r *inbound.Request) error {
 		}
 	}
 	if ts != "" || v.tmpl.uses["timestamp"] {
-		t, err := parseTimestamp(ts)
+		parse := parseTimestamp
+		if v.c.TimestampMillis {
+			parse = parseMillis
+		}
+		t, err := parse(ts)
 		if err != nil {
 			return err
 		}
@@ -194,6 +207,18 @@ func (v *HMAC) Verify(r *inbound.Request) error {
 	}
 	if v.matches(&vals, &sigs, n) {
 		return nil
+	}
+	if v.tmpl.uses["url"] {
+		// As Twilio's own libraries do: the sender may have signed the
+		// URL with its default port (https://host:443/…) or without it.
+		if alt, ok := toggleDefaultPort(vals.url); ok {
+			signed := vals.url
+			vals.url = alt
+			if v.matches(&vals, &sigs, n) {
+				return nil
+			}
+			vals.url = signed
+		}
 	}
 	if v.c.CanonicalJSON && v.tmpl.uses["body"] {
 		if c, ok := Canonical(r.Body); ok && string(c) != string(r.Body) {
@@ -321,8 +346,18 @@ func (v *HMAC) encode(sum []byte) string {
 	return hex.EncodeToString(sum)
 }
 
-// parseTimestamp reads Unix seconds, Unix milliseconds (13 digits, as
-// HubSpot sends) or RFC 3339 (as Zendesk sends).
+// parseMillis reads Unix milliseconds, digits only.
+func parseMillis(s string) (time.Time, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("%w: timestamp %q is not Unix milliseconds", ErrMalformed, s)
+	}
+	return time.UnixMilli(n), nil
+}
+
+// parseTimestamp reads Unix seconds, Unix milliseconds (10^11 or more:
+// 12 digits and up, which as seconds would be past the year 5000) or
+// RFC 3339 (as Zendesk sends).
 func parseTimestamp(s string) (time.Time, error) {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
 		if n >= 1e11 {
@@ -352,6 +387,9 @@ type Signed struct {
 func (v *HMAC) Sign(secret, body []byte, s Signed) (http.Header, error) {
 	h := http.Header{}
 	ts := strconv.FormatInt(s.Timestamp.Unix(), 10)
+	if v.c.TimestampMillis {
+		ts = strconv.FormatInt(s.Timestamp.UnixMilli(), 10)
+	}
 	vals := values{body: body, timestamp: ts, id: s.ID, method: s.Method}
 	if v.tmpl.uses["url"] || v.c.BodyHashParam != "" {
 		if s.URL == "" {

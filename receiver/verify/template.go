@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -105,6 +106,40 @@ func requestURL(r *inbound.Request, public *url.URL) string {
 		}
 	}
 	return u.String()
+}
+
+// toggleDefaultPort returns rawURL with its scheme's default port (443
+// for https, 80 for http) added when it has none, or removed when it is
+// there; the rest of the text is kept as it is. ok is false for another
+// port or scheme.
+func toggleDefaultPort(rawURL string) (string, bool) {
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return "", false
+	}
+	def := map[string]string{"https": "443", "http": "80"}[strings.ToLower(scheme)]
+	if def == "" {
+		return "", false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, tail := rest[:end], rest[end:]
+	if strings.Contains(authority, "@") || authority == "" {
+		return "", false
+	}
+	host, port, err := net.SplitHostPort(authority)
+	switch {
+	case err != nil: // no port
+		return scheme + "://" + authority + ":" + def + tail, true
+	case port == def:
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		return scheme + "://" + host + tail, true
+	}
+	return "", false
 }
 
 // sortedForm is Twilio's rendering of a form-encoded body: parameters

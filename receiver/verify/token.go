@@ -58,6 +58,9 @@ func NewToken(c TokenConfig) (*Token, error) {
 	if (c.Header == "") == (c.Query == "") {
 		return nil, configErr("header", "set header: (the header carrying the token) or query: (the query parameter), one of them")
 	}
+	if err := checkHeaders("header", c.Header); err != nil {
+		return nil, err
+	}
 	if len(c.Secrets) == 0 {
 		return nil, configErr("secret", "missing: set secret: (or secret_file:) to the token")
 	}

@@ -53,6 +53,42 @@ func configErr(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
+// checkHeaders reports the first of the named header settings whose
+// value cannot be an HTTP header name (RFC 9110 token characters): a
+// request could never carry it, so every request would be refused.
+// Empty values are left to the caller.
+func checkHeaders(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		field, name := fields[i], fields[i+1]
+		if name == "" || ValidHeaderName(name) {
+			continue
+		}
+		msg := fmt.Sprintf("%q is not a header name a request can carry (letters, digits and !#$%%&'*+-.^_`|~ only)", name)
+		if fixed := strings.Join(strings.Fields(name), "-"); fixed != name && ValidHeaderName(fixed) {
+			msg += fmt.Sprintf("; the header sent is most likely %s: look at a delivered request's headers", fixed)
+		}
+		return configErr(field, "%s", msg)
+	}
+	return nil
+}
+
+// ValidHeaderName reports whether s is a valid HTTP header name.
+func ValidHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // All runs verifiers in order; the first failure is the answer.
 func All(vs ...Verifier) Verifier { return all(vs) }
 

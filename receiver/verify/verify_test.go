@@ -286,3 +286,70 @@ func FuzzHeaders(f *testing.F) {
 		_ = allow.Verify(r)
 	})
 }
+
+// TestHeaderNamesAreChecked: a header name no request can carry (the
+// space DocsSmith Demo2's documentation prints) is a configuration
+// error naming the setting, not a source that refuses every request.
+func TestHeaderNamesAreChecked(t *testing.T) {
+	t.Parallel()
+	key := [][]byte{[]byte("s")}
+	for _, tc := range []struct {
+		name  string
+		build func() error
+		field string
+		hint  string
+	}{
+		{"hmac header with a space", func() error {
+			_, err := NewHMAC(HMACConfig{Header: "x-DocsSmith Demo2-signature", Secrets: key})
+			return err
+		}, "header", "x-DocsSmith-Demo2-signature"},
+		{"hmac timestamp header with a colon", func() error {
+			_, err := NewHMAC(HMACConfig{Header: "X-Sig", Signed: "{timestamp}.{body}", TimestampHeader: "X-Ts:", Secrets: key})
+			return err
+		}, "timestamp_header", ""},
+		{"hmac id header with non-ASCII", func() error {
+			_, err := NewHMAC(HMACConfig{Header: "X-Sig", Signed: "{id}.{body}", IDHeader: "X-Idé", Secrets: key})
+			return err
+		}, "id_header", ""},
+		{"token header", func() error {
+			_, err := NewToken(TokenConfig{Header: "X Token", Secrets: key})
+			return err
+		}, "header", "X-Token"},
+		{"ed25519 header", func() error {
+			_, err := NewEd25519(Ed25519Config{Header: "X-Signature(Ed25519)", PublicKeys: []string{strings.Repeat("ab", 32)}})
+			return err
+		}, "header", ""},
+	} {
+		err := tc.build()
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != tc.field || !strings.Contains(ce.Msg, "not a header name") || !strings.Contains(ce.Msg, tc.hint) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	for _, ok := range []string{"X-Signature", "x-docssmith-demo2-signature", "Stripe-Signature", "X-Hub-Signature-256", "webhook-id", "X_Odd.Name~1"} {
+		if !ValidHeaderName(ok) {
+			t.Errorf("ValidHeaderName(%q) = false", ok)
+		}
+	}
+}
+
+func TestToggleDefaultPort(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://h.example/p?q=%7E":     "https://h.example:443/p?q=%7E",
+		"https://h.example:443/p":       "https://h.example/p",
+		"http://h.example":              "http://h.example:80",
+		"HTTPS://h.example:443":         "HTTPS://h.example",
+		"https://[2001:db8::1]/x":       "https://[2001:db8::1]:443/x",
+		"https://[2001:db8::1]:443/x#f": "https://[2001:db8::1]/x#f",
+		"https://h.example:8443/p":      "",
+		"ftp://h.example/p":             "",
+		"https://user:pw@h.example/p":   "",
+		"not a url":                     "",
+	} {
+		got, ok := toggleDefaultPort(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("toggleDefaultPort(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}

@@ -60,6 +60,7 @@ func (m *Mapper) Preview(ev *event.Event) *Rows {
 		{"id", r.ID}, {"source", r.Source}, {"event_type", r.EventType}, {"subject", r.Subject},
 		{"agent_id", r.AgentID}, {"agent_name", r.AgentName},
 		{"timestamp", r.Timestamp}, {"received_at", r.ReceivedAt}, {"data", jsonColumn(r.Data)},
+		{"external_id", r.ExternalID},
 	}}
 	if u := r.Session; u != nil {
 		row := NewSessionRow(NBuiltin + len(m.columns))

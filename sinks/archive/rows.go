@@ -84,8 +84,10 @@ type EventRow struct {
 	// Timestamp and ReceivedAt are in TimeFormat.
 	Timestamp, ReceivedAt string
 	// Data is the data object's JSON, "{}" when there is none.
-	Data    string
-	Session *SessionUpdate
+	Data string
+	// ExternalID is the id the platform gave the event, "" when none.
+	ExternalID string
+	Session    *SessionUpdate
 }
 
 // SessionUpdate is what one event says about its session: facts, each
@@ -204,24 +206,38 @@ func (t *jsonText) UnmarshalJSON(b []byte) error {
 // Mapper turns events into rows: the work of a Send that needs no
 // database. It is safe for concurrent use.
 type Mapper struct {
-	columns []Column
-	value   func(any) any
-	log     *slog.Logger
-	warn    warnings
+	columns   []Column
+	value     func(any) any
+	providers map[string]string
+	log       *slog.Logger
+	warn      warnings
 }
 
-// NewMapper returns a mapper filling the configured columns (sorted by
-// ConfiguredColumns), converting their expressions' results with value
-// (ColumnValue when nil). Problems with an event's data are logged to
-// log once per distinct error.
-func NewMapper(columns []Column, value func(any) any, log *slog.Logger) *Mapper {
-	if value == nil {
-		value = ColumnValue
+// MapperOptions configure a Mapper.
+type MapperOptions struct {
+	// Columns are the configured columns, sorted by ConfiguredColumns.
+	Columns []Column
+	// Value converts an expression's result to a column value;
+	// ColumnValue when nil.
+	Value func(any) any
+	// Providers names each source's provider, by source name: the chat
+	// inbox's and DocsSmith Demo2's events keep a sessions row per
+	// conversation, as Darwin's do per session.
+	Providers map[string]string
+	// Logger gets problems with an event's data, once per distinct
+	// error.
+	Logger *slog.Logger
+}
+
+// NewMapper returns a mapper.
+func NewMapper(o MapperOptions) *Mapper {
+	if o.Value == nil {
+		o.Value = ColumnValue
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Mapper{columns: columns, value: value, log: log}
+	return &Mapper{columns: o.Columns, value: o.Value, providers: o.Providers, log: o.Logger}
 }
 
 // Columns are the configured columns, in table order.
@@ -239,8 +255,17 @@ func (m *Mapper) Row(ev *event.Event) *EventRow {
 		Timestamp:  ev.Timestamp.UTC().Format(TimeFormat),
 		ReceivedAt: ev.ReceivedAt.UTC().Format(TimeFormat),
 		Data:       data,
+		ExternalID: ev.ExternalID,
 	}
-	if ev.Subject == "" || !strings.HasPrefix(ev.EventType, "session.") {
+	if ev.Subject == "" {
+		return r
+	}
+	switch m.providers[ev.Source] {
+	case "chat-inbox", "docssmith":
+		r.Session = m.conversationUpdate(ev, r)
+		return r
+	}
+	if !strings.HasPrefix(ev.EventType, "session.") {
 		return r
 	}
 	var d darwinData
@@ -306,18 +331,81 @@ func (m *Mapper) Row(ev *event.Event) *EventRow {
 	if t := timeText(d.LastHumanActivityAt.v); t != nil {
 		u.lastHuman = t
 	}
-	if len(m.columns) > 0 {
-		env, err := ev.Env()
-		if err == nil {
-			for i, c := range m.columns {
-				if v := m.evalColumn(c, env, ev.ID); v != nil {
-					u.facts = append(u.facts, fact{group: "c." + c.Name, version: evVersion, sets: []set{{NBuiltin + i, v}}})
-				}
-			}
-		}
-	}
+	m.columnFacts(u, ev, evVersion)
 	r.Session = u
 	return r
+}
+
+// columnFacts adds the configured columns' values for ev to u.
+func (m *Mapper) columnFacts(u *SessionUpdate, ev *event.Event, version string) {
+	if len(m.columns) == 0 {
+		return
+	}
+	env, err := ev.Env()
+	if err != nil {
+		return
+	}
+	for i, c := range m.columns {
+		if v := m.evalColumn(c, env, ev.ID); v != nil {
+			u.facts = append(u.facts, fact{group: "c." + c.Name, version: version, sets: []set{{NBuiltin + i, v}}})
+		}
+	}
+}
+
+// conversationUpdate is what an event of the chat inbox or of DocsSmith
+// Demo2 says about its conversation, which has a sessions row as a
+// Darwin session does (session_id is the conversation id, the subject):
+// the title is the customer's or the contact's name, the channel and the
+// creation time when the event carries them; the first and last event
+// times and the count, and the configured columns, as for any session.
+func (m *Mapper) conversationUpdate(ev *event.Event, r *EventRow) *SessionUpdate {
+	u := &SessionUpdate{SessionID: ev.Subject, Timestamp: r.Timestamp}
+	version := r.Timestamp + " " + ev.ID
+	data, err := event.DecodeData(ev.Data)
+	if err != nil {
+		m.warn.once(m.log, "conversation", "cannot read a conversation event's data; archived in events only", "event_id", ev.ID, "err", err)
+		return nil
+	}
+	at := func(path ...string) any {
+		var cur any = data
+		for _, k := range path {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return nil
+			}
+			cur = m[k]
+		}
+		switch v := cur.(type) {
+		case string:
+			if v == "" {
+				return nil
+			}
+			return v
+		case float64:
+			if strings.HasSuffix(path[len(path)-1], "_at") && v > 0 && v < 1e11 {
+				return time.Unix(int64(v), 0).UTC().Format(TimeFormat) // DocsSmith's Unix seconds
+			}
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		}
+		return nil
+	}
+	info := []set{{CSource, nonEmpty(ev.Source)}, {CConversationID, ev.Subject}}
+	if m.providers[ev.Source] == "chat-inbox" {
+		info = append(info,
+			set{CTitle, at("conversation", "customer", "name")},
+			set{CChannelID, at("conversation", "Channel", "id")},
+			set{CChannelName, at("conversation", "Channel", "name")},
+			set{CCreatedAt, timeText(at("conversation", "createdAt"))},
+		)
+	} else {
+		info = append(info, set{CTitle, at("contact", "username")})
+		if strings.HasPrefix(ev.EventType, "conversation.") {
+			info = append(info, set{CCreatedAt, at("created_at")})
+		}
+	}
+	u.facts = append(u.facts, fact{group: "info", version: version, sets: info})
+	m.columnFacts(u, ev, version)
+	return u
 }
 
 func nonEmpty(s string) any {

@@ -46,7 +46,7 @@ func backend(c *pgtest.Cluster, restricted bool) archivetest.Backend {
 			return c.DSN(t)
 		},
 		Open: func(t *testing.T, dsn string, o archivetest.Options) archivetest.Sink {
-			s, err := New(Options{DSN: dsn, Columns: o.Columns, Retention: o.Retention, Now: o.Now})
+			s, err := New(Options{DSN: dsn, Columns: o.Columns, Providers: o.Providers, Retention: o.Retention, Now: o.Now})
 			if err != nil {
 				t.Fatal(err)
 			}

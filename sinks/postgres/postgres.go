@@ -39,6 +39,10 @@ type Options struct {
 	// Retention prunes events older than this, and sessions whose newest
 	// event is; zero keeps everything.
 	Retention time.Duration
+	// Providers names each source's provider, by source name: the chat
+	// inbox's and DocsSmith Demo2's events keep a sessions row per
+	// conversation, as Darwin's do per session.
+	Providers map[string]string
 	// PruneEvery is how often retention runs; default an hour.
 	PruneEvery time.Duration
 	// ConnectTimeout bounds reaching the database at Open; default 10s.
@@ -109,7 +113,7 @@ func New(opts Options) (*Sink, error) {
 	cfg.MaxConns = 4
 	s := &Sink{
 		opts: opts, cfg: cfg, describe: Describe(cfg.ConnConfig), log: opts.Logger, columns: cols,
-		mapper: archive.NewMapper(cols, archive.TypedValue, opts.Logger),
+		mapper: archive.NewMapper(archive.MapperOptions{Columns: cols, Value: archive.TypedValue, Providers: opts.Providers, Logger: opts.Logger}),
 	}
 	return s, nil
 }
@@ -239,7 +243,7 @@ func (s *Sink) Preview(ev *event.Event) (any, error) { return s.mapper.Preview(e
 // cleanRow replaces NUL characters in a row's keys and texts, which
 // PostgreSQL's text cannot hold (see clean).
 func cleanRow(r *archive.EventRow) *archive.EventRow {
-	for _, p := range []*string{&r.ID, &r.Source, &r.EventType, &r.Subject, &r.AgentID, &r.AgentName} {
+	for _, p := range []*string{&r.ID, &r.Source, &r.EventType, &r.Subject, &r.AgentID, &r.AgentName, &r.ExternalID} {
 		*p = clean(*p)
 	}
 	r.Data = cleanJSON(r.Data)

@@ -14,8 +14,8 @@ import (
 )
 
 const insertEvent = `INSERT INTO events
-	(id, source, event_type, subject, agent_id, agent_name, timestamp, received_at, data)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`
+	(id, source, event_type, subject, agent_id, agent_name, timestamp, received_at, data, external_id)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`
 
 // writeBatch writes a batch in one transaction: the events rows first,
 // in order of subject and id, then the sessions of the new ones, each
@@ -33,7 +33,7 @@ func (s *Sink) writeBatch(ctx context.Context, batch []*op) error {
 		for _, o := range ops {
 			r := o.row
 			b.Queue(insertEvent, r.ID, r.Source, r.EventType, r.Subject,
-				r.AgentID, r.AgentName, mustTime(r.Timestamp), mustTime(r.ReceivedAt), r.Data)
+				r.AgentID, r.AgentName, mustTime(r.Timestamp), mustTime(r.ReceivedAt), r.Data, r.ExternalID)
 		}
 		br := tx.SendBatch(ctx, b)
 		var updates []*archive.SessionUpdate

@@ -385,6 +385,8 @@ func groupNoun(eventType string) (noun, sep string) {
 		return "stage transitions", " · "
 	case strings.HasPrefix(t, "function.call."):
 		return "function calls", " · "
+	case t == "newMessage", strings.HasPrefix(t, "message."):
+		return "messages", " · "
 	}
 	return "events", " · "
 }

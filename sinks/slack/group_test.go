@@ -413,3 +413,23 @@ func TestGroupOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestGroupTitleNouns(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		types []string
+		want  string
+	}{
+		{[]string{"newMessage", "newMessage"}, "2 messages · k"},
+		{[]string{"message.created"}, "1 message · k"},
+		{[]string{"session.forwarded.escalated", "newMessage"}, "2 events · k"},
+	} {
+		var items []groupItem
+		for _, typ := range tc.types {
+			items = append(items, groupItem{Type: typ})
+		}
+		if got := groupTitle("k", items); got != tc.want {
+			t.Errorf("groupTitle(%v) = %q, want %q", tc.types, got, tc.want)
+		}
+	}
+}

@@ -12,20 +12,44 @@ import (
 	"github.com/switchyard/switchyard/lang"
 )
 
-// Layout returns the default Block Kit blocks for an event, chosen by its
-// family: forwarded, analyzed and closed sessions, stage transitions,
-// function calls, and a plain layout for the rest. link, if not empty,
-// is shown as a link to the session. Values from the event are escaped;
-// limits are applied when the message is rendered.
-func Layout(env *event.Env, link string) []slackapi.Block {
-	v := values{env: env}
+// Platform is what the layouts say about the platform an event came
+// from: its provider picks the layout, its name labels links ("Open in
+// Darwin") and its subject noun the footer ("session 6651…").
+type Platform struct {
+	// Provider is the source's provider: darwin, docssmith, chat-inbox, …
+	Provider string
+	// Name is the product's name; links read "Open" without one.
+	Name string
+	// Subject names what an event's subject is there: "session",
+	// "conversation"; "subject" when empty.
+	Subject string
+}
+
+// Layout returns the default Block Kit blocks for an event from
+// platform p, chosen by its family: for Darwin, forwarded, analyzed and
+// closed sessions, stage transitions and function calls; the chat
+// inbox's new messages; DocsSmith Demo2's messages and other objects;
+// and a plain layout for the rest. link, if not empty, is shown as a
+// link into the platform. Values from the event are escaped; limits are
+// applied when the message is rendered.
+func Layout(env *event.Env, link string, p Platform) []slackapi.Block {
+	v := values{env: env, platform: p}
 	if link != "" {
-		v.link = "<" + Escape(link) + "|Open in Darwin>"
+		label := "Open"
+		if p.Name != "" {
+			label += " in " + p.Name
+		}
+		v.link = "<" + Escape(link) + "|" + Escape(label) + ">"
 	}
 	var blocks []slackapi.Block
+	linked := false // the layout shows the link itself
 	switch t := env.EventType; {
+	case p.Provider == "chat-inbox":
+		blocks, linked = chatInboxLayout(v), true
+	case p.Provider == "docssmith":
+		blocks, linked = docssmithLayout(v), true
 	case strings.HasPrefix(t, "session.forwarded"):
-		blocks = forwardedLayout(v)
+		blocks, linked = forwardedLayout(v), true
 	case t == "session.analyzed":
 		blocks = analyzedLayout(v)
 	case t == "session.closed" || strings.HasPrefix(t, "session.closed."):
@@ -35,9 +59,9 @@ func Layout(env *event.Env, link string) []slackapi.Block {
 	case strings.HasPrefix(t, "function.call."):
 		blocks = functionLayout(v)
 	default:
-		blocks = []slackapi.Block{section(DefaultText(env))}
+		blocks = []slackapi.Block{section(DefaultText(env, p))}
 	}
-	if v.link != "" && !strings.HasPrefix(env.EventType, "session.forwarded") {
+	if v.link != "" && !linked {
 		blocks = append(blocks, section(v.link))
 	}
 	return append(blocks, footer(v))
@@ -45,8 +69,32 @@ func Layout(env *event.Env, link string) []slackapi.Block {
 
 // values reads the event's data for layouts.
 type values struct {
-	env  *event.Env
-	link string // mrkdwn, or empty
+	env      *event.Env
+	platform Platform
+	link     string // mrkdwn, or empty
+}
+
+// at is the value at a path inside data, as text, unescaped: "" when
+// anything on the way is missing or null.
+func (v values) at(path ...string) string {
+	var cur any = v.env.Data
+	for _, k := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return ""
+		}
+		cur = m[k]
+	}
+	if cur == nil {
+		return ""
+	}
+	if m, ok := cur.(map[string]any); ok {
+		// An object where a name is expected (an agent): its name.
+		if n, ok := m["name"].(string); ok {
+			return strings.TrimSpace(n)
+		}
+	}
+	return strings.TrimSpace(lang.Text(cur))
 }
 
 // raw is the data field as text, unescaped: for plain_text.
@@ -89,14 +137,8 @@ func forwardedLayout(v values) []slackapi.Block {
 			badge.label = kind
 		}
 	}
-	line := fmt.Sprintf("%s `%s`", badge.emoji, Escape(strings.ToUpper(badge.label)))
-	if to := v.md("forwardedToName"); to != "" {
-		line += " forwarded to *" + to + "*"
-	}
-	blocks := []slackapi.Block{
-		header(badge.emoji + " " + badge.label + ": " + v.title()),
-		section(line),
-	}
+	// Each thing once: the kind in the header, whom to in a field.
+	blocks := []slackapi.Block{header(badge.emoji + " " + badge.label + ": " + v.title())}
 	blocks = appendFields(blocks, []field{
 		{"Forwarded to", v.md("forwardedToName")},
 		{"Channel", v.md("channelName")},
@@ -181,14 +223,159 @@ func functionLayout(v values) []slackapi.Block {
 }
 
 // footer is the context line of every layout: when (in the reader's own
-// time zone and format), the agent and the session.
+// time zone and format), the subject (a Darwin session, a conversation),
+// the event type, and the platform's id of the event, to find it in the
+// platform's own logs.
 func footer(v values) slackapi.Block {
 	parts := []string{dateToken(v.env.Timestamp)}
 	if v.env.Subject != "" {
-		parts = append(parts, "session `"+Escape(v.env.Subject)+"`")
+		noun := v.platform.Subject
+		if noun == "" {
+			noun = "subject"
+		}
+		parts = append(parts, Escape(noun)+" `"+Escape(v.env.Subject)+"`")
 	}
 	parts = append(parts, Escape(v.env.EventType))
+	if v.env.ExternalID != "" {
+		parts = append(parts, "id `"+Escape(v.env.ExternalID)+"`")
+	}
 	return slackapi.NewContextBlock("", mrkdwn(strings.Join(parts, " · ")))
+}
+
+// chatInboxLayout is the chat inbox's newMessage (and any other event
+// it sends, which carries the same message and conversation): who wrote,
+// what, on which channel, and the conversation's state.
+func chatInboxLayout(v values) []slackapi.Block {
+	customer := v.at("conversation", "customer", "name")
+	sender := v.at("message", "sender", "name")
+	who := customer
+	if who == "" {
+		who = sender
+	}
+	if who == "" {
+		who = v.title()
+	}
+	label := "New message"
+	if v.env.EventType != "newMessage" {
+		label = v.env.EventType
+	}
+	blocks := []slackapi.Block{header(":speech_balloon: " + label + ": " + who)}
+	text := Escape(v.at("message", "content"))
+	var media []string
+	for _, k := range []string{"imageUrl", "videoUrl", "documentUrl", "audioUrl"} {
+		if u := v.at("message", k); u != "" {
+			media = append(media, "<"+Escape(u)+"|"+strings.TrimSuffix(k, "Url")+">")
+		}
+	}
+	if len(media) > 0 {
+		text = strings.TrimSpace(text + "\n" + strings.Join(media, " · "))
+	}
+	if text != "" {
+		blocks = append(blocks, section(quote(text)))
+	}
+	contact := Escape(customer)
+	if email := v.at("conversation", "customer", "email"); email != "" {
+		contact = strings.TrimSpace(contact + " " + Escape("<"+email+">"))
+	}
+	from := ""
+	if sender != "" && sender != customer {
+		from = Escape(sender)
+	}
+	channel := Escape(v.at("conversation", "Channel", "name"))
+	if medium := v.at("conversation", "Channel", "medium"); medium != "" {
+		channel = strings.TrimSpace(channel + " (" + Escape(medium) + ")")
+	}
+	return appendFields(blocks, []field{
+		{"Customer", contact},
+		{"From", from},
+		{"Channel", channel},
+		{"Status", Escape(v.at("conversation", "status"))},
+		{"Agent", Escape(v.at("conversation", "agent"))},
+		{"Link", v.link},
+	})
+}
+
+var docssmithActions = map[string]string{"created": ":new:", "updated": ":pencil2:", "deleted": ":wastebasket:"}
+
+// docssmithLayout is a DocsSmith Demo2 event: its type in words ("Message
+// updated"), the message text when there is one, who it is about, and
+// the payload's other plain values.
+func docssmithLayout(v values) []slackapi.Block {
+	kind, action, _ := strings.Cut(v.env.EventType, ".")
+	emoji := docssmithActions[action]
+	if kind == "message" {
+		emoji = ":speech_balloon:"
+	}
+	if emoji == "" {
+		emoji = ":bell:"
+	}
+	label := strings.ToUpper(kind[:min(1, len(kind))]) + kind[min(1, len(kind)):]
+	if action != "" {
+		label += " " + action
+	}
+	who := v.at("contact", "username")
+	if who == "" {
+		who = v.at("username")
+	}
+	if who == "" {
+		who = v.at("name")
+	}
+	title := emoji + " " + label
+	if who != "" {
+		title += ": " + who
+	}
+	blocks := []slackapi.Block{header(title)}
+	if msg := v.md("message"); msg != "" {
+		blocks = append(blocks, section(quote(msg)))
+	}
+	fields := []field{
+		{"Contact", Escape(v.at("contact", "username"))},
+		{"Phone", Escape(v.at("contact", "phone_number"))},
+		{"Conversation", codeText(v.at("conversation_id"))},
+	}
+	// For other objects than messages (a conversation, a contact, a
+	// group), the payload's plain values.
+	skip := map[string]bool{"message": true, "conversation_id": true, "contact": true}
+	keys := make([]string, 0, len(v.env.Data))
+	for k, x := range v.env.Data {
+		if kind == "message" {
+			break
+		}
+		switch x.(type) {
+		case string, float64, bool:
+			if !skip[k] {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		val := v.raw(k)
+		if strings.HasSuffix(k, "_at") {
+			val = unixText(v.env.Data[k])
+		} else {
+			val = Escape(val)
+		}
+		fields = append(fields, field{k, val})
+	}
+	fields = append(fields, field{"Link", v.link})
+	return appendFields(blocks, fields)
+}
+
+func codeText(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "`" + Escape(s) + "`"
+}
+
+// unixText shows a Unix-seconds number (DocsSmith Demo2's times) with
+// Slack's date formatting; anything else as text.
+func unixText(x any) string {
+	if f, ok := x.(float64); ok && f > 0 && f < 1e11 {
+		return dateToken(time.Unix(int64(f), 0))
+	}
+	return dateText(lang.Text(x))
 }
 
 // dateToken formats t with Slack's date formatting, which each reader

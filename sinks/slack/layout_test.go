@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/lang"
+	"github.com/switchyard/switchyard/receiver/inbound"
+	"github.com/switchyard/switchyard/receiver/presets"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json")
@@ -76,6 +80,7 @@ func TestLayoutGolden(t *testing.T) {
 				t.Parallel()
 				opts := tc.opts
 				opts.WebhookURL = "https://hooks.slack.com" + webhookPath
+				opts.Platforms = map[string]Platform{"darwin-prod": darwinPlatform}
 				s := newSink(t, opts)
 				m, err := s.Render(load(t, path))
 				if err != nil {
@@ -91,5 +96,107 @@ func TestLayoutGolden(t *testing.T) {
 				golden(t, name, m)
 			})
 		}
+	}
+}
+
+var darwinPlatform = Platform{Provider: "darwin", Name: "Darwin", Subject: "session"}
+
+// platformEvent normalizes a body as the provider's source does.
+func platformEvent(t *testing.T, provider, file string) *event.Event {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "..", "receiver", "presets", "testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := presets.Settings{Provider: provider, Secrets: []string{"s"}, Verify: &presets.Verify{Header: "X-Sig"}}
+	if provider == "chat-inbox" {
+		s = presets.Settings{Provider: provider, Verify: &presets.Verify{Type: "none"}}
+	}
+	src, err := presets.Build(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := src.Normalize(&inbound.Request{Body: bytes.TrimSpace(body), Header: http.Header{}, ReceivedAt: received})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.ID, ev.Source = "evt_"+strings.TrimSuffix(file, ".json"), provider
+	return ev
+}
+
+// TestPlatformLayoutGolden: the chat inbox's and DocsSmith Demo2's
+// events get layouts of their own, which name their platform: the chat
+// inbox's shows the customer and the message text.
+func TestPlatformLayoutGolden(t *testing.T) {
+	t.Parallel()
+	platforms := map[string]Platform{
+		"chat-inbox": {Provider: "chat-inbox", Name: "the chat inbox", Subject: "conversation"},
+		"docssmith":  {Provider: "docssmith", Name: "DocsSmith Demo2", Subject: "conversation"},
+	}
+	link := lang.MustParseTemplate("https://app.example.com/c/{{ subject }}")
+	for _, tc := range []struct{ provider, file string }{
+		{"chat-inbox", "chat_new_message.json"},
+		{"docssmith", "docssmith_message_updated.json"},
+	} {
+		s := newSink(t, Options{WebhookURL: "https://hooks.slack.com" + webhookPath, Link: link, Platforms: platforms})
+		ev := platformEvent(t, tc.provider, tc.file)
+		m, err := s.Render(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, strings.TrimSuffix(tc.file, ".json"), m)
+		all, _ := json.Marshal(m)
+		for _, want := range map[string][]string{
+			"chat-inbox": {"Customer name", "Hello World!", "Channel name (WHATSAPP)", "in-queue", "Open in the chat inbox", "conversation `bf9d96d9-e495-489a-a22a-206b0ea44d90`"},
+			"docssmith":  {"Message updated: KevinMcCallister", "I’m traveling with my dad", "Open in DocsSmith Demo2", "conversation `xgQQXg3hrtjh7AvZ`", "id `a056V7R7NmNRjl70`"},
+		}[tc.provider] {
+			if !strings.Contains(string(all), want) {
+				t.Errorf("%s: the message lacks %q:\n%s", tc.provider, want, all)
+			}
+		}
+		if strings.Contains(string(all), "Darwin") || strings.Contains(string(all), "session") {
+			t.Errorf("%s: the message names Darwin or a session:\n%s", tc.provider, all)
+		}
+	}
+}
+
+// TestEscalationSaysEachThingOnce: the escalation layout names the
+// person it went to once, and its kind once (the text fallback aside).
+func TestEscalationSaysEachThingOnce(t *testing.T) {
+	t.Parallel()
+	s := newSink(t, Options{WebhookURL: "https://hooks.slack.com" + webhookPath, Platforms: map[string]Platform{"darwin-prod": darwinPlatform}})
+	m, err := s.Render(escalated(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, _ := json.Marshal(m.Blocks[:len(m.Blocks)-1]) // the footer names the event type
+	for word, want := range map[string]int{"Carla Mendes": 1, "orwarded to": 1, "scalated": 1} {
+		if n := strings.Count(string(blocks), word); n != want {
+			t.Errorf("%q appears %d times in the blocks, want %d:\n%s", word, n, want, blocks)
+		}
+	}
+}
+
+// TestDocsSmithObjectLayout: a DocsSmith Demo2 event about another object
+// than a message lists the payload's plain values, times as dates, and
+// escapes what it shows.
+func TestDocsSmithObjectLayout(t *testing.T) {
+	t.Parallel()
+	ev := &event.Event{ID: "evt_1", Source: "docs", EventType: "contact.created", ExternalID: "e9", Timestamp: received, ReceivedAt: received,
+		Data: json.RawMessage(`{"id":"WAz8","username":"<!channel>","created_at":692233200,"tags":["a"]}`)}
+	s := newSink(t, Options{WebhookURL: "https://hooks.slack.com" + webhookPath,
+		Platforms: map[string]Platform{"docs": {Provider: "docssmith", Name: "DocsSmith Demo2", Subject: "conversation"}}})
+	m, err := s.Render(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := json.Marshal(m)
+	for _, want := range []string{`:new: Contact created: \u003c!channel\u003e`, `*username*\n\u0026lt;!channel\u0026gt;`, `*created_at*\n\u003c!date^692233200^`, "id `e9`"} {
+		if !strings.Contains(string(all), want) {
+			t.Errorf("missing %s in:\n%s", want, all)
+		}
+	}
+	if strings.Contains(string(all), "tags") {
+		t.Errorf("a list is shown as a field:\n%s", all)
 	}
 }

@@ -11,9 +11,12 @@
 package slack
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -54,6 +57,9 @@ type Options struct {
 	Blocks *Blocks
 	// Link renders a URL the default layouts link to.
 	Link *lang.Template
+	// Platforms describes the platform behind each source, by source
+	// name, for the default layouts and text.
+	Platforms map[string]Platform
 	// ThreadDB is the SQLite file remembering threads (bot mode): when
 	// set, a subject's first message starts a thread and its later
 	// events reply in it. Empty: no threads.
@@ -86,6 +92,7 @@ type Sink struct {
 	text      *lang.Template
 	blocks    *Blocks
 	link      *lang.Template
+	platforms map[string]Platform
 	threadDB  string
 	threads   *threads
 	broadcast []string
@@ -134,7 +141,7 @@ func New(opts Options) (*Sink, error) {
 	}
 	s := &Sink{
 		name: opts.Name, url: opts.WebhookURL, token: opts.Token,
-		channel: opts.Channel, text: opts.Text, blocks: opts.Blocks, link: opts.Link,
+		channel: opts.Channel, text: opts.Text, blocks: opts.Blocks, link: opts.Link, platforms: opts.Platforms,
 		threadDB: opts.ThreadDB, broadcast: opts.ReplyBroadcast,
 		client: opts.Client, log: opts.Logger, now: time.Now,
 	}
@@ -235,7 +242,7 @@ func (s *Sink) render(env *event.Env) (*Message, error) {
 			return nil, fmt.Errorf("text: %w", err)
 		}
 	} else {
-		m.Text = DefaultText(env)
+		m.Text = DefaultText(env, s.platforms[env.Source])
 	}
 	m.Text = truncate(m.Text, maxMessageText)
 	switch {
@@ -250,7 +257,7 @@ func (s *Sink) render(env *event.Env) (*Message, error) {
 				return nil, fmt.Errorf("link: %w", err)
 			}
 		}
-		if m.Blocks, err = toGeneric(Layout(env, strings.TrimSpace(link))); err != nil {
+		if m.Blocks, err = toGeneric(Layout(env, strings.TrimSpace(link), s.platforms[env.Source])); err != nil {
 			return nil, fmt.Errorf("blocks: %w", err)
 		}
 	}
@@ -305,8 +312,46 @@ func (s *Sink) sendWebhook(ctx context.Context, m *Message, blocks []rawBlock) e
 	if len(blocks) > 0 {
 		msg.Blocks = &slackapi.Blocks{BlockSet: asBlocks(blocks)}
 	}
-	err := slackapi.PostWebhookCustomHTTPContext(ctx, s.url, s.client, msg)
-	return s.rateLimited("", classify(err, s.url, strings.TrimPrefix(s.url, "https://")))
+	return s.rateLimited("", s.postWebhook(ctx, msg))
+}
+
+// maxReason bounds the part of a refusal's body kept as its reason.
+const maxReason = 200
+
+// postWebhook posts msg to the incoming webhook. A refusal keeps Slack's
+// reason, the body of its answer (no_service, channel_not_found,
+// invalid_token, …): it is what tells an operator what to fix.
+// slack-go's webhook call drops it.
+func (s *Sink) postWebhook(ctx context.Context, msg *slackapi.WebhookMessage) error {
+	raw, err := json.Marshal(msg)
+	if err != nil {
+		return sinks.Permanent(fmt.Errorf("encode message: %w", err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(raw))
+	if err != nil {
+		return sinks.Permanent(sinks.Redact(err, s.url, strings.TrimPrefix(s.url, "https://")))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		// Network errors name the URL, which is the credential.
+		return sinks.Redact(err, s.url, strings.TrimPrefix(s.url, "https://"))
+	}
+	defer func() {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}()
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxReason))
+	reason := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(string(body)))
+	return &sinks.HTTPError{Status: resp.StatusCode, After: sinks.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), Body: reason}
 }
 
 // post sends through chat.postMessage, in the subject's thread if it has
@@ -435,7 +480,35 @@ func EscapeURL(s string) string {
 // DefaultText is the message when no text template is configured: what
 // happened, to which conversation, and where it went. With blocks it is
 // the notification text.
-func DefaultText(env *event.Env) string {
+func DefaultText(env *event.Env, p Platform) string {
+	v := values{env: env, platform: p}
+	switch p.Provider {
+	case "chat-inbox":
+		who := v.at("conversation", "customer", "name")
+		if who == "" {
+			who = v.at("message", "sender", "name")
+		}
+		text := fmt.Sprintf("*%s*", Escape(env.EventType))
+		if who != "" {
+			text += ": " + Escape(who)
+		}
+		if ch := v.at("conversation", "Channel", "name"); ch != "" {
+			text += " (" + Escape(ch) + ")"
+		}
+		if msg := v.at("message", "content"); msg != "" {
+			text += "\n" + quote(Escape(msg))
+		}
+		return text
+	case "docssmith":
+		text := fmt.Sprintf("*%s*", Escape(env.EventType))
+		if who := v.at("contact", "username"); who != "" {
+			text += ": " + Escape(who)
+		}
+		if msg := v.md("message"); msg != "" {
+			text += "\n" + quote(msg)
+		}
+		return text
+	}
 	str := func(key string) string {
 		if v, ok := env.Data[key]; ok && v != nil {
 			return Escape(lang.Text(v))

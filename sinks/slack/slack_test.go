@@ -158,7 +158,7 @@ func TestSendPostsRenderedText(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				return DefaultText(env)
+				return DefaultText(env, Platform{})
 			},
 		},
 		{
@@ -291,7 +291,7 @@ func TestDefaultTextFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := DefaultText(env)
+			got := DefaultText(env, Platform{})
 			if got == "" {
 				t.Fatal("DefaultText is empty")
 			}
@@ -347,7 +347,7 @@ func TestDefaultTextDetails(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := DefaultText(env); got != tc.want {
+			if got := DefaultText(env, Platform{}); got != tc.want {
 				t.Errorf("DefaultText =\n%q\nwant\n%q", got, tc.want)
 			}
 		})
@@ -423,6 +423,9 @@ func TestSendFailures(t *testing.T) {
 				t.Errorf("IsTimeout = false for %v", err)
 			}
 			msg := err.Error()
+			if tc.wantHTTP >= 400 && tc.body != "" && !strings.Contains(msg, tc.body) {
+				t.Errorf("error %q lost Slack's reason %q", msg, tc.body)
+			}
 			for _, secret := range []string{webhookURL, webhookPath, "XXXXSECRET", "B000/"} {
 				if strings.Contains(msg, secret) {
 					t.Errorf("error text shows %q: %q", secret, msg)

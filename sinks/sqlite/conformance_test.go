@@ -15,7 +15,7 @@ func TestConformance(t *testing.T) {
 	archivetest.Run(t, archivetest.Backend{
 		New: func(t *testing.T) string { return filepath.Join(t.TempDir(), "archive.db") },
 		Open: func(t *testing.T, path string, o archivetest.Options) archivetest.Sink {
-			return New(Options{Path: path, Columns: o.Columns, Retention: o.Retention, Now: o.Now})
+			return New(Options{Path: path, Columns: o.Columns, Providers: o.Providers, Retention: o.Retention, Now: o.Now})
 		},
 		Reader: func(t *testing.T, path string) archive.Reader {
 			r, err := OpenReader(context.Background(), path)

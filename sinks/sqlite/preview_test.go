@@ -38,12 +38,12 @@ func TestPreviewIsWhatSendWrites(t *testing.T) {
 			}
 			db := reader(t, path)
 
-			var ev [9]any
+			var ev [10]any
 			ptrs := make([]any, len(ev))
 			for i := range ev {
 				ptrs[i] = &ev[i]
 			}
-			if err := db.QueryRow("SELECT id, source, event_type, subject, agent_id, agent_name, timestamp, received_at, data FROM events").Scan(ptrs...); err != nil {
+			if err := db.QueryRow("SELECT id, source, event_type, subject, agent_id, agent_name, timestamp, received_at, data, external_id FROM events").Scan(ptrs...); err != nil {
 				t.Fatal(err)
 			}
 			if len(rows.Events) != len(ev) {

@@ -102,6 +102,11 @@ CREATE TABLE archive_columns (
 	expr     TEXT NOT NULL,
 	added_at TEXT NOT NULL
 );
+`, `
+-- The id the platform gave the event ('' when it gives none), to find it
+-- in the platform's own logs.
+ALTER TABLE events ADD COLUMN external_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX events_external_id ON events (external_id) WHERE external_id != '';
 `}
 
 // Options configures a sink.
@@ -115,6 +120,10 @@ type Options struct {
 	// Retention prunes events older than this, and sessions whose newest
 	// event is; zero keeps everything.
 	Retention time.Duration
+	// Providers names each source's provider, by source name: the chat
+	// inbox's and DocsSmith Demo2's events keep a sessions row per
+	// conversation, as Darwin's do per session.
+	Providers map[string]string
 	// PruneEvery is how often retention runs; default an hour.
 	PruneEvery time.Duration
 	Logger     *slog.Logger
@@ -159,7 +168,7 @@ func New(opts Options) *Sink {
 		opts.PruneEvery = time.Hour
 	}
 	cols := archive.ConfiguredColumns(opts.Columns)
-	return &Sink{opts: opts, log: opts.Logger, columns: cols, mapper: archive.NewMapper(cols, archive.ColumnValue, opts.Logger)}
+	return &Sink{opts: opts, log: opts.Logger, columns: cols, mapper: archive.NewMapper(archive.MapperOptions{Columns: cols, Providers: opts.Providers, Logger: opts.Logger})}
 }
 
 // Open creates or migrates the archive, adds configured columns, and

@@ -130,7 +130,7 @@ func TestOpenCreatesDirectoryAndSchema(t *testing.T) {
 		}
 		cols = append(cols, c)
 	}
-	want := []string{"id", "source", "event_type", "subject", "agent_id", "agent_name", "timestamp", "received_at", "data"}
+	want := []string{"id", "source", "event_type", "subject", "agent_id", "agent_name", "timestamp", "received_at", "data", "external_id"}
 	if fmt.Sprint(cols) != fmt.Sprint(want) {
 		t.Errorf("columns = %v, want %v", cols, want)
 	}

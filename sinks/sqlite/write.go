@@ -38,8 +38,8 @@ func prepare(ctx context.Context, db *sql.DB, columns []archive.Column) (*statem
 		return stmt
 	}
 	st.insertEvent = prep(`INSERT INTO events
-		(id, source, event_type, subject, agent_id, agent_name, timestamp, received_at, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
+		(id, source, event_type, subject, agent_id, agent_name, timestamp, received_at, data, external_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
 	st.selectSession = prep(`SELECT id, ` + strings.Join(cols, ", ") + `, _versions FROM sessions WHERE session_id = ?`)
 	st.insertSession = prep(`INSERT INTO sessions (session_id, ` + strings.Join(cols, ", ") + `, _versions)
 		VALUES (?` + strings.Repeat(", ?", len(cols)+1) + `)`)
@@ -78,7 +78,7 @@ func (st *statements) in(ctx context.Context, tx *sql.Tx) *txWriter {
 // write inserts the events row and, if it is new, merges the event into
 // its session.
 func (w *txWriter) write(ctx context.Context, r *archive.EventRow) error {
-	res, err := w.insertEvent.ExecContext(ctx, r.ID, r.Source, r.EventType, r.Subject, r.AgentID, r.AgentName, r.Timestamp, r.ReceivedAt, r.Data)
+	res, err := w.insertEvent.ExecContext(ctx, r.ID, r.Source, r.EventType, r.Subject, r.AgentID, r.AgentName, r.Timestamp, r.ReceivedAt, r.Data, r.ExternalID)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type Sink interface {
 // Options configure a sink under test.
 type Options struct {
 	Columns   map[string]*lang.Expression
+	Providers map[string]string
 	Retention time.Duration
 	Now       func() time.Time
 }
@@ -67,6 +68,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Columns", func(t *testing.T) { t.Parallel(); testColumns(t, b) })
 	t.Run("Search", func(t *testing.T) { t.Parallel(); testSearch(t, b) })
 	t.Run("Export", func(t *testing.T) { t.Parallel(); testExport(t, b) })
+	t.Run("Conversations", func(t *testing.T) { t.Parallel(); testConversations(t, b) })
 	t.Run("Retention", func(t *testing.T) { t.Parallel(); testRetention(t, b) })
 }
 
@@ -195,20 +197,20 @@ func testEventRows(t *testing.T, b Backend) {
 	s := open(t, b, name, Options{})
 	esc := load(t, "session_forwarded_escalated", "evt_escalated")
 	fn := load(t, "function_call", "evt_function")
-	nodata := &event.Event{ID: "evt_nodata", Source: "darwin-prod", EventType: "session.opened", Timestamp: receivedAt, ReceivedAt: receivedAt}
+	nodata := &event.Event{ID: "evt_nodata", Source: "darwin-prod", EventType: "session.opened", Timestamp: receivedAt, ReceivedAt: receivedAt, ExternalID: "ext-1"}
 	for _, ev := range []*event.Event{esc, fn, nodata} {
 		send(t, s, ev)
 	}
 	got := rows(t, reader(t, b, name), "events", archive.ExportOptions{})
 	want := []map[string]any{
 		{"id": "evt_nodata", "source": "darwin-prod", "event_type": "session.opened", "subject": "", "agent_id": "", "agent_name": "",
-			"timestamp": "2026-11-21T14:32:09.987Z", "received_at": receivedAtText, "data": map[string]any{}},
+			"timestamp": "2026-11-21T14:32:09.987Z", "received_at": receivedAtText, "data": map[string]any{}, "external_id": "ext-1"},
 		{"id": "evt_function", "source": "darwin-prod", "event_type": "function.call.agendarVisita",
 			"subject": "6651a0e7c4b2f81d9a3e5c11", "agent_id": "6650f1c2a9e4b3d2c1f0e9a8", "agent_name": "Sofia - Atendimento Imobiliária Horizonte",
-			"timestamp": "2026-11-21T14:25:33.045Z", "received_at": receivedAtText, "data": jsonValue(string(fn.Data))},
+			"timestamp": "2026-11-21T14:25:33.045Z", "received_at": receivedAtText, "data": jsonValue(string(fn.Data)), "external_id": fn.ExternalID},
 		{"id": "evt_escalated", "source": "darwin-prod", "event_type": "session.forwarded.escalated",
 			"subject": "6651a0e7c4b2f81d9a3e5c11", "agent_id": "6650f1c2a9e4b3d2c1f0e9a8", "agent_name": "Sofia - Atendimento Imobiliária Horizonte",
-			"timestamp": "2026-11-21T14:32:08.512Z", "received_at": receivedAtText, "data": jsonValue(string(esc.Data))},
+			"timestamp": "2026-11-21T14:32:08.512Z", "received_at": receivedAtText, "data": jsonValue(string(esc.Data)), "external_id": esc.ExternalID},
 	}
 	// Ordered by timestamp: the function call, the escalation, then the
 	// event without data (received later than both happened).
@@ -628,7 +630,7 @@ func testExport(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"id", "source", "event_type", "subject", "agent_id", "agent_name", "timestamp", "received_at", "data"}; !slices.Equal(evCols, want) {
+	if want := []string{"id", "source", "event_type", "subject", "agent_id", "agent_name", "timestamp", "received_at", "data", "external_id"}; !slices.Equal(evCols, want) {
 		t.Errorf("events columns = %v, want %v", evCols, want)
 	}
 	if _, err := r.Columns(ctx, "deliveries"); err == nil {
@@ -687,6 +689,55 @@ func testExport(t *testing.T, b Backend) {
 	}
 	if _, err := r.Export(ctx, &buf, archive.ExportOptions{Format: "xml"}); err == nil {
 		t.Error("Export(xml): no error")
+	}
+}
+
+// The chat inbox's and DocsSmith Demo2's events keep a sessions row per
+// conversation (their subject), with the customer or contact as its
+// title, and count like a Darwin session's; another provider's events
+// with a subject keep none.
+func testConversations(t *testing.T, b Backend) {
+	name := b.New(t)
+	s := open(t, b, name, Options{Providers: map[string]string{"inbox": "chat-inbox", "docs": "docssmith", "gh": "github"},
+		Columns: columnExprs(t, map[string]string{"medium": "data.conversation?.Channel?.medium"})})
+	at := func(min int) time.Time { return receivedAt.Add(time.Duration(min) * time.Minute) }
+	for _, ev := range []*event.Event{
+		{ID: "evt_1", Source: "inbox", EventType: "newMessage", Subject: "conv-1", Timestamp: at(0),
+			Data: json.RawMessage(`{"message":{"content":"Olá"},"conversation":{"id":"conv-1","customer":{"name":"Ana"},"createdAt":"2022-01-29T07:18:58.172Z","Channel":{"id":"ch1","name":"Vendas","medium":"WHATSAPP"}}}`)},
+		{ID: "evt_2", Source: "inbox", EventType: "newMessage", Subject: "conv-1", Timestamp: at(5),
+			Data: json.RawMessage(`{"message":{"content":"Oi?"},"conversation":{"id":"conv-1","customer":{"name":"Ana Souza"},"Channel":{"id":"ch1","name":"Vendas"}}}`)},
+		{ID: "evt_3", Source: "docs", EventType: "message.created", Subject: "c9", ExternalID: "e3", Timestamp: at(1),
+			Data: json.RawMessage(`{"id":"m1","conversation_id":"c9","contact":{"username":"Kevin"},"message":"hi"}`)},
+		{ID: "evt_4", Source: "docs", EventType: "conversation.created", Subject: "c9", ExternalID: "e4", Timestamp: at(0),
+			Data: json.RawMessage(`{"id":"c9","created_at":692233200}`)},
+		{ID: "evt_5", Source: "gh", EventType: "push", Subject: "octocat/hello", Timestamp: at(0), Data: json.RawMessage(`{}`)},
+	} {
+		ev.ReceivedAt = ev.Timestamp
+		send(t, s, ev)
+	}
+	r := reader(t, b, name)
+	got := bySession(t, rows(t, r, "sessions", archive.ExportOptions{}))
+	if len(got) != 2 || got["octocat/hello"] != nil {
+		t.Fatalf("sessions rows: %v", got)
+	}
+	for col, want := range map[string]any{"source": "inbox", "conversation_id": "conv-1", "title": "Ana Souza", "channel_name": "Vendas",
+		"channel_id": "ch1", "created_at": "2022-01-29T07:18:58.172Z", "event_count": 2.0, "medium": "WHATSAPP",
+		"first_event_at": at(0).UTC().Format(archive.TimeFormat), "last_event_at": at(5).UTC().Format(archive.TimeFormat)} {
+		if g := got["conv-1"][col]; g != want {
+			t.Errorf("chat inbox conversation %s = %#v, want %#v", col, g, want)
+		}
+	}
+	for col, want := range map[string]any{"source": "docs", "title": "Kevin", "created_at": "1991-12-08T23:00:00.000Z", "event_count": 2.0} {
+		if g := got["c9"][col]; g != want {
+			t.Errorf("DocsSmith conversation %s = %#v, want %#v", col, g, want)
+		}
+	}
+	ext := map[string]any{}
+	for _, e := range rows(t, r, "events", archive.ExportOptions{}) {
+		ext[e["id"].(string)] = e["external_id"]
+	}
+	if ext["evt_3"] != "e3" || ext["evt_1"] != "" {
+		t.Errorf("external ids = %v", ext)
 	}
 }
 

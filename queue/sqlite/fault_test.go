@@ -1,0 +1,256 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"log/slog"
+
+	"github.com/switchyard/switchyard/internal/logbuf"
+	"github.com/switchyard/switchyard/queue"
+)
+
+// TestFsyncFailureLatches: a failed fsync of the WAL fails the writes
+// waiting on it, and every write after it, until a restart: the retry
+// of an event whose commit was visible but maybe not on disk is not
+// answered as a duplicate. Health says why.
+func TestFsyncFailureLatches(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	dir := t.TempDir()
+	var fail atomic.Bool
+	s, err := Open(context.Background(), dir, Options{Now: c.Now, SyncHook: func() error {
+		if fail.Load() {
+			return syscall.EIO
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	before, err := s.Accept(ctx, queue.Incoming{Event: newEvent(c, "before"), Targets: targets("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	ev := newEvent(c, "during")
+	if _, err := s.Accept(ctx, queue.Incoming{Event: ev, Targets: targets("a")}); !errors.Is(err, syscall.EIO) || !errors.Is(err, queue.ErrFailed) {
+		t.Fatalf("Accept over a failed fsync = %v, want EIO and ErrFailed", err)
+	}
+	fail.Store(false) // the disk "recovers": the store must not believe it
+	retry := *ev
+	retry.ID = ev.ID + "-retry"
+	if acc, err := s.Accept(ctx, queue.Incoming{Event: &retry, Targets: targets("a")}); !errors.Is(err, queue.ErrFailed) {
+		t.Fatalf("the sender's retry = %+v, %v; want ErrFailed, not a duplicate answer", acc, err)
+	}
+	if err := s.Health(); !errors.Is(err, queue.ErrFailed) || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("Health = %v, want ErrFailed saying to restart", err)
+	}
+	d, err := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 10, For: time.Minute})
+	if err != nil || len(d) == 0 {
+		t.Fatalf("lease (a read) = %v, %v", d, err)
+	}
+	if err := s.Complete(ctx, &d[0], queue.Outcome{State: queue.StateDelivered}); !errors.Is(err, queue.ErrFailed) {
+		t.Fatalf("Complete after the failure = %v, want ErrFailed", err)
+	}
+	s.Close()
+
+	// A restart recovers from what reached the disk.
+	s2 := open(t, dir, c)
+	if err := s2.Health(); err != nil {
+		t.Fatalf("Health after restart = %v", err)
+	}
+	if _, err := s2.Event(ctx, before.EventID); err != nil {
+		t.Fatalf("the event answered before the failure: %v", err)
+	}
+	if _, err := s2.Accept(ctx, queue.Incoming{Event: &retry, Targets: targets("a")}); err != nil {
+		t.Fatalf("Accept after restart: %v", err)
+	}
+}
+
+// TestWriteWaitsOnceTaken: a write the writer has taken into a batch is
+// waited for even when its caller's context ends: Complete never
+// reports a failure (and releases its lease) for an outcome that is
+// then committed.
+func TestWriteWaitsOnceTaken(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	gate := make(chan struct{})
+	var openGate sync.Once
+	release := func() { openGate.Do(func() { close(gate) }) }
+	var gated atomic.Bool
+	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, SyncHook: func() error {
+		if gated.Load() {
+			<-gate
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer release() // before Close: a failing test must not hang the writer
+	ctx := context.Background()
+	s.Accept(ctx, queue.Incoming{Event: newEvent(c, "k"), Targets: targets("a")})
+	d, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
+	gated.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		done <- s.Complete(cctx, &d[0], queue.Outcome{State: queue.StateDelivered})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Complete returned %v while its commit waited for the disk", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	c.Advance(2 * time.Minute) // the lease is long expired: it must still hold
+	if again, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute}); len(again) != 0 {
+		t.Fatalf("leased again while its outcome was being written: %+v", again)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("Complete = %v", err)
+	}
+	if ds, _ := s.List(ctx, queue.Filter{ID: d[0].ID}); ds[0].State != queue.StateDelivered {
+		t.Fatalf("state = %s", ds[0].State)
+	}
+}
+
+// TestExpiredWritesLeftOutOfTheBatch: under overload, writes whose
+// callers gave up are answered with their context's error and left out;
+// the others still share a transaction instead of being replayed one
+// per transaction.
+func TestExpiredWritesLeftOutOfTheBatch(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, BusyTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	heal := holdWriteLock(t, s)
+	// The first write occupies the writer (waiting for the lock); the
+	// rest queue behind it.
+	var wg sync.WaitGroup
+	wg.Go(func() { s.Accept(ctx, queue.Incoming{Event: newEvent(c, "first"), Targets: targets("a")}) })
+	time.Sleep(50 * time.Millisecond)
+	expired := make([]error, 40)
+	live := make([]error, 40)
+	for i := range 40 {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			_, expired[i] = s.Accept(cctx, queue.Incoming{Event: newEvent(c, fmt.Sprint("expired", i)), Targets: targets("a")})
+		})
+		wg.Go(func() {
+			_, live[i] = s.Accept(ctx, queue.Incoming{Event: newEvent(c, fmt.Sprint("live", i)), Targets: targets("a")})
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // every short deadline has passed
+	commits := s.commits.Load()
+	heal()
+	wg.Wait()
+	for i := range 40 {
+		if !errors.Is(expired[i], context.DeadlineExceeded) {
+			t.Fatalf("an expired write = %v, want its deadline", expired[i])
+		}
+		if live[i] != nil {
+			t.Fatalf("a live write = %v", live[i])
+		}
+	}
+	if got := s.commits.Load() - commits; got > 3 {
+		t.Fatalf("%d commits for 41 live writes: expired writes broke up the batch", got)
+	}
+	if n := s.Waiting("a"); n != 41 {
+		t.Fatalf("Waiting = %d, want 41 (only the live writes)", n)
+	}
+}
+
+// TestStorageFaultHealth: a write that fails for the storage's sake (a
+// lock held by another process past the busy timeout) shows in Health
+// with one warning, and Health clears by itself once writes work
+// again, even with nothing else writing.
+func TestStorageFaultHealth(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	logs := &logbuf.Buffer{}
+	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, BusyTimeout: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	heal := holdWriteLock(t, s)
+	for i := range 5 {
+		if _, err := s.Accept(ctx, queue.Incoming{Event: newEvent(c, fmt.Sprint(i)), Targets: targets("a")}); err == nil {
+			t.Fatal("accepted while another process held the write lock")
+		}
+	}
+	if err := s.Health(); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("Health = %v, want the lock", err)
+	}
+	if n := strings.Count(logs.String(), "queue storage cannot write"); n != 1 {
+		t.Fatalf("%d warnings for one fault:\n%s", n, logs)
+	}
+	heal()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Health() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("Health still %v after the lock was released", s.Health())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "queue storage writes again") {
+		t.Fatalf("no recovery logged:\n%s", logs)
+	}
+}
+
+// TestWALShrinksWhenIdle: after a burst, an idle queue truncates its
+// WAL instead of keeping its largest size for ever.
+func TestWALShrinksWhenIdle(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	dir := t.TempDir()
+	s, err := Open(context.Background(), dir, Options{Now: c.Now, idleTruncate: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Go(func() {
+			s.Accept(ctx, queue.Incoming{Event: newEvent(c, fmt.Sprint("burst", i)), Targets: targets("a", "b")})
+		})
+	}
+	wg.Wait()
+	wal := s.Path() + "-wal"
+	if fi, err := os.Stat(wal); err != nil || fi.Size() < 64<<10 {
+		t.Fatalf("WAL after a burst: %v, %v", fi, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fi, err := os.Stat(wal)
+		if err == nil && fi.Size() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WAL still %d bytes after the queue went idle", fi.Size())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
