@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/sinks"
 	"github.com/switchyard/switchyard/sinks/archive"
 	"github.com/switchyard/switchyard/sinks/file"
+	"github.com/switchyard/switchyard/sinks/postgres"
 	"github.com/switchyard/switchyard/sinks/slack"
 	"github.com/switchyard/switchyard/sinks/sqlite"
 	"github.com/switchyard/switchyard/sinks/webhook"
@@ -142,24 +143,9 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 			}
 			sink = s
 		case sc.SQLite != nil:
-			cols := map[string]*lang.Expression{}
-			bad := false
-			for name, src := range sc.SQLite.Columns {
-				cpath := path + ".columns." + name
-				if err := archive.CheckColumnName(name); err != nil {
-					problems = append(problems, cfg.Problem(cpath, "%v", err))
-					bad = true
-					continue
-				}
-				e, err := lang.CompileExpression(src)
-				if err != nil {
-					problems = append(problems, templateProblem(cfg, cpath, err))
-					bad = true
-					continue
-				}
-				cols[name] = e
-			}
-			if bad {
+			cols, probs := archiveColumns(cfg, path, sc.SQLite.Columns)
+			if len(probs) > 0 {
+				problems = append(problems, probs...)
 				continue
 			}
 			sink = sqlite.New(sqlite.Options{
@@ -169,6 +155,26 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 				Providers: providers(cfg),
 				Logger:    log.With("sink", sc.Name),
 			})
+		case sc.Postgres != nil:
+			cols, probs := archiveColumns(cfg, path, sc.Postgres.Columns)
+			if len(probs) > 0 {
+				problems = append(problems, probs...)
+				continue
+			}
+			// Checks the DSN without connecting: check and test never
+			// reach the database; serve does, at Open, and fails there.
+			s, err := postgres.New(postgres.Options{
+				DSN:       sc.Postgres.DSN.Reveal(),
+				Columns:   cols,
+				Retention: sc.Postgres.Retention.D(),
+				Providers: providers(cfg),
+				Logger:    log.With("sink", sc.Name),
+			})
+			if err != nil {
+				problems = append(problems, cfg.Problem(path+".dsn", "%v", err))
+				continue
+			}
+			sink = s
 		case sc.HTTP != nil:
 			url := sc.HTTP.URL
 			if held {
@@ -431,6 +437,26 @@ func apiURL(u string) string {
 }
 
 // providers names each source's provider, by source name.
+// archiveColumns compiles an archive sink's configured columns.
+func archiveColumns(cfg *config.Config, path string, src map[string]string) (map[string]*lang.Expression, []config.Problem) {
+	cols := map[string]*lang.Expression{}
+	var problems []config.Problem
+	for name, text := range src {
+		cpath := path + ".columns." + name
+		if err := archive.CheckColumnName(name); err != nil {
+			problems = append(problems, cfg.Problem(cpath, "%v", err))
+			continue
+		}
+		e, err := lang.CompileExpression(text)
+		if err != nil {
+			problems = append(problems, templateProblem(cfg, cpath, err))
+			continue
+		}
+		cols[name] = e
+	}
+	return cols, problems
+}
+
 func providers(cfg *config.Config) map[string]string {
 	out := make(map[string]string, len(cfg.Sources))
 	for _, sc := range cfg.Sources {
