@@ -108,9 +108,9 @@ func New(opts Options) (*Sink, error) {
 			return nil, err
 		}
 	}
-	// The writer, the pruner and a column being added; searches and
+	// The writers, the pruner and a column being added; searches and
 	// exports use connections of their own (Reader).
-	cfg.MaxConns = 4
+	cfg.MaxConns = writers + 2
 	s := &Sink{
 		opts: opts, cfg: cfg, describe: Describe(cfg.ConnConfig), log: opts.Logger, columns: cols,
 		mapper: archive.NewMapper(archive.MapperOptions{Columns: cols, Value: archive.TypedValue, Providers: opts.Providers, Logger: opts.Logger}),
@@ -174,7 +174,9 @@ func (s *Sink) Open(ctx context.Context) error {
 	s.fold = fold
 	s.ops = make(chan *op)
 	s.stop = make(chan struct{})
-	s.wg.Go(s.writer)
+	for range writers {
+		s.wg.Go(s.writer)
+	}
 	if s.opts.Retention > 0 {
 		s.wg.Go(s.pruner)
 	}
@@ -261,6 +263,11 @@ type op struct {
 
 // maxBatch bounds how many events share one transaction.
 const maxBatch = 256
+
+// writers is how many batches commit at once: while one waits for its
+// commit to reach the disk, the next is written. Their rows' locks are
+// taken in one order (sortOps), so they never deadlock.
+const writers = 4
 
 // batchTimeout bounds a batch's transaction: a database that stops
 // answering fails the batch's Sends (they are retried) rather than
