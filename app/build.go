@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/sinks/file"
 	"github.com/switchyard/switchyard/sinks/postgres"
 	"github.com/switchyard/switchyard/sinks/slack"
+	"github.com/switchyard/switchyard/sinks/slack/pgstate"
 	"github.com/switchyard/switchyard/sinks/sqlite"
 	"github.com/switchyard/switchyard/sinks/webhook"
 )
@@ -349,7 +350,7 @@ func buildHTTP(cfg *config.Config, path string, sc config.Sink, ua, url string) 
 }
 
 // buildSlack compiles a slack sink's templates and constructs it. Its
-// threads or groups live in storage.dir/slack.db. A held sink (for a
+// threads, groups and channels' pace live where slackState says. A held sink (for a
 // preview) gets a stand-in destination: a bot token when a channel is
 // set, else heldURL.
 func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logger, held bool) (sinks.Sink, []config.Problem) {
@@ -406,17 +407,17 @@ func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logge
 			problems = append(problems, cfg.Problem(fmt.Sprintf("%s.reply_broadcast[%d]", path, i), "%v", err))
 		}
 	}
-	db := filepath.Join(cfg.Storage.Dir, "slack.db")
 	if g := c.Group; g != nil {
 		// A grouped sink does not thread (config rejects thread: subject).
 		by, err := lang.CompileExpression(g.By)
 		if err != nil {
 			problems = append(problems, templateProblem(cfg, path+".group.by", err))
 		}
-		opts.Group = &slack.Group{By: by, Wait: g.Wait.D(), DB: db}
+		opts.Group = &slack.Group{By: by, Wait: g.Wait.D()}
 	} else if opts.Token != "" && c.Thread != "off" {
-		opts.ThreadDB = db
+		opts.Threads = true
 	}
+	opts.State = slackState(cfg, sc, opts)
 	if len(problems) > 0 {
 		return nil, problems
 	}
@@ -475,6 +476,25 @@ func platforms(cfg *config.Config) map[string]slack.Platform {
 		out[sc.Name] = slack.Platform{Provider: provider, Name: name, Subject: subject}
 	}
 	return out
+}
+
+// slackState is where a Slack sink keeps its threads, groups and
+// channels' pace. With storage.backend postgres, in the queue's database,
+// shared by every replica: one thread per session, one message per
+// group, and each channel's pace (a 429's pause included) for the whole
+// cluster. With sqlite (one gateway per storage.dir), threads and groups
+// in storage.dir/slack.db, the pace in memory.
+func slackState(cfg *config.Config, sc config.Sink, opts slack.Options) slack.OpenState {
+	if cfg.Storage.Backend == config.BackendPostgres {
+		return pgstate.Open(cfg.Storage.DSN.Reveal(), pgstate.Options{
+			MaxConns: int32(max(sc.Concurrency, 1) + 2),
+			Logger:   opts.Logger,
+		})
+	}
+	if opts.Threads || opts.Group != nil {
+		return slack.SQLiteState(filepath.Join(cfg.Storage.Dir, "slack.db"))
+	}
+	return nil // in memory: nothing to remember
 }
 
 func ruleProblems(cfg *config.Config, err error) []config.Problem {
