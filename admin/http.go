@@ -30,6 +30,9 @@ type Options struct {
 	// Token returns the bearer token requests must carry; it may change
 	// with a reload. An empty token refuses every request.
 	Token func() config.Secret
+	// ViewerToken, when set, returns the read-only token: it may read
+	// (GET) and nothing else.
+	ViewerToken func() config.Secret
 	// Metrics, when set, is served at config.MetricsPath, behind the
 	// token like everything else.
 	Metrics http.Handler
@@ -45,14 +48,21 @@ const (
 // Handler serves the admin API: JSON, every request authenticated with
 // "Authorization: Bearer <admin.token>".
 //
-//	GET  /events?source=&type=&since=&limit=      events with their deliveries, newest first
-//	GET  /events/{id}                             one event, as stored, with its deliveries
-//	GET  /deliveries?state=&sink=&since=&event=&limit=
+//	GET  /events?source=&type=&subject=&state=&since=&until=&text=&where=&after=&limit=
+//	                                              events with their deliveries, newest first; "next" continues
+//	GET  /events/{id}                             one event, as stored, with its request and deliveries
+//	GET  /deliveries?state=&sink=&subject=&status=&error=&since=&until=&event=&after=&limit=
+//	GET  /sessions/{subject}                      a session's deliveries, sink by sink, in order
+//	GET  /audit?limit=                            the audit log of bulk actions, newest first
 //	POST /deliveries/{id}/replay                  queue one delivery again
+//	POST /deliveries/{id}/retry-now               attempt a waiting delivery now
+//	POST /deliveries/{id}/give-up                 make a waiting delivery dead
 //	POST /replay {"event"|"sink", "state", "since"}
 //	POST /purge {"sink", "state", "before", "dry_run"|"yes"}   delete a sink's deliveries
 //	POST /reload                                  reload the configuration file
 //	GET  /metrics                                 Prometheus (when metrics.listener is admin)
+//
+// admin.viewer_token may GET, and is refused anything else (403).
 func Handler(opts Options) http.Handler {
 	h := &handler{Options: opts}
 	if h.Logger == nil {
@@ -62,7 +72,11 @@ func Handler(opts Options) http.Handler {
 	mux.HandleFunc("GET /events", h.events)
 	mux.HandleFunc("GET /events/{id}", h.event)
 	mux.HandleFunc("GET /deliveries", h.deliveries)
+	mux.HandleFunc("GET /sessions/{subject}", h.session)
+	mux.HandleFunc("GET /audit", h.audit)
 	mux.HandleFunc("POST /deliveries/{id}/replay", h.replayOne)
+	mux.HandleFunc("POST /deliveries/{id}/retry-now", h.retryNow)
+	mux.HandleFunc("POST /deliveries/{id}/give-up", h.giveUp)
 	mux.HandleFunc("POST /replay", h.replay)
 	mux.HandleFunc("POST /purge", h.purge)
 	mux.HandleFunc("POST /reload", h.reload)
@@ -98,23 +112,67 @@ type handler struct {
 	Options
 }
 
-// auth lets through requests bearing the token. The comparison is of
-// SHA-256 digests, in constant time: neither the token's length nor its
-// content leaks through timing.
+// Roles a token gives.
+const (
+	RoleAdmin  = "admin"  // admin.token: everything
+	RoleViewer = "viewer" // admin.viewer_token: reads only
+)
+
+// TokenRole returns the role of a presented token: RoleAdmin,
+// RoleViewer, or "" for none. It compares SHA-256 digests in constant
+// time, always against both tokens: neither the tokens' lengths nor
+// their content, nor which one matched first, leak through timing. An
+// empty configured token matches nothing.
+func TokenRole(got string, admin, viewer config.Secret) string {
+	g := sha256.Sum256([]byte(got))
+	a, v := sha256.Sum256([]byte(admin.Reveal())), sha256.Sum256([]byte(viewer.Reveal()))
+	isAdmin := subtle.ConstantTimeCompare(g[:], a[:]) & boolInt(admin != "")
+	isViewer := subtle.ConstantTimeCompare(g[:], v[:]) & boolInt(viewer != "")
+	switch {
+	case isAdmin == 1:
+		return RoleAdmin
+	case isViewer == 1:
+		return RoleViewer
+	}
+	return ""
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// role is the role of the request's bearer token under the running
+// tokens.
+func (h *handler) role(got string) string {
+	var viewer config.Secret
+	if h.ViewerToken != nil {
+		viewer = h.ViewerToken()
+	}
+	return TokenRole(got, h.Token(), viewer)
+}
+
+// auth lets through requests bearing a token: the admin token for
+// anything, the viewer token for reads.
 func (h *handler) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		want := h.Token().Reveal()
 		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || len(r.Header.Values("Authorization")) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard-admin"`)
 			writeError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <admin.token>")
 			return
 		}
-		a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(want))
-		if want == "" || subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+		role := h.role(strings.TrimSpace(got))
+		if role == "" {
 			h.Logger.Warn("admin request refused: wrong token", "remote_addr", r.RemoteAddr, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard-admin", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "invalid token")
+			return
+		}
+		if role != RoleAdmin && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, http.StatusForbidden, "the viewer token only reads: use admin.token to change anything")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -128,12 +186,15 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	evs, more, err := h.Ops.Events(r.Context(), EventQuery{Source: q.Get("source"), Type: q.Get("type"), Since: q.Get("since"), Limit: limit})
+	page, err := h.Ops.EventPage(r.Context(), EventQuery{Source: q.Get("source"), Type: q.Get("type"), Subject: q.Get("subject"),
+		State: q.Get("state"), Since: q.Get("since"), Until: q.Get("until"), Text: q.Get("text"), Where: q.Get("where"),
+		After: q.Get("after"), Limit: limit})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "more": more})
+	writeJSON(w, http.StatusOK, map[string]any{"events": page.Events, "more": page.Next != "", "next": page.Next,
+		"scanned": page.Scanned, "partial": page.Partial})
 }
 
 func (h *handler) event(w http.ResponseWriter, r *http.Request) {
@@ -152,17 +213,55 @@ func (h *handler) deliveries(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	ds, more, err := h.Ops.Deliveries(r.Context(), DeliveryQuery{
-		Event: q.Get("event"), Sink: q.Get("sink"), State: q.Get("state"), Since: q.Get("since"), Limit: limit,
+	page, err := h.Ops.DeliveryPage(r.Context(), DeliveryQuery{
+		Event: q.Get("event"), Sink: q.Get("sink"), Subject: q.Get("subject"), State: q.Get("state"), Status: q.Get("status"),
+		Error: q.Get("error"), Since: q.Get("since"), Until: q.Get("until"), After: q.Get("after"), Limit: limit,
 	})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if ds == nil {
-		ds = []Delivery{}
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": page.Deliveries, "more": page.Next != "", "next": page.Next})
+}
+
+func (h *handler) session(w http.ResponseWriter, r *http.Request) {
+	s, err := h.Ops.Session(r.Context(), r.PathValue("subject"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": ds, "more": more})
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (h *handler) audit(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r.URL.Query().Get("limit"), defaultDeliveryLimit)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	as, err := h.Ops.Audits(r.Context(), limit)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"audit": as})
+}
+
+func (h *handler) retryNow(w http.ResponseWriter, r *http.Request) {
+	if err := h.Ops.RetryNow(r.Context(), r.PathValue("id")); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"retrying": r.PathValue("id")})
+}
+
+func (h *handler) giveUp(w http.ResponseWriter, r *http.Request) {
+	if err := h.Ops.GiveUp(r.Context(), r.PathValue("id")); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.Logger.Info("delivery given up through the admin API", "delivery_id", r.PathValue("id"))
+	writeJSON(w, http.StatusOK, map[string]any{"dead": r.PathValue("id")})
 }
 
 func (h *handler) replayOne(w http.ResponseWriter, r *http.Request) {
@@ -196,6 +295,11 @@ func (h *handler) doReplay(w http.ResponseWriter, r *http.Request, q DeliveryQue
 	}
 	h.Logger.Info("replay requested through the admin API", "delivery_id", q.Delivery, "event_id", q.Event,
 		"sink", q.Sink, "state", q.State, "requeued", res.Requeued)
+	if q.Sink != "" && q.Delivery == "" && q.Event == "" { // a bulk replay: audited
+		if err := h.Ops.Audit(r.Context(), RoleAdmin+" (API)", ActionReplay, q.QueryString(), res.Requeued, res.Requeued); err != nil {
+			h.Logger.Warn("audit a replay", "err", err)
+		}
+	}
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -227,6 +331,13 @@ func (h *handler) purge(w http.ResponseWriter, r *http.Request) {
 	}
 	if !res.DryRun {
 		h.Logger.Warn("deliveries purged through the admin API", "sink", req.Sink, "state", req.State, "before", req.Before, "purged", res.Purged)
+		filter := DeliveryQuery{Sink: req.Sink, State: req.State}.QueryString()
+		if req.Before != "" {
+			filter += "&before=" + req.Before
+		}
+		if err := h.Ops.Audit(r.Context(), RoleAdmin+" (API)", ActionPurge, filter, res.Purged, res.Purged); err != nil {
+			h.Logger.Warn("audit a purge", "err", err)
+		}
 	}
 	writeJSON(w, http.StatusOK, res)
 }

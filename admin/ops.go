@@ -11,10 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/lang"
 	"github.com/switchyard/switchyard/queue"
 )
 
@@ -26,6 +29,13 @@ type Store interface {
 	Purge(ctx context.Context, f queue.Filter, dryRun bool) (int64, error)
 	Events(ctx context.Context, f queue.EventFilter) ([]queue.EventInfo, error)
 	Event(ctx context.Context, id string) (queue.EventInfo, error)
+	RetryNow(ctx context.Context, f queue.Filter) (int64, error)
+	GiveUp(ctx context.Context, f queue.Filter) (int64, error)
+	Session(ctx context.Context, subject string) ([]queue.DeliveryInfo, error)
+	Blocked(ctx context.Context, sink string, limit int) ([]queue.Blocked, error)
+	SinkStats(ctx context.Context) ([]queue.SinkStats, error)
+	AddAudit(ctx context.Context, a queue.Audit) error
+	Audits(ctx context.Context, limit int) ([]queue.Audit, error)
 }
 
 // Ops runs the operations on a store.
@@ -35,6 +45,9 @@ type Ops struct {
 	// sinks names the configured sinks, for a replay's warning; nil
 	// when unknown (the CLI with --dir).
 	sinks func() []string
+	// info describes the configured sinks (SetSinkInfo); nil when
+	// unknown.
+	info func() []SinkInfo
 }
 
 // NewOps returns the operations on store. sinks, when not nil, names the
@@ -75,6 +88,8 @@ type Delivery struct {
 	// History is the recorded attempts, oldest first; only when one
 	// event is asked for.
 	History []Attempt `json:"history,omitempty"`
+	// Cursor continues a list after this delivery (DeliveryQuery.After).
+	Cursor string `json:"-"`
 }
 
 // Attempt is one recorded attempt of a delivery.
@@ -99,6 +114,7 @@ func deliveryOf(d queue.DeliveryInfo) Delivery {
 		ID: d.ID, EventID: d.EventID, EventType: d.EventType, Source: d.Source, Sink: d.Sink, Subject: d.Subject,
 		Routes: d.Routes, State: d.State, Attempts: d.Attempts, Replays: d.Replays, LastError: d.LastError,
 		LastStatus: d.LastStatus, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), NextAt: d.NextAt.UTC(),
+		Cursor: d.Cursor,
 	}
 }
 
@@ -112,10 +128,26 @@ type Event struct {
 	EventType  string    `json:"event_type"`
 	Subject    string    `json:"subject"`
 	ReceivedAt time.Time `json:"received_at"`
+	// Title is the event's title, or its summary (queue.TextFields),
+	// cut to 160 bytes: what lists show of it.
+	Title string `json:"title,omitempty"`
 	// Event is the normalized event as stored; only when one event is
+	// asked for, or a page filtered with Where.
+	Event json.RawMessage `json:"event,omitempty"`
+	// Request is the request the event came in; only when one event is
 	// asked for.
-	Event      json.RawMessage `json:"event,omitempty"`
-	Deliveries []Delivery      `json:"deliveries"`
+	Request    *Request   `json:"request,omitempty"`
+	Deliveries []Delivery `json:"deliveries"`
+	// Cursor continues a list after this event (EventQuery.After).
+	Cursor string `json:"-"`
+}
+
+// Request is the request an event came in, as stored: its headers
+// (those that carry no secret: signatures and credentials are never
+// stored) and its body.
+type Request struct {
+	Header string `json:"header"`
+	Body   string `json:"body"`
 }
 
 // DeliveryQuery selects deliveries, as written in flags or a URL query.
@@ -123,10 +155,19 @@ type DeliveryQuery struct {
 	Delivery string
 	Event    string
 	Sink     string
+	Subject  string
 	// State is one state or several, comma-separated.
 	State string
-	// Since is a duration: deliveries whose state changed within it.
+	// Status is the last attempt's HTTP status, such as 500; "" is any.
+	Status string
+	// Error is text the last error contains.
+	Error string
+	// Since and Until bound when the state changed: a duration (that
+	// long ago) or a time (2026-11-21T14:00, RFC 3339).
 	Since string
+	Until string
+	// After continues a list after a delivery (its cursor).
+	After string
 	// Limit bounds a list, newest first; 0 is no limit.
 	Limit int
 }
@@ -136,14 +177,25 @@ func (o *Ops) filter(q DeliveryQuery) (queue.Filter, error) {
 	if err != nil {
 		return queue.Filter{}, err
 	}
-	since, err := o.since(q.Since)
+	since, err := o.when("since", q.Since)
+	if err != nil {
+		return queue.Filter{}, err
+	}
+	until, err := o.when("until", q.Until)
 	if err != nil {
 		return queue.Filter{}, err
 	}
 	if q.Limit < 0 {
 		return queue.Filter{}, &InputError{"limit", "must be 0 (no limit) or more"}
 	}
-	return queue.Filter{ID: q.Delivery, EventID: q.Event, Sink: q.Sink, States: states, Since: since, Limit: q.Limit}, nil
+	status := 0
+	if q.Status != "" {
+		if status, err = strconv.Atoi(strings.TrimSpace(q.Status)); err != nil || status < 100 || status > 599 {
+			return queue.Filter{}, &InputError{"status", fmt.Sprintf("%q is not an HTTP status: write one such as 500", q.Status)}
+		}
+	}
+	return queue.Filter{ID: q.Delivery, EventID: q.Event, Sink: q.Sink, Subject: q.Subject, States: states, Status: status,
+		Error: q.Error, Since: since, Before: until, After: q.After, Limit: q.Limit}, nil
 }
 
 // Deliveries lists the deliveries q selects, most recently changed
@@ -173,40 +225,180 @@ func (o *Ops) Deliveries(ctx context.Context, q DeliveryQuery) (ds []Delivery, m
 // EventQuery selects events.
 type EventQuery struct {
 	Source string
-	Type   string
-	// Since is a duration: events received within it.
+	// Type is a pattern as routes write them: session.closed,
+	// session.*, or *.
+	Type    string
+	Subject string
+	// State selects events with a delivery in a state (several,
+	// comma-separated).
+	State string
+	// Since and Until bound when events were received: a duration (that
+	// long ago) or a time (2026-11-21T14:00, RFC 3339).
 	Since string
+	Until string
+	// Text is text the event's title or summary contains.
+	Text string
+	// Where is a condition on the event in the rules' expression
+	// language (data.leadScore > 80); the gateway reads at most
+	// MaxScan events to fill a page with it.
+	Where string
+	// After continues a list after an event (EventPage.Next).
+	After string
 	Limit int
+}
+
+// MaxScan bounds the events read for one page filtered by Where.
+const MaxScan = 5000
+
+// EventPage is a page of events.
+type EventPage struct {
+	Events []Event `json:"events"`
+	// Next continues the list (EventQuery.After); "" at its end.
+	Next string `json:"next,omitempty"`
+	// Scanned counts the events read to fill a page filtered by Where;
+	// Partial is set when MaxScan cut the reading short (the page may
+	// have fewer events than asked for, and Next goes on).
+	Scanned int  `json:"scanned,omitempty"`
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Events lists the events q selects, newest first, each with its
 // deliveries; more reports that q.Limit cut the list.
 func (o *Ops) Events(ctx context.Context, q EventQuery) (evs []Event, more bool, err error) {
-	since, err := o.since(q.Since)
-	if err != nil {
-		return nil, false, err
-	}
+	page, err := o.EventPage(ctx, q)
+	return page.Events, page.Next != "", err
+}
+
+// EventPage is Events with the cursor that continues the list.
+func (o *Ops) EventPage(ctx context.Context, q EventQuery) (EventPage, error) {
 	if q.Limit < 0 {
-		return nil, false, &InputError{"limit", "must be 0 (no limit) or more"}
+		return EventPage{}, &InputError{"limit", "must be 0 (no limit) or more"}
 	}
-	f := queue.EventFilter{Source: q.Source, EventType: q.Type, Since: since, Limit: q.Limit}
-	if f.Limit > 0 {
-		f.Limit++
-	}
-	infos, err := o.store.Events(ctx, f)
+	f, err := o.eventFilter(q)
 	if err != nil {
-		return nil, false, err
+		return EventPage{}, err
 	}
-	if q.Limit > 0 && len(infos) > q.Limit {
-		infos, more = infos[:q.Limit], true
-	}
-	evs = make([]Event, len(infos))
-	for i, info := range infos {
-		if evs[i], err = o.withDeliveries(ctx, info, false); err != nil {
-			return nil, false, err
+	var where *lang.Condition
+	if strings.TrimSpace(q.Where) != "" {
+		if where, err = lang.CompileCondition(q.Where); err != nil {
+			return EventPage{}, &InputError{"where", err.Error()}
 		}
 	}
-	return evs, more, nil
+	var page EventPage
+	var infos []queue.EventInfo
+	if where == nil {
+		if f.Limit > 0 {
+			f.Limit++ // one more tells whether there are more
+		}
+		if infos, err = o.store.Events(ctx, f); err != nil {
+			return EventPage{}, err
+		}
+		if q.Limit > 0 && len(infos) > q.Limit {
+			infos = infos[:q.Limit]
+			page.Next = infos[len(infos)-1].Cursor
+		}
+	} else if infos, page, err = o.scan(ctx, f, q.Limit, where); err != nil {
+		return EventPage{}, err
+	}
+	page.Events = make([]Event, len(infos))
+	for i, info := range infos {
+		if page.Events[i], err = o.withDeliveries(ctx, info, false); err != nil {
+			return EventPage{}, err
+		}
+		page.Events[i].Cursor = info.Cursor
+	}
+	return page, nil
+}
+
+// scan reads events f selects, batch by batch, keeping those where
+// holds, until limit are kept or MaxScan are read.
+func (o *Ops) scan(ctx context.Context, f queue.EventFilter, limit int, where *lang.Condition) ([]queue.EventInfo, EventPage, error) {
+	var page EventPage
+	var kept []queue.EventInfo
+	f.Limit = 200
+	for {
+		batch, err := o.store.Events(ctx, f)
+		if err != nil {
+			return nil, page, err
+		}
+		for i, info := range batch {
+			if limit > 0 && len(kept) == limit {
+				page.Next = kept[len(kept)-1].Cursor
+				return kept, page, nil
+			}
+			if page.Scanned == MaxScan {
+				// Go on after the last event read.
+				page.Partial, page.Next = true, f.After
+				if i > 0 {
+					page.Next = batch[i-1].Cursor
+				}
+				return kept, page, nil
+			}
+			page.Scanned++
+			if Matches(info, where) {
+				kept = append(kept, info)
+			}
+		}
+		if len(batch) < f.Limit {
+			return kept, page, nil
+		}
+		f.After = batch[len(batch)-1].Cursor
+	}
+}
+
+// title returns the first of an event's TextFields that is a string,
+// cut to 160 characters.
+func title(eventJSON []byte) string {
+	var ev struct {
+		Data map[string]json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(eventJSON, &ev) != nil {
+		return ""
+	}
+	for _, f := range queue.TextFields {
+		var s string
+		if raw, ok := ev.Data[f]; ok && json.Unmarshal(raw, &s) == nil && strings.TrimSpace(s) != "" {
+			return queue.Truncate(strings.TrimSpace(s), 160)
+		}
+	}
+	return ""
+}
+
+// Matches reports whether a stored event meets cond; an event that
+// cannot be read, or on which cond fails, does not.
+func Matches(info queue.EventInfo, cond *lang.Condition) bool {
+	var ev event.Event
+	if err := json.Unmarshal(info.JSON, &ev); err != nil {
+		return false
+	}
+	env, err := ev.Env()
+	if err != nil {
+		return false
+	}
+	ok, err := cond.Eval(env)
+	return err == nil && ok
+}
+
+func (o *Ops) eventFilter(q EventQuery) (queue.EventFilter, error) {
+	since, err := o.when("since", q.Since)
+	if err != nil {
+		return queue.EventFilter{}, err
+	}
+	until, err := o.when("until", q.Until)
+	if err != nil {
+		return queue.EventFilter{}, err
+	}
+	states, err := ParseStates(q.State)
+	if err != nil {
+		return queue.EventFilter{}, err
+	}
+	if t := strings.TrimSpace(q.Type); t != "" {
+		if err := event.ValidPattern(t); err != nil {
+			return queue.EventFilter{}, &InputError{"type", err.Error()}
+		}
+	}
+	return queue.EventFilter{Source: q.Source, EventType: strings.TrimSpace(q.Type), Subject: q.Subject, States: states,
+		Since: since, Until: until, Text: strings.TrimSpace(q.Text), After: q.After, Limit: q.Limit}, nil
 }
 
 // Event returns one event, as stored, with its deliveries; an unknown
@@ -216,12 +408,16 @@ func (o *Ops) Event(ctx context.Context, id string) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	return o.withDeliveries(ctx, info, true)
+	ev, err := o.withDeliveries(ctx, info, true)
+	if err == nil && info.Request != nil {
+		ev.Request = &Request{Header: info.Request.Header, Body: string(info.Request.Body)}
+	}
+	return ev, err
 }
 
 func (o *Ops) withDeliveries(ctx context.Context, info queue.EventInfo, body bool) (Event, error) {
 	ev := Event{ID: info.ID, Source: info.Source, ExternalID: info.ExternalID, EventType: info.EventType, Subject: info.Subject,
-		ReceivedAt: info.ReceivedAt.UTC(), Deliveries: []Delivery{}}
+		ReceivedAt: info.ReceivedAt.UTC(), Title: title(info.JSON), Deliveries: []Delivery{}}
 	if body {
 		ev.Event = json.RawMessage(info.JSON)
 	}
@@ -366,15 +562,27 @@ func ParseStates(s string) ([]string, error) {
 	return states, nil
 }
 
-func (o *Ops) since(s string) (time.Time, error) {
+// timeLayouts are the times a query may give (since, until), besides a
+// duration: RFC 3339, and what a browser's datetime-local field sends
+// (taken as UTC).
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"}
+
+// when reads a time bound: a duration (that long before now) or a time.
+func (o *Ops) when(field, s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}, nil
 	}
 	d, err := config.ParseDuration(s)
-	if err != nil {
-		return time.Time{}, &InputError{"since", err.Error()}
+	if err == nil {
+		return o.now().Add(-d.D()), nil
 	}
-	return o.now().Add(-d.D()), nil
+	for _, layout := range timeLayouts {
+		if t, terr := time.Parse(layout, s); terr == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, &InputError{field, fmt.Sprintf("%v; or a time such as 2026-11-21T14:00 (UTC) or RFC 3339", err)}
 }
 
 // IsInput reports whether err is an operator's mistake (a bad query)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/console"
 	"github.com/switchyard/switchyard/delivery"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/lang"
@@ -88,6 +89,11 @@ type App struct {
 
 	admin   *http.Server
 	adminLn net.Listener
+	// console serves /ui/ on the admin listener; rates feed its
+	// overview; lastReload is the last reload's outcome it shows.
+	console    *console.Console
+	rates      *console.Rates
+	lastReload atomic.Pointer[console.ReloadStatus]
 
 	bg       sync.WaitGroup // background jobs (pruning, watching)
 	quit     chan struct{}  // closed by Stop: background jobs end
@@ -136,7 +142,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{log: log, now: now, load: opts.Load, watch: opts.WatchEvery, hook: opts.SyncHook, ttl: opts.LeaseTTL, quit: make(chan struct{})}
+	a := &App{log: log, now: now, load: opts.Load, watch: opts.WatchEvery, hook: opts.SyncHook, ttl: opts.LeaseTTL, quit: make(chan struct{}),
+		rates: console.NewRates(now)}
 	if a.load == nil {
 		a.load = func() (*config.Config, error) { return config.Load(cfg.File()) }
 	}
@@ -183,34 +190,46 @@ func (a *App) open(ctx context.Context, plan *Plan) error {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	ropts := receiver.Options{
-		BodyLimit:       int(cfg.Server.BodyLimit),
-		ReadTimeout:     cfg.Server.ReadTimeout.D(),
-		WriteTimeout:    cfg.Server.WriteTimeout.D(),
-		IdleTimeout:     cfg.Server.IdleTimeout.D(),
-		Logger:          a.log,
-		Now:             a.now,
-		OnMapError:      a.metrics.MapError,
-		OnRequest:       a.metrics.Request,
-		OnVerifyFailure: a.metrics.VerifyFailure,
-		Health:          a.health,
+		BodyLimit:    int(cfg.Server.BodyLimit),
+		ReadTimeout:  cfg.Server.ReadTimeout.D(),
+		WriteTimeout: cfg.Server.WriteTimeout.D(),
+		IdleTimeout:  cfg.Server.IdleTimeout.D(),
+		Logger:       a.log,
+		Now:          a.now,
+		OnMapError: func(source, field string) {
+			a.metrics.MapError(source, field)
+			a.rates.Rejected(source, "mapping")
+		},
+		OnRequest: a.metrics.Request,
+		OnVerifyFailure: func(source, reason string) {
+			a.metrics.VerifyFailure(source, reason)
+			a.rates.Rejected(source, reason)
+		},
+		Health: a.health,
 	}
 	if cfg.Metrics.Listener == config.MetricsOnMain {
 		ropts.Metrics, ropts.MetricsPath = a.metricsHandler(), config.MetricsPath
 	}
 	a.server = receiver.New(plan.Sources, a, ropts)
 	a.ops = admin.NewOps(a.store, func() []string { return a.routing.Load().names() })
+	a.ops.SetSinkInfo(a.sinkInfo)
 	if cfg.Admin.Enabled() {
 		aopts := admin.Options{
-			Ops:      a.ops,
-			Reloader: a,
-			Token:    func() config.Secret { return a.routing.Load().plan.Config.Admin.Token },
-			Logger:   a.log.With("component", "admin"),
+			Ops:         a.ops,
+			Reloader:    a,
+			Token:       func() config.Secret { return a.routing.Load().plan.Config.Admin.Token },
+			ViewerToken: func() config.Secret { return a.routing.Load().plan.Config.Admin.ViewerToken },
+			Logger:      a.log.With("component", "admin"),
 		}
 		if cfg.Metrics.Listener == config.MetricsOnAdmin {
 			aopts.Metrics = a.metricsHandler()
 		}
+		handler, err := a.adminHandler(aopts)
+		if err != nil {
+			return fmt.Errorf("console: %w", err)
+		}
 		a.admin = &http.Server{
-			Handler:           admin.Handler(aopts),
+			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       cfg.Server.ReadTimeout.D(),
 			IdleTimeout:       cfg.Server.IdleTimeout.D(),
@@ -247,6 +266,7 @@ func (a *App) openSink(ctx context.Context, cfg *config.Config, s delivery.Sink)
 		LeaseTTL: a.ttl,
 		OnAttempt: func(at delivery.Attempt) {
 			a.metrics.Attempt(at.Sink, at.State, at.Took, at.Waited)
+			a.rates.Attempt(at.Sink, at.State)
 		},
 	})
 	return rs, nil
@@ -394,7 +414,7 @@ func (a *App) Ingest(ctx context.Context, ev *event.Event) (receiver.Result, err
 	cfg := r.plan.Config
 	if limit := int64(cfg.Storage.MaxPending); limit > 0 {
 		if n := a.waiting(r); n >= limit {
-			a.metrics.Event(ev.Source, metrics.Refused)
+			a.countEvent(ev.Source, metrics.Refused)
 			return receiver.Result{}, fmt.Errorf("%w: %d deliveries waiting (storage.max_pending is %d)", receiver.ErrOverloaded, n, limit)
 		}
 	}
@@ -422,15 +442,15 @@ func (a *App) Ingest(ctx context.Context, ev *event.Event) (receiver.Result, err
 	}
 	acc, err := a.store.Accept(ctx, queue.Incoming{Event: ev, Targets: qt, DedupWindow: dedup.Window})
 	if err != nil {
-		a.metrics.Event(ev.Source, metrics.Failed)
+		a.countEvent(ev.Source, metrics.Failed)
 		return receiver.Result{}, err
 	}
 	if acc.Duplicate {
-		a.metrics.Event(ev.Source, metrics.Duplicate)
+		a.countEvent(ev.Source, metrics.Duplicate)
 		a.log.Info("duplicate event ignored", "source", ev.Source, "event_id", acc.EventID, "event_type", ev.EventType)
 		return receiver.Result{ID: acc.EventID, Duplicate: true}, nil
 	}
-	a.metrics.Event(ev.Source, metrics.Accepted)
+	a.countEvent(ev.Source, metrics.Accepted)
 	a.metrics.Routed(ev.Source, routes)
 	level := slog.LevelDebug
 	if cfg.Log.Events {
@@ -473,6 +493,7 @@ func (a *App) Stop(ctx context.Context) error {
 		}
 	}
 	if a.adminLn != nil {
+		a.console.Close() // live views end, bulk jobs stop after their batch
 		if err := a.admin.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop admin API: %w", err))
 		}

@@ -172,15 +172,16 @@ func TestPurgeRemovedSinkBacklog(t *testing.T) {
 	data, _ = os.ReadFile(e.path)
 	data = bytes.Replace(data, []byte("storage: {dir: "+e.dir+"/data}"), []byte("storage: {dir: "+e.dir+"/data, max_pending: 4}"), 1)
 	os.WriteFile(e.path, data, 0o600)
-	// Deliveries for b made before its removal wait for ever.
+	if _, err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Deliveries for b, made before its removal (written here after it,
+	// so that b's workers, now stopped, cannot send them), wait for ever.
 	for i := range 3 {
 		_, err := a.Store().Accept(context.Background(), queue.Incoming{Event: testEvent(i), Targets: []queue.Target{{Sink: "b", Routes: []string{"r"}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := a.Reload(context.Background()); err != nil {
-		t.Fatal(err)
 	}
 	for i := range 6 {
 		if resp, out := postRaw(t, a, sessionEvent(t, "s", i)); resp.StatusCode != http.StatusOK {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -104,6 +105,21 @@ routes:
 	if status, _ := post(t, a, fixture(t, "session_closed"), darwin.Sign([]byte("wrong"), []byte("x"))); status != http.StatusUnauthorized {
 		t.Fatalf("bad signature: %d", status)
 	}
+	for path, want := range map[string]int{"/hooks/nobody": http.StatusNotFound, "/hooks/darwin": http.StatusMethodNotAllowed} {
+		method := http.MethodPost
+		if want == http.StatusMethodNotAllowed {
+			method = http.MethodPut
+		}
+		req, _ := http.NewRequest(method, "http://"+a.Addr()+path, strings.NewReader("{}"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d, want %d", method, path, resp.StatusCode, want)
+		}
+	}
 	eventually(t, "a failed attempt", func() bool {
 		return value(scrape(t, "http://"+a.Addr()+"/metrics", ""), "switchyard_delivery_retries_total", "sink", "crm") >= 1
 	})
@@ -123,8 +139,11 @@ routes:
 		labels []string
 		want   float64
 	}{
-		{"switchyard_receiver_requests_total", []string{"source", "darwin", "status", "2xx"}, 5},
-		{"switchyard_receiver_requests_total", []string{"source", "darwin", "status", "4xx"}, 1},
+		{"switchyard_receiver_requests_total", []string{"source", "darwin", "status", "2xx", "code", "200", "reason", "accepted"}, 4},
+		{"switchyard_receiver_requests_total", []string{"source", "darwin", "status", "2xx", "code", "200", "reason", "duplicate"}, 1},
+		{"switchyard_receiver_requests_total", []string{"source", "darwin", "status", "4xx", "code", "401", "reason", "mismatch"}, 1},
+		{"switchyard_receiver_requests_total", []string{"source", "(none)", "status", "4xx", "code", "404", "reason", "no_source"}, 1},
+		{"switchyard_receiver_requests_total", []string{"source", "darwin", "status", "4xx", "code", "405", "reason", "method_not_allowed"}, 1},
 		{"switchyard_receiver_verification_failures_total", []string{"source", "darwin", "reason", "mismatch"}, 1},
 		{"switchyard_ingest_events_total", []string{"source", "darwin", "outcome", "accepted"}, 4},
 		{"switchyard_ingest_events_total", []string{"source", "darwin", "outcome", "duplicate"}, 1},

@@ -17,7 +17,7 @@ var ErrStopped = errors.New("switchyard is stopping")
 
 // Reload loads the configuration file again and, if it is valid, applies
 // it: sources, routes and sinks added, removed or changed; storage.max_pending,
-// admin.token and log.events. Settings only a restart applies
+// admin.token, admin.viewer_token and log.events. Settings only a restart applies
 // (server.*, storage.dir, storage.synchronous, admin.listen,
 // metrics.listener) keep their running values and are listed in
 // Changes.NeedsRestart.
@@ -51,11 +51,13 @@ func (a *App) Reload(ctx context.Context) (config.Changes, error) {
 		var ch config.Changes
 		if ch, err = a.apply(ctx, cur, next); err == nil {
 			a.metrics.Reload(true)
+			a.recordReload(ch, nil)
 			a.logChanges(ch)
 			return ch, nil
 		}
 	}
 	a.metrics.Reload(false)
+	a.recordReload(config.Changes{}, err)
 	var cerr *config.Error
 	if errors.As(err, &cerr) {
 		for _, p := range cerr.Problems {

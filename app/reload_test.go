@@ -232,6 +232,21 @@ func TestReloadRejectsBadConfig(t *testing.T) {
 	eventually(t, "delivery by the old rules", func() bool { return len(e.a.Bodies()) == 1 })
 }
 
+// writeAtomic replaces the file at path with data in one step, as
+// editors do: the watcher checks every 20ms, and os.WriteFile's
+// truncate-then-write could show it an empty or half-written file (a
+// bad file of its own, reported once more) on a loaded machine.
+func writeAtomic(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReloadWatchesFile: a changed file is reloaded without a signal;
 // a change that only a restart applies is reported and the rest applied.
 func TestReloadWatchesFile(t *testing.T) {
@@ -243,7 +258,7 @@ func TestReloadWatchesFile(t *testing.T) {
 	// The new listen address needs a restart; the new route does not.
 	e.config(t, []string{"a", "b"}, []string{"b"}, "")
 	data, _ := os.ReadFile(e.path)
-	os.WriteFile(e.path, bytes.Replace(data, []byte("127.0.0.1:0"), []byte("127.0.0.1:1"), 1), 0o600)
+	writeAtomic(t, e.path, bytes.Replace(data, []byte("127.0.0.1:0"), []byte("127.0.0.1:1"), 1))
 	eventually(t, "the file reloaded", func() bool { return strings.Contains(e.logs.String(), "configuration reloaded") })
 	id := mustAccept(t, a, sessionEvent(t, "s", 1))
 	if s := sinkOf(t, a, id); len(s) != 1 || s[0] != "b" {
@@ -253,7 +268,7 @@ func TestReloadWatchesFile(t *testing.T) {
 		t.Errorf("logs lack the restart notice:\n%s", logs)
 	}
 	// A bad file is reported once, not at every check.
-	os.WriteFile(e.path, []byte("server: [\n"), 0o600)
+	writeAtomic(t, e.path, []byte("server: [\n"))
 	eventually(t, "the bad file reported", func() bool {
 		return strings.Contains(e.logs.String(), "configuration not reloaded")
 	})

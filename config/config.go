@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -34,9 +35,12 @@ type Config struct {
 	// route uses; they never stop a load.
 	Warnings []Problem `yaml:"-"`
 
-	file     string
-	src      []byte // the file, to place problems inside block scalars
-	nodes    map[string]*yaml.Node
+	file  string
+	src   []byte // the file, to place problems inside block scalars
+	nodes map[string]*yaml.Node
+	root  *yaml.Node
+	// secrets are the nodes whose values are secrets, for Redacted.
+	secrets  map[*yaml.Node]bool
 	problems []Problem
 }
 
@@ -85,6 +89,9 @@ type Admin struct {
 	Listen string `yaml:"listen"`
 	// Token is the bearer token every admin request must carry.
 	Token Secret `yaml:"token"`
+	// ViewerToken, when set, opens the console (and the API's reads)
+	// read-only: it sees everything and changes nothing.
+	ViewerToken Secret `yaml:"viewer_token"`
 }
 
 // Enabled reports whether the admin API is served.
@@ -265,7 +272,7 @@ func LoadAll(path string) (*Config, error) {
 
 // ParseAll is LoadAll for bytes already read.
 func ParseAll(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	c := &Config{file: file, nodes: map[string]*yaml.Node{}}
+	c := &Config{file: file, nodes: map[string]*yaml.Node{}, secrets: map[*yaml.Node]bool{}}
 	c.setDefaults()
 
 	root := c.parse(data, "the file is empty; see config.example.yaml")
@@ -273,6 +280,7 @@ func ParseAll(file string, data []byte, lookup func(string) (string, bool)) (*Co
 		return nil, &Error{Problems: c.problems}
 	}
 	c.expandEnv(root, lookup)
+	c.root = root
 	d := &decoder{cfg: c}
 	d.decode(root, reflect.ValueOf(c).Elem(), "")
 	c.applyDefaults()
@@ -413,10 +421,7 @@ func (c *Config) validate() {
 	c.validateOps()
 
 	names := map[string]string{}
-	paths := map[string]string{"/healthz": "the health check"}
-	if c.Metrics.Listener == MetricsOnMain {
-		paths[MetricsPath] = "the metrics (metrics.listener: main)"
-	}
+	paths := c.reservedPaths()
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("sources[%d]", i)
 		c.checkName(names, p, s.Name, "source")
@@ -433,15 +438,21 @@ func (c *Config) validate() {
 				c.add(c.Problem(fmt.Sprintf("%s.secrets[%d]", p, j), "is empty (an unset ${VAR:-}?): an empty secret verifies nothing"))
 			}
 		}
+		c.warnShortSecret(p+".secret", s.Secret, false)
+		for j, sec := range s.Secrets {
+			c.warnShortSecret(fmt.Sprintf("%s.secrets[%d]", p, j), sec, false)
+		}
 		if c.given(p+".verify.verify_token") && s.Verify != nil && s.Verify.VerifyToken == "" {
 			c.add(c.Problem(p+".verify.verify_token", "is empty (an unset ${VAR:-}?): remove it, or set the token entered in Meta's dashboard"))
 		}
 		if !strings.HasPrefix(s.Path, "/") {
 			c.add(c.Problem(p+".path", "must start with /"))
-		} else if other, dup := paths[s.Path]; dup {
-			c.add(c.Problem(p+".path", "%s is already served by %s", s.Path, other))
+		} else if at := strings.IndexFunc(s.Path, unsafeInPath); at >= 0 {
+			// The receiver compares the path as sent, not decoded.
+			c.add(c.Problem(p+".path", "%q has a character no request can carry as is (%q): write the path as senders send it, percent-encoded: %s",
+				s.Path, []rune(s.Path[at:])[0], (&url.URL{Path: s.Path}).EscapedPath()))
 		} else {
-			paths[s.Path] = fmt.Sprintf("source %q", s.Name)
+			c.checkPath(paths, i)
 		}
 	}
 
@@ -484,6 +495,126 @@ func (c *Config) validate() {
 	}
 }
 
+// PathKey is how the receiver matches a request's path to a source's:
+// without regard to case or trailing slashes, as its router matches its
+// own paths (/healthz, /metrics). Two paths with the same key cannot
+// both be served.
+func PathKey(path string) string {
+	key := strings.TrimRight(strings.ToLower(path), "/")
+	if key == "" {
+		return "/"
+	}
+	return key
+}
+
+// unsafeInPath reports a character a request line carries only
+// percent-encoded (or, for ? and #, not in the path at all).
+func unsafeInPath(r rune) bool { return r <= ' ' || r >= 0x7f || r == '?' || r == '#' }
+
+// servedPath is a path taken, by a source or by the receiver itself.
+type servedPath struct {
+	path string // as written (or defaulted)
+	// source is the index of the source serving it; -1 for the
+	// receiver's own paths, described by what.
+	source int
+	what   string
+}
+
+// reservedPaths are the receiver's own paths on server.listen.
+func (c *Config) reservedPaths() map[string]servedPath {
+	paths := map[string]servedPath{
+		PathKey("/healthz"): {path: "/healthz", source: -1, what: "the health check GET /healthz"},
+	}
+	if c.Metrics.Listener == MetricsOnMain {
+		paths[PathKey(MetricsPath)] = servedPath{path: MetricsPath, source: -1,
+			what: fmt.Sprintf("the metrics GET %s, served there because metrics.listener is main%s", MetricsPath, c.at("metrics.listener"))}
+	}
+	return paths
+}
+
+// checkPath reports a source path that collides with a path already
+// served, placed at the later one and pointing at the earlier: with
+// one source on /hooks/GitHub and another on /hooks/github/, one
+// would silently receive the other's requests.
+func (c *Config) checkPath(paths map[string]servedPath, i int) {
+	s := c.Sources[i]
+	p := fmt.Sprintf("sources[%d].path", i)
+	key := PathKey(s.Path)
+	first, dup := paths[key]
+	if !dup {
+		paths[key] = servedPath{path: s.Path, source: i}
+		return
+	}
+	const why = "paths match without regard to case or a trailing slash"
+	mine := fmt.Sprintf("%q", s.Path)
+	prob := c.Problem(p, "")
+	if !c.given(p) {
+		// A default path: place it at the name it comes from.
+		mine = fmt.Sprintf("default path %q (from name %q)", s.Path, s.Name)
+		prob = c.Problem(fmt.Sprintf("sources[%d].name", i), "")
+		prob.Path = p
+	}
+	if first.source < 0 {
+		prob.Msg = fmt.Sprintf("%s collides with %s: %s; choose another path", mine, first.what, why)
+	} else {
+		fp := fmt.Sprintf("sources[%d].path", first.source)
+		theirs := fmt.Sprintf("%s %q%s", fp, first.path, c.at(fp))
+		if !c.given(fp) {
+			theirs = fmt.Sprintf("sources[%d]'s default path %q%s", first.source, first.path, c.at(fmt.Sprintf("sources[%d].name", first.source)))
+		}
+		prob.Msg = fmt.Sprintf("%s collides with %s: %s; give each source its own path", mine, theirs, why)
+	}
+	c.add(prob)
+}
+
+// at is " (file:line:col)" of the node at path, to point at it from a
+// problem placed elsewhere; empty when the file does not set it.
+func (c *Config) at(path string) string {
+	n, ok := c.nodes[path]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(" (%s:%d:%d)", c.file, n.Line, n.Column)
+}
+
+// MinSecret is the shortest HMAC secret or token (in bytes) that check
+// accepts without a warning.
+const MinSecret = 16
+
+// warnShortSecret warns about a signing secret or token shorter than
+// MinSecret bytes: one signed request is enough to guess a short HMAC
+// key offline, and a short token can be guessed online. A Standard
+// Webhooks secret (whsec_ and base64) is measured decoded, as it is
+// used. Only the length is shown, never the secret.
+// ours is set for a key Switchyard signs with, which no platform
+// chooses.
+func (c *Config) warnShortSecret(path string, sec Secret, ours bool) {
+	key := sec.Reveal()
+	if key == "" {
+		return // an error of its own
+	}
+	n, how := len(key), ""
+	if b64, ok := strings.CutPrefix(key, "whsec_"); ok {
+		if k, err := base64.StdEncoding.DecodeString(b64); err == nil {
+			n, how = len(k), " once decoded from whsec_"
+		}
+	}
+	if n < MinSecret {
+		ask := ", or ask the platform for a longer one"
+		if ours {
+			ask = ""
+		}
+		c.add(c.Warning(path, "only %s%s: a secret this short can be guessed from one signed request; use at least %d random bytes (openssl rand -hex 32)%s", plural(n, "byte"), how, MinSecret, ask))
+	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
 // MinAdminToken is the shortest admin token accepted.
 const MinAdminToken = 16
 
@@ -497,6 +628,15 @@ func (c *Config) validateOps() {
 		c.add(c.Problem("admin.token", "too short: use at least %d random characters (openssl rand -hex 32)", MinAdminToken))
 	case a.Listen == "" && a.Token != "":
 		c.add(c.Warning("admin.token", "admin.listen is not set: the admin API is off"))
+	}
+	switch {
+	case a.ViewerToken == "":
+	case len(a.ViewerToken.Reveal()) < MinAdminToken:
+		c.add(c.Problem("admin.viewer_token", "too short: use at least %d random characters (openssl rand -hex 32)", MinAdminToken))
+	case a.ViewerToken == a.Token:
+		c.add(c.Problem("admin.viewer_token", "is the same as admin.token: the viewer token must differ, or it could do what the admin token does"))
+	case a.Token == "":
+		c.add(c.Warning("admin.viewer_token", "admin.token is not set: the admin API and console are off"))
 	}
 	if a.Listen != "" && a.Listen == c.Server.Listen && !strings.HasSuffix(a.Listen, ":0") {
 		c.add(c.Problem("admin.listen", "must differ from server.listen: the admin API has its own listener"))

@@ -54,7 +54,7 @@ routes:
 
 func TestParseValid(t *testing.T) {
 	t.Parallel()
-	c, err := Parse("c.yaml", []byte(valid), env(map[string]string{"DARWIN_SECRET": "s3cr3t"}))
+	c, err := Parse("c.yaml", []byte(valid), env(map[string]string{"DARWIN_SECRET": "s3cr3t-darwin-webhook"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestParseValid(t *testing.T) {
 		t.Errorf("server defaults not applied: %+v", c.Server)
 	}
 	src := c.Sources[0]
-	if src.Path != "/hooks/darwin" || src.Secret.Reveal() != "s3cr3t" {
+	if src.Path != "/hooks/darwin" || src.Secret.Reveal() != "s3cr3t-darwin-webhook" {
 		t.Errorf("source = %+v", src)
 	}
 	slack, archive, crm := c.Sinks[0], c.Sinks[1], c.Sinks[2]

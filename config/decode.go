@@ -45,6 +45,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		n = n.Alias
 	}
 	d.cfg.nodes[path] = n
+	if v.Type() == secretType && d.cfg.secrets != nil {
+		d.cfg.secrets[n] = true
+	}
 	if v.CanAddr() && v.Addr().Type().Implements(decoderType) {
 		v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
 		return

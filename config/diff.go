@@ -73,6 +73,7 @@ func Diff(running, next *Config) Changes {
 		{"metrics.listener", running.Metrics.Listener, next.Metrics.Listener, true},
 		{"storage.max_pending", running.Storage.MaxPending, next.Storage.MaxPending, false},
 		{"admin.token", running.Admin.Token, next.Admin.Token, false},
+		{"admin.viewer_token", running.Admin.ViewerToken, next.Admin.ViewerToken, false},
 		{"log.events", running.Log.Events, next.Log.Events, false},
 	} {
 		switch {

@@ -11,7 +11,7 @@ import (
 const httpShaped = `sources:
   - name: darwin
     provider: darwin
-    secret: x
+    secret: darwin-webhook-secret
 sinks:
   - name: crm
     type: http

@@ -30,8 +30,12 @@ func TestOpsSections(t *testing.T) {
 		{"same listener", "admin: {listen: \":8080\", token: 0123456789abcdef}\n", "admin.listen: must differ from server.listen"},
 		{"metrics listener", "metrics: {listener: public}\n", `metrics.listener: unknown listener "public"`},
 		{"metrics on main reserves its path", "metrics: {listener: main}\nsources:\n  - {name: m, provider: darwin, secret: x, path: /metrics}\n",
-			"sources[0].path: /metrics is already served by the metrics"},
+			`sources[0].path: "/metrics" collides with the metrics GET /metrics, served there because metrics.listener is main (m.yaml:7:21)`},
 		{"log events", "log: {events: true, format: json}\n", `unknown key "format" in log`},
+		{"viewer token", "admin: {listen: \"127.0.0.1:9090\", token: 0123456789abcdef, viewer_token: fedcba9876543210}\n", ""},
+		{"short viewer token", "admin: {listen: \"127.0.0.1:9090\", token: 0123456789abcdef, viewer_token: short}\n", "m.yaml:9:74: admin.viewer_token: too short"},
+		{"viewer token same as admin's", "admin: {listen: \"127.0.0.1:9090\", token: 0123456789abcdef, viewer_token: 0123456789abcdef}\n",
+			"admin.viewer_token: is the same as admin.token"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -568,10 +568,12 @@ func (g *HTTPSign) validate(c *Config, p string) {
 			c.add(c.Problem(p+".secret", "missing secret (or secret_file): the key requests are signed with"))
 		}
 	}
+	c.warnShortSecret(p+".secret", g.Secret, true)
 	for i, sec := range g.Secrets {
 		if sec == "" {
 			c.add(c.Problem(fmt.Sprintf("%s.secrets[%d]", p, i), "is empty (an unset ${VAR:-}?): an empty key proves nothing"))
 		}
+		c.warnShortSecret(fmt.Sprintf("%s.secrets[%d]", p, i), sec, true)
 	}
 }
 

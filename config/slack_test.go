@@ -10,7 +10,7 @@ import (
 const slackBot = `sources:
   - name: darwin
     provider: darwin
-    secret: x
+    secret: darwin-webhook-secret
 sinks:
   - name: ops
     type: slack

@@ -149,13 +149,26 @@ func (r *Runner) Run(in Input) (*Result, error) {
 	r.n++
 	ev.Source = src.Name
 	ev.ID = fmt.Sprintf("evt_test_%d", r.n)
+	r.route(res, ev)
+	return res, nil
+}
+
+// RunEvent matches an event already normalized (a stored one) against
+// the routes and previews it for every sink it reaches, as Run does
+// after normalizing a body. It changes nothing in ev.
+func (r *Runner) RunEvent(name string, ev *event.Event) *Result {
+	res := &Result{Input: name, Source: ev.Source}
+	r.route(res, ev)
+	return res
+}
+
+func (r *Runner) route(res *Result, ev *event.Event) {
 	res.Event = ev
 	res.Routes = r.Rules.Explain(ev)
 	targets, _ := r.Rules.Match(ev) // failed conditions are in Routes
 	for _, t := range targets {
 		res.Sinks = append(res.Sinks, r.preview(t, ev))
 	}
-	return res, nil
 }
 
 func (r *Runner) preview(t rules.Target, ev *event.Event) SinkResult {

@@ -35,6 +35,21 @@ type Event struct {
 	// sender (the provider's event id, or a hash of the raw body). It is
 	// stored with the event but is not part of the public model.
 	DedupKey string `json:"-"`
+
+	// Request is the HTTP request the event came in, as received, for
+	// operators to inspect: stored with the event, never delivered. Nil
+	// for an event that came in no request (a dry run).
+	Request *Request `json:"-"`
+}
+
+// Request is an event's HTTP request as stored.
+type Request struct {
+	// Body is the body's exact bytes.
+	Body []byte
+	// Header is the request's headers, "Name: value" a line, by name;
+	// headers that may carry a secret (signatures, authorization,
+	// tokens, keys, cookies) are left out before the event is stored.
+	Header string
 }
 
 // Env is the environment rule expressions and templates are evaluated

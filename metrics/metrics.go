@@ -52,7 +52,8 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	m := &Metrics{
 		reg: reg,
 		requests: counter("receiver", "requests_total",
-			"Requests to a source's path, by source and status class (2xx, 4xx, 5xx).", "source", "status"),
+			"Requests answered by the receiver, by source ((none) for no source's path), status class (2xx, 4xx, 5xx), status code and reason (accepted, mismatch, no_source, body_too_large, ...).",
+			"source", "status", "code", "reason"),
 		verifyFailures: counter("receiver", "verification_failures_total",
 			"Requests refused by a source's verification, by reason.", "source", "reason"),
 		mapErrors: counter("receiver", "mapping_errors_total",
@@ -106,9 +107,15 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	return m, nil
 }
 
-// Request counts a request to a source's path.
-func (m *Metrics) Request(source string, status int) {
-	m.requests.WithLabelValues(source, statusClass(status)).Inc()
+// Request counts a request the receiver answered: to a source's path,
+// or refused before reaching one (source receiver.NoSource). reason is
+// one of receiver.Reasons.
+func (m *Metrics) Request(source string, status int, reason string) {
+	code := "other"
+	if status >= 100 && status < 600 {
+		code = strconv.Itoa(status)
+	}
+	m.requests.WithLabelValues(source, statusClass(status), code, reason).Inc()
 }
 
 func statusClass(status int) string {

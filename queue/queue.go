@@ -108,23 +108,53 @@ type Store interface {
 	// Counts returns how many deliveries are in each state, per sink.
 	Counts(ctx context.Context) (map[string]map[string]int, error)
 
-	// List returns the deliveries f selects, most recently changed first.
+	// List returns the deliveries f selects, most recently changed first;
+	// f.After continues a list after a delivery's Cursor.
 	List(ctx context.Context, f Filter) ([]DeliveryInfo, error)
 	// Attempts returns the recorded attempts of a delivery, oldest first.
 	Attempts(ctx context.Context, deliveryID string) ([]AttemptInfo, error)
 	// Replay queues the deliveries f selects again, due now, with a fresh
 	// attempt count and max_age, and returns how many. ErrNoFilter
-	// unless f names a delivery, an event or a sink.
+	// unless f names deliveries (ID, IDs), an event or a sink.
 	Replay(ctx context.Context, f Filter) (int64, error)
 	// Purge deletes the deliveries f selects that no attempt holds, and
 	// returns how many; with dryRun it only counts them. f must name a
-	// sink (ErrNoFilter).
+	// sink or deliveries (ID, IDs); ErrNoFilter otherwise.
 	Purge(ctx context.Context, f Filter, dryRun bool) (int64, error)
+	// RetryNow makes the waiting (pending or failed) deliveries f
+	// selects due now, keeping their attempt count and max_age, and
+	// returns how many. ErrNoFilter as for Replay.
+	RetryNow(ctx context.Context, f Filter) (int64, error)
+	// GiveUp makes the waiting deliveries f selects dead, as an attempt
+	// that gives up would, except any with an attempt in flight, and
+	// returns how many. ErrNoFilter as for Replay.
+	GiveUp(ctx context.Context, f Filter) (int64, error)
 
-	// Events returns the events f selects, newest first.
+	// Events returns the events f selects, newest first (by receive
+	// time, then by the order stored); f.After continues a list after an
+	// event's Cursor.
 	Events(ctx context.Context, f EventFilter) ([]EventInfo, error)
-	// Event returns one stored event, or ErrNotFound.
+	// Event returns one stored event with the request it came in
+	// (EventInfo.Request), or ErrNotFound.
 	Event(ctx context.Context, id string) (EventInfo, error)
+
+	// Session returns the deliveries of the events with subject, every
+	// sink's, in the order they were accepted: the order an ordered sink
+	// attempts them in.
+	Session(ctx context.Context, subject string) ([]DeliveryInfo, error)
+	// Blocked returns the subjects of sink whose oldest waiting delivery
+	// has failed at least once: on an ordered sink it holds the
+	// subject's later deliveries back. At most limit (0: no limit), the
+	// longest held first.
+	Blocked(ctx context.Context, sink string, limit int) ([]Blocked, error)
+	// SinkStats returns, for every sink with deliveries, how many are in
+	// each state and when the oldest waiting one was created.
+	SinkStats(ctx context.Context) ([]SinkStats, error)
+
+	// AddAudit records an operator's bulk action; Audits returns the
+	// latest limit entries, newest first.
+	AddAudit(ctx context.Context, a Audit) error
+	Audits(ctx context.Context, limit int) ([]Audit, error)
 
 	// Prune deletes events received before their source's dedup window,
 	// with their delivered deliveries, keeping any event with a delivery
@@ -241,6 +271,50 @@ type DeliveryInfo struct {
 	UpdatedAt  time.Time
 	// NextAt is when a waiting delivery is due.
 	NextAt time.Time
+	// Cursor continues a list after this delivery (Filter.After): an
+	// opaque string of the backend's.
+	Cursor string
+}
+
+// Blocked is a subject whose oldest waiting delivery to a sink has
+// failed: an ordered sink sends none of the subject's later deliveries
+// until it is delivered or dead.
+type Blocked struct {
+	Sink    string
+	Subject string
+	// Head is the delivery holding the subject back.
+	Head DeliveryInfo
+	// Behind counts the subject's other deliveries waiting for the sink.
+	Behind int
+}
+
+// SinkStats is a sink's deliveries at a glance.
+type SinkStats struct {
+	Sink string
+	// States counts the deliveries in each state.
+	States map[string]int
+	// OldestWaiting is when the oldest waiting (pending or failed)
+	// delivery was created; zero when none waits.
+	OldestWaiting time.Time
+}
+
+// Audit is an operator's bulk action, as the audit log keeps it.
+type Audit struct {
+	At time.Time
+	// Actor is who acted: the role of the token used ("admin"), never
+	// the token.
+	Actor string
+	// Action is what was done: "replay" or "purge".
+	Action string
+	// Filter is the selection, as the operator wrote it (a URL query).
+	Filter string
+	// Matched counts what the selection matched when the action began;
+	// Done what the action changed.
+	Matched int64
+	Done    int64
+	// Note says how it ended: "" when it went through, else why it
+	// stopped (an error, the bound reached).
+	Note string
 }
 
 // AttemptInfo is one recorded attempt of a delivery.
@@ -260,16 +334,27 @@ type AttemptInfo struct {
 
 // Filter selects deliveries. Zero fields select everything.
 type Filter struct {
-	// ID selects one delivery.
+	// ID selects one delivery; IDs several.
 	ID      string
+	IDs     []string
 	EventID string
 	Sink    string
+	// Subject selects the deliveries of one subject (a session).
+	Subject string
 	// States are the states to select; any state when empty.
 	States []string
+	// Status selects deliveries whose last attempt got this HTTP
+	// status; 0 selects any.
+	Status int
+	// Error selects deliveries whose last error contains it (letters
+	// A-Z matched without regard to case).
+	Error string
 	// Since selects deliveries whose state changed at or after it;
 	// Before those whose state changed before it.
 	Since  time.Time
 	Before time.Time
+	// After continues List after the delivery with this Cursor.
+	After string
 	// Limit bounds List (newest first); 0 is no limit.
 	Limit int
 }
@@ -285,17 +370,40 @@ type EventInfo struct {
 	ReceivedAt time.Time
 	// JSON is the normalized event as stored.
 	JSON []byte
+	// Request is the request the event came in, as stored (only from
+	// Event; nil for events stored without one).
+	Request *event.Request
+	// Cursor continues a list after this event (EventFilter.After): an
+	// opaque string of the backend's.
+	Cursor string
 }
 
 // EventFilter selects events. Zero fields select everything.
 type EventFilter struct {
-	Source    string
+	Source string
+	// EventType is a pattern as routes write them: a type, a prefix
+	// ending in ".*" ("session.*" matches "session.closed" but not
+	// "session"), or "*".
 	EventType string
-	// Since selects events received at or after it.
+	Subject   string
+	// States selects events with a delivery in one of these states.
+	States []string
+	// Since selects events received at or after it, Until those
+	// received before it.
 	Since time.Time
+	Until time.Time
+	// Text selects events whose title or summary (TextFields) contains
+	// it (letters A-Z matched without regard to case).
+	Text string
+	// After continues the list after the event with this Cursor.
+	After string
 	// Limit bounds the list (newest first); 0 is no limit.
 	Limit int
 }
+
+// TextFields are the fields of an event's data that EventFilter.Text
+// searches: its title and its summary, as Darwin names them.
+var TextFields = []string{"conversationTitle", "title", "summary"}
 
 // MaxError bounds a recorded error.
 const MaxError = 1000

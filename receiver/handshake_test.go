@@ -87,7 +87,7 @@ func TestSlackURLVerification(t *testing.T) {
 		{name: "unsigned", method: "POST", path: "/hooks/slack", body: challenge, status: 401},
 		{name: "unsafe challenge", method: "POST", path: "/hooks/slack", body: unsafe, header: signAt(t, "slack", sec, unsafe),
 			status: 400, errMsg: "challenge"},
-		{name: "GET (no challenge route)", method: "GET", path: "/hooks/slack?challenge=1", status: 404},
+		{name: "GET (no challenge route)", method: "GET", path: "/hooks/slack?challenge=1", status: 405, errMsg: "POSTed"},
 	})
 
 	// An ordinary event is still stored.

@@ -49,6 +49,10 @@ type Source struct {
 	// subscription check). It returns ErrChallengeRefused or
 	// ErrForbidden (wrapped), or a *BadRequestError.
 	Challenge func(r *Request) (*Reply, error)
+	// SecretHeaders are headers of this source's requests that carry a
+	// secret besides those SecretHeader knows (a custom verify.header):
+	// they are not stored with the event.
+	SecretHeaders []string
 
 	sign func([]byte, presets.SignOptions) (*presets.Outgoing, error)
 }
@@ -135,6 +139,9 @@ func NewSource(c SourceConfig) (Source, error) {
 		return Source{}, err
 	}
 	s := Source{Name: c.Name, Path: c.Path, Unauthenticated: built.Unauthenticated, Renamed: built.Renamed, sign: built.Sign}
+	if c.Verify != nil && c.Verify.Header != "" {
+		s.SecretHeaders = []string{c.Verify.Header}
+	}
 	v := built.Verifier
 	s.Verify = func(r *Request) error {
 		err := v.Verify(r)

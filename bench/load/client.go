@@ -35,11 +35,16 @@ func (r *loadResult) percentile(q float64) time.Duration {
 	return r.Latencies[max(0, min(i, len(r.Latencies)-1))]
 }
 
-// load drives addr with conns connections, closed loop: each sends its
-// next event as soon as the previous one is answered. After warmup it
-// measures for window. onMeasure runs when the window opens. With
-// collectIDs it keeps the id of every 2xx answer ({"id": …}).
-func load(addr string, events []signedEvent, conns int, warmup, window time.Duration, collectIDs bool, onMeasure func()) *loadResult {
+// load drives addr with conns connections. Closed loop (rate 0), each
+// sends its next event as soon as the previous one is answered; open
+// loop, events are sent at rate per second, each at its scheduled time
+// (or as soon as a connection is free), and its latency counts from
+// that time. After warmup it measures for window. onOpen runs when the
+// window opens, with a function counting the 2xx answers so far;
+// onClose when it closes. With collectIDs it keeps the id of every 2xx
+// answer ({"id": …}).
+func load(addr string, events []signedEvent, conns, rate int, warmup, window time.Duration, collectIDs bool,
+	onOpen func(accepted func() int), onClose func()) *loadResult {
 	client := &fasthttp.HostClient{
 		Addr:                      addr,
 		MaxConns:                  conns,
@@ -50,12 +55,22 @@ func load(addr string, events []signedEvent, conns int, warmup, window time.Dura
 	}
 	start := time.Now()
 	open, end := start.Add(warmup), start.Add(warmup+window)
+	var accepted atomic.Int64
+	closed := make(chan struct{})
 	go func() {
+		defer close(closed)
 		time.Sleep(time.Until(open))
-		onMeasure()
+		onOpen(func() int { return int(accepted.Load()) })
+		time.Sleep(time.Until(end))
+		onClose()
 	}()
+	defer func() { <-closed }()
 
 	var next atomic.Uint64
+	// scheduled is when request i is due in the open loop.
+	scheduled := func(i uint64) time.Time {
+		return start.Add(time.Duration(float64(i) * float64(time.Second) / float64(rate)))
+	}
 	results := make([]*loadResult, conns)
 	var wg sync.WaitGroup
 	for w := range conns {
@@ -69,11 +84,17 @@ func load(addr string, events []signedEvent, conns int, warmup, window time.Dura
 			req.Header.SetMethod(fasthttp.MethodPost)
 			req.Header.SetContentType("application/json")
 			for {
+				i := next.Add(1) - 1
 				t0 := time.Now()
+				if rate > 0 {
+					t0 = scheduled(i)
+					if wait := time.Until(t0); wait > 0 {
+						time.Sleep(wait)
+					}
+				}
 				if !t0.Before(end) {
 					return
 				}
-				i := next.Add(1) - 1
 				if i >= uint64(len(events)) {
 					r.Wrapped = true
 				}
@@ -112,6 +133,7 @@ func load(addr string, events []signedEvent, conns int, warmup, window time.Dura
 					}
 				}
 				r.Accepted++
+				accepted.Add(1)
 				if measured {
 					r.Measured++
 				}

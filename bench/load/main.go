@@ -1,17 +1,25 @@
-// Command load is Switchyard's load benchmark (issue 3). In one run on
-// one machine it drives, with the same pre-signed Darwin events and the
-// same closed-loop client:
+// Command load is Switchyard's load benchmark. In one run on one
+// machine it drives, with the same pre-signed Darwin events and the same
+// client:
 //
-//	a  a bare Fiber handler answering 200;
-//	b  a Fiber handler that verifies the signature and parses the event:
-//	   the ceiling for the gateway;
-//	c  `switchyard serve`: verification, rules, durable SQLite persistence
-//	   and delivery to an HTTP sink on loopback that this command runs.
+//	a       a bare Fiber handler answering 200;
+//	b       a Fiber handler that verifies the signature and parses the
+//	        event: the ceiling for the gateway;
+//	d       b, plus an insert of the raw body into one SQLite table with
+//	        group commit, fsynced before the answer: the floor for any
+//	        durable ingest;
+//	ingest  `switchyard serve` routing every event to a held sink: it
+//	        verifies, routes and stores, and delivers nothing;
+//	c       `switchyard serve` delivering to an HTTP sink on loopback
+//	        that this command runs.
 //
 // Each server runs in its own process, so its CPU time and peak RSS are
-// its own. It prints accepted events/s, latency, errors, lost events and
-// peak RSS per target, the ratios c/a and c/b, and whether issue 3's
-// targets are met. Run it from the repository root:
+// its own: the table gives server CPU per event from /proc, which a
+// noisy machine disturbs far less than events/s. With -runs N it repeats
+// the whole set and prints the median of each figure and of the ratios
+// measured within each run. With -rate R the client sends R events/s
+// (open loop) instead of as fast as answered. Run it from the
+// repository root:
 //
 //	go run ./bench/load
 //
@@ -28,6 +36,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,9 +48,13 @@ import (
 type options struct {
 	synchronous  string
 	conns        int
+	rate         int
 	duration     time.Duration
 	warmup       time.Duration
+	idle         time.Duration
 	events       int
+	runs         int
+	gomaxprocs   int
 	targets      []string
 	secret       string
 	fixtures     string
@@ -51,28 +64,35 @@ type options struct {
 	keep         bool
 }
 
+var allTargets = []string{"a", "b", "d", "ingest", "c"}
+
 func main() {
 	var o options
-	flag.IntVar(&o.conns, "conns", 64, "concurrent connections, each sending its next request when answered")
+	flag.IntVar(&o.conns, "conns", 64, "concurrent connections; closed loop: each sends its next request when answered")
+	flag.IntVar(&o.rate, "rate", 0, "send this many events/s (open loop, spread over -conns connections) instead of as fast as answered")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per target")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring, per target")
-	flag.IntVar(&o.events, "events", 200000, "distinct events to pre-generate (c re-sends none while enough remain)")
-	targets := flag.String("targets", "a,b,c", "targets to run, comma-separated: a, b, c")
+	flag.DurationVar(&o.idle, "idle", 5*time.Second, "c: after the drain, measure the idle gateway's CPU for this long (0: skip)")
+	flag.IntVar(&o.events, "events", 200000, "distinct events to pre-generate (events are re-sent only once all were)")
+	flag.IntVar(&o.runs, "runs", 1, "repeat every target this many times and print the medians")
+	flag.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "run the servers with GOMAXPROCS set to this (0: the Go default, one per CPU)")
+	targets := flag.String("targets", strings.Join(allTargets, ","), "targets to run, comma-separated: "+strings.Join(allTargets, ", "))
 	flag.StringVar(&o.secret, "secret", "bench-secret-not-for-production", "Darwin signing secret")
 	flag.StringVar(&o.fixtures, "fixtures", "testdata/darwin", "directory of Darwin events to vary")
-	flag.StringVar(&o.switchyard, "switchyard", "", "switchyard binary for c (default: go build ./cmd/switchyard)")
+	flag.StringVar(&o.switchyard, "switchyard", "", "switchyard binary for c and ingest (default: go build ./cmd/switchyard)")
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "c: how long to wait for the sink to receive every accepted event")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of c's gateway to `file` (c then runs the gateway in this binary, as serve wires it)")
-	flag.StringVar(&o.synchronous, "synchronous", "full", "c: the queue's storage.synchronous (full or normal)")
-	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, queue.db)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the gateway (c or ingest) to `file` (it then runs inside this binary, as serve wires it)")
+	flag.StringVar(&o.synchronous, "synchronous", "full", "c, ingest: the queue's storage.synchronous (full or normal)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, databases)")
 	// Internal: the server side of a target, in a child process.
-	child := flag.String("child", "", "internal: serve a target (bare, verify or gateway) instead of benchmarking")
+	child := flag.String("child", "", "internal: serve a target (bare, verify, insert or gateway) instead of benchmarking")
 	addr := flag.String("addr", "", "internal: -child listen address")
 	config := flag.String("config", "", "internal: -child gateway configuration")
+	dir := flag.String("dir", "", "internal: -child insert's directory")
 	flag.Parse()
 
 	if *child != "" {
-		if err := runChild(*child, *addr, o.secret, *config, o.cpuprofile); err != nil {
+		if err := runChild(*child, *addr, o.secret, *config, o.cpuprofile, *dir); err != nil {
 			fmt.Fprintln(os.Stderr, "load -child:", err)
 			os.Exit(1)
 		}
@@ -90,8 +110,8 @@ type row struct {
 	target    string
 	res       *loadResult
 	rss       int64
-	serverCPU float64 // cores used by the server during the window
-	loadCPU   float64 // cores used by this process (client, and c's sink)
+	serverCPU time.Duration // the server's CPU time during the window
+	loadCPU   time.Duration // this process's (client, and c's sink)
 
 	// c only: the sink's view.
 	sink         bool
@@ -101,12 +121,16 @@ type row struct {
 	redelivery   int            // deliveries beyond one per event
 	deliveryRate float64        // distinct events/s at the sink, first delivery to last
 	drain        time.Duration
+	// backlog is accepted minus delivered, when the window opened and
+	// when it closed: growing means delivery does not keep up.
+	backlog0, backlog1 int
+	idleCPU            float64 // cores used by the idle gateway after the drain
 }
 
 func run(o options) error {
 	for _, t := range o.targets {
-		if t != "a" && t != "b" && t != "c" {
-			return fmt.Errorf("-targets: unknown target %q", t)
+		if !slices.Contains(allTargets, t) {
+			return fmt.Errorf("-targets: unknown target %q: want some of %s", t, strings.Join(allTargets, ", "))
 		}
 	}
 	tmp, err := os.MkdirTemp("", "switchyard-bench-")
@@ -132,7 +156,7 @@ func run(o options) error {
 		return err
 	}
 	gateway := []string{o.switchyard}
-	if slices.Contains(o.targets, "c") {
+	if slices.Contains(o.targets, "c") || slices.Contains(o.targets, "ingest") {
 		switch {
 		case o.cpuprofile != "":
 			gateway = []string{self, "-child", "gateway", "-cpuprofile", o.cpuprofile}
@@ -148,52 +172,85 @@ func run(o options) error {
 	}
 
 	load1, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("switchyard load benchmark: %d connections, %v warm-up + %v measured per target\n", o.conns, o.warmup, o.duration)
+	mode := fmt.Sprintf("%d connections, closed loop", o.conns)
+	if o.rate > 0 {
+		mode = fmt.Sprintf("%d events/s over %d connections, open loop", o.rate, o.conns)
+	}
+	procs := "default"
+	if o.gomaxprocs > 0 {
+		procs = strconv.Itoa(o.gomaxprocs)
+	}
+	fmt.Printf("switchyard load benchmark: %s, %v warm-up + %v measured per target, %d run(s), servers' GOMAXPROCS %s\n",
+		mode, o.warmup, o.duration, o.runs, procs)
 	fmt.Printf("events: %d distinct, %s\n", len(events), sizes(events))
 	fmt.Printf("machine: %d CPUs, %s %s/%s, load average at start %s\n\n",
 		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, strings.Join(strings.Fields(string(load1))[:3], " "))
 
-	var rows []*row
-	for _, t := range o.targets {
-		var r *row
-		var err error
-		switch t {
-		case "a":
-			r, err = runPlain(o, tmp, "a", self, "bare", events)
-		case "b":
-			r, err = runPlain(o, tmp, "b", self, "verify", events)
-		case "c":
-			r, err = runGateway(o, tmp, gateway, events)
+	var runs [][]*row
+	for n := range o.runs {
+		var rows []*row
+		for _, t := range o.targets {
+			dir := filepath.Join(tmp, fmt.Sprintf("run%d-%s", n+1, t))
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return err
+			}
+			var r *row
+			var err error
+			switch t {
+			case "a":
+				r, err = runPlain(o, dir, "a", self, "bare", events)
+			case "b":
+				r, err = runPlain(o, dir, "b", self, "verify", events)
+			case "d":
+				r, err = runPlain(o, dir, "d", self, "insert", events)
+			case "ingest", "c":
+				r, err = runGateway(o, dir, t, gateway, events)
+			}
+			if err != nil {
+				return fmt.Errorf("run %d, target %s: %w", n+1, t, err)
+			}
+			rows = append(rows, r)
 		}
-		if err != nil {
-			return fmt.Errorf("target %s: %w", t, err)
+		if o.runs > 1 {
+			fmt.Printf("run %d of %d\n", n+1, o.runs)
 		}
-		rows = append(rows, r)
+		report(o, rows)
+		runs = append(runs, rows)
 	}
-	report(o, rows)
+	if o.runs > 1 {
+		medians(o, runs)
+	}
 	return nil
 }
 
-// runPlain runs target a or b: this binary in -child mode.
-func runPlain(o options, tmp, target, self, mode string, events []signedEvent) (*row, error) {
+// runPlain runs target a, b or d: this binary in -child mode.
+func runPlain(o options, dir, target, self, mode string, events []signedEvent) (*row, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	srv, err := startServer(filepath.Join(tmp, target+".log"), self, "-child", mode, "-addr", addr, "-secret", o.secret)
+	srv, err := startServer(filepath.Join(dir, "server.log"), o.serverEnv(), self, "-child", mode, "-addr", addr, "-secret", o.secret, "-dir", dir)
 	if err != nil {
 		return nil, err
 	}
-	r, err := measure(o, target, srv, addr, events, false)
+	r, err := measure(o, target, srv, addr, events, false, nil)
 	if stopErr := srv.stop(30 * time.Second); err == nil {
 		err = stopErr
 	}
 	return r, err
 }
 
-// runGateway runs target c: the gateway with a loopback HTTP sink. After
-// the load it waits until the sink has received every accepted event.
-func runGateway(o options, tmp string, gateway []string, events []signedEvent) (*row, error) {
+func (o options) serverEnv() []string {
+	if o.gomaxprocs > 0 {
+		return []string{fmt.Sprintf("GOMAXPROCS=%d", o.gomaxprocs)}
+	}
+	return nil
+}
+
+// runGateway runs target c (with a loopback HTTP sink, then waits until
+// the sink has received every accepted event, and measures the idle
+// gateway) or ingest (every event routed to a held sink).
+func runGateway(o options, dir, target string, gateway []string, events []signedEvent) (*row, error) {
 	sk, err := startSink()
 	if err != nil {
 		return nil, err
@@ -203,21 +260,29 @@ func runGateway(o options, tmp string, gateway []string, events []signedEvent) (
 	if err != nil {
 		return nil, err
 	}
-	cfg := filepath.Join(tmp, "c.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, addr, filepath.Join(tmp, "data"), o.synchronous, o.secret, sk.url()), 0o600); err != nil {
+	cfg := filepath.Join(dir, "switchyard.yaml")
+	url := sk.url()
+	if target == "ingest" {
+		url = "" // held: stored, delivered nowhere
+	}
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, addr, filepath.Join(dir, "data"), o.synchronous, o.secret, url), 0o600); err != nil {
 		return nil, err
 	}
 	args := append(slices.Clone(gateway[1:]), "-config", cfg)
 	if len(gateway) == 1 {
-		args = []string{"serve", "--config", cfg}
+		args = []string{"serve", "--config", cfg, "--log-level", "warn"}
 	}
-	srv, err := startServer(filepath.Join(tmp, "c.log"), gateway[0], args...)
+	srv, err := startServer(filepath.Join(dir, "server.log"), o.serverEnv(), gateway[0], args...)
 	if err != nil {
 		return nil, err
 	}
-	r, err := measure(o, "c", srv, addr, events, true)
+	var sinkAt func() int
+	if target == "c" {
+		sinkAt = sk.distinct
+	}
+	r, err := measure(o, target, srv, addr, events, target == "c", sinkAt)
 	var missing []string
-	if err == nil {
+	if err == nil && target == "c" {
 		r.sink = true
 		start := time.Now()
 		missing = sk.missing(r.res.IDs)
@@ -228,7 +293,12 @@ func runGateway(o options, tmp string, gateway []string, events []signedEvent) (
 		r.drain = time.Since(start)
 		requests, distinct, rate := sk.counts()
 		r.redelivery, r.deliveryRate = requests-distinct, rate
-		r.rss, err = peakRSS(srv.pid()) // again: the drain may have grown it
+		if err == nil && o.idle > 0 {
+			r.idleCPU, err = idleCPU(srv.pid(), o.idle)
+		}
+		if err == nil {
+			r.rss, err = peakRSS(srv.pid()) // again: the drain may have grown it
+		}
 	}
 	if stopErr := srv.stop(60 * time.Second); err == nil {
 		err = stopErr
@@ -239,7 +309,7 @@ func runGateway(o options, tmp string, gateway []string, events []signedEvent) (
 		// lost) or lost.
 		missing = sk.missing(missing)
 		var states map[string]int
-		states, err = queuedStates(filepath.Join(tmp, "data"), missing)
+		states, err = queuedStates(filepath.Join(dir, "data"), missing)
 		r.queued = states[queue.StatePending] + states[queue.StateFailed]
 		r.lost = len(missing) - r.queued
 		delete(states, queue.StatePending)
@@ -247,6 +317,20 @@ func runGateway(o options, tmp string, gateway []string, events []signedEvent) (
 		r.lostStates = states
 	}
 	return r, err
+}
+
+// idleCPU measures the cores pid uses over d.
+func idleCPU(pid int, d time.Duration) (float64, error) {
+	c0, err := cpuTime(pid)
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(d)
+	c1, err := cpuTime(pid)
+	if err != nil {
+		return 0, err
+	}
+	return (c1 - c0).Seconds() / d.Seconds(), nil
 }
 
 // queuedStates counts the events among ids by the state of their
@@ -261,7 +345,7 @@ func queuedStates(dir string, ids []string) (map[string]int, error) {
 	defer st.Close()
 	out := map[string]int{}
 	for _, id := range ids {
-		ds, err := st.Deliveries(ctx, id)
+		ds, err := st.List(ctx, queue.Filter{EventID: id})
 		if err != nil {
 			return nil, err
 		}
@@ -274,7 +358,7 @@ func queuedStates(dir string, ids []string) (map[string]int, error) {
 	return out, nil
 }
 
-const gatewayConfig = `# Written by bench/load for target c.
+const gatewayConfig = `# Written by bench/load for targets c and ingest.
 server:
   listen: %q
 storage:
@@ -287,7 +371,7 @@ sources:
 sinks:
   - name: loopback
     type: http
-    url: %q
+    url: %q                   # empty for target ingest: the sink is held
     concurrency: 32           # keep up with ingest: a delivery waits for two commits
 routes:
   - name: everything
@@ -296,19 +380,31 @@ routes:
 `
 
 // measure waits for srv, loads it and reads its CPU time and peak RSS.
-func measure(o options, target string, srv *server, addr string, events []signedEvent, collectIDs bool) (*row, error) {
+// sinkAt, when set, counts the events the sink has received, to see the
+// backlog when the window opens and closes.
+func measure(o options, target string, srv *server, addr string, events []signedEvent, collectIDs bool, sinkAt func() int) (*row, error) {
 	if err := srv.waitHealthy(addr, 60*time.Second); err != nil {
 		return nil, err
 	}
+	r := &row{target: target}
 	var srv0, self0 time.Duration
 	var cpuErr error
-	res := load(addr, events, o.conns, o.warmup, o.duration, collectIDs, func() {
+	var accepted func() int
+	res := load(addr, events, o.conns, o.rate, o.warmup, o.duration, collectIDs, func(acc func() int) {
 		var err1, err2 error
 		srv0, err1 = cpuTime(srv.pid())
 		self0, err2 = cpuTime(os.Getpid())
 		cpuErr = fmt.Errorf("cpu time: %w %w", err1, err2)
 		if err1 == nil && err2 == nil {
 			cpuErr = nil
+		}
+		accepted = acc
+		if sinkAt != nil {
+			r.backlog0 = acc() - sinkAt()
+		}
+	}, func() {
+		if sinkAt != nil && accepted != nil {
+			r.backlog1 = accepted() - sinkAt()
 		}
 	})
 	if cpuErr != nil {
@@ -323,53 +419,58 @@ func measure(o options, target string, srv *server, addr string, events []signed
 	if err != nil {
 		return nil, err
 	}
-	return &row{
-		target:    target,
-		res:       res,
-		rss:       rss,
-		serverCPU: (srv1 - srv0).Seconds() / o.duration.Seconds(),
-		loadCPU:   (self1 - self0).Seconds() / o.duration.Seconds(),
-	}, nil
+	r.res, r.rss, r.serverCPU, r.loadCPU = res, rss, srv1-srv0, self1-self0
+	return r, nil
 }
 
 var targetNames = map[string]string{
-	"a": "a bare fiber",
-	"b": "b verify+parse",
-	"c": "c switchyard",
+	"a":      "a bare fiber",
+	"b":      "b verify+parse",
+	"d":      "d verify+parse+insert",
+	"ingest": "c-ingest switchyard, held sink",
+	"c":      "c switchyard",
 }
 
 func report(o options, rows []*row) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tconns\tevents/s\tp50\tp99\tmax\terrors\tlost\tdelivered/s\tdrain\tpeak RSS\tserver CPU\tloadgen CPU\t")
+	fmt.Fprintln(tw, "target\tevents/s\tp50\tp99\tmax\terrors\tCPU/event\tserver CPU\tlost\tdelivered/s\tbacklog\tdrain\tidle CPU\tpeak RSS\t")
 	byTarget := map[string]*row{}
 	for _, r := range rows {
 		byTarget[r.target] = r
-		lost, delivered, drain := "-", "-", "-"
+		lost, delivered, backlog, drain, idle := "-", "-", "-", "-", "-"
 		if r.sink {
 			lost, delivered, drain = fmt.Sprint(r.lost), fmt.Sprintf("%.0f", r.deliveryRate), r.drain.Round(100*time.Millisecond).String()
+			backlog = fmt.Sprintf("%d→%d", r.backlog0, r.backlog1)
+			if o.idle > 0 {
+				idle = fmt.Sprintf("%.2f%%", 100*r.idleCPU)
+			}
 		}
 		name := targetNames[r.target]
-		if r.target == "c" && o.cpuprofile != "" {
+		if (r.target == "c" || r.target == "ingest") && o.cpuprofile != "" {
 			name += " (profiled)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.1f MiB\t%.2f\t%.2f\t\n",
-			name, o.conns, r.rate(), ms(r.res.percentile(0.50)), ms(r.res.percentile(0.99)), ms(r.res.percentile(1)),
-			r.res.Errors, lost, delivered, drain, float64(r.rss)/(1<<20), r.serverCPU, r.loadCPU)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%.1f MiB\t\n",
+			name, r.rate(), ms(r.res.percentile(0.50)), ms(r.res.percentile(0.99)), ms(r.res.percentile(1)),
+			r.res.Errors, us(r.cpuPerEvent()), r.serverCPU.Seconds()/r.res.Window.Seconds(), lost, delivered, backlog, drain, idle,
+			float64(r.rss)/(1<<20))
 	}
 	tw.Flush()
 	fmt.Println(`
-events/s, p50, p99, max: 2xx answers to requests sent in the measured window
+events/s, p50, p99, max: 2xx answers to requests sent in the measured window (open loop: latency from the scheduled send)
 errors: non-2xx answers and transport errors, warm-up included
+CPU/event: the server's CPU time (user + system, /proc) in the window per event answered 2xx in it
+server CPU: cores the server used in the window
 lost: accepted (2xx) events neither received by the sink nor waiting in queue.db
 delivered/s: distinct events received by the sink, from its first delivery to its last
+backlog: accepted minus delivered when the window opened → when it closed; growing: delivery does not keep up
 drain: time after the load until the sink had every accepted event (bounded by -drain-timeout)
-server CPU, loadgen CPU: cores used during the measured window (loadgen includes c's sink)`)
+idle CPU: the gateway's CPU use once drained and idle, in % of a core`)
 
 	for _, r := range rows {
 		for kind, n := range r.res.ErrorKinds {
 			fmt.Printf("%s: %d × %s\n", r.target, n, kind)
 		}
-		if r.sink && r.res.Wrapped {
+		if r.res.Wrapped {
 			fmt.Printf("%s: more requests than -events: events were re-sent (%d answered as duplicates)\n", r.target, r.res.Duplicates)
 		}
 		if r.queued > 0 {
@@ -382,39 +483,151 @@ server CPU, loadgen CPU: cores used during the measured window (loadgen includes
 			fmt.Printf("%s: %d deliveries repeated an event (at least once)\n", r.target, r.redelivery)
 		}
 	}
-
-	a, b, c := byTarget["a"], byTarget["b"], byTarget["c"]
 	fmt.Println()
-	if a != nil && c != nil {
-		fmt.Printf("c/a = %.2f\n", c.rate()/a.rate())
+	for _, q := range ratios(byTarget) {
+		fmt.Printf("%-40s %.2f\n", q.name, q.value)
 	}
-	if b != nil && c != nil {
-		fmt.Printf("c/b = %.2f\n", c.rate()/b.rate())
+	verdicts(o, byTarget)
+	fmt.Println()
+}
+
+type ratio struct {
+	name  string
+	value float64
+}
+
+// ratios are the comparisons made within one run.
+func ratios(t map[string]*row) []ratio {
+	var out []ratio
+	add := func(name string, ok bool, v func() float64) {
+		if ok {
+			out = append(out, ratio{name, v()})
+		}
 	}
-	if c == nil {
-		return
-	}
-	fmt.Printf("\nissue 3 targets for c at %d connections:\n", o.conns)
+	a, b, d, in, c := t["a"], t["b"], t["d"], t["ingest"], t["c"]
+	add("c-ingest CPU/event ÷ d CPU/event", in != nil && d != nil, func() float64 { return in.cpuPerEvent().Seconds() / d.cpuPerEvent().Seconds() })
+	add("c events/s ÷ b events/s", c != nil && b != nil, func() float64 { return c.rate() / b.rate() })
+	add("c CPU/event ÷ d CPU/event", c != nil && d != nil, func() float64 { return c.cpuPerEvent().Seconds() / d.cpuPerEvent().Seconds() })
+	add("d events/s ÷ b events/s", d != nil && b != nil, func() float64 { return d.rate() / b.rate() })
+	add("b events/s ÷ a events/s", b != nil && a != nil, func() float64 { return b.rate() / a.rate() })
+	return out
+}
+
+// verdicts prints the issue's targets met or missed in this run.
+func verdicts(o options, t map[string]*row) {
 	check := func(ok bool, what, got string) {
 		verdict := "met"
 		if !ok {
 			verdict = "MISSED"
 		}
-		fmt.Printf("  %-16s %-7s %s\n", what, verdict, got)
+		fmt.Printf("  %-44s %-7s %s\n", what, verdict, got)
 	}
-	if b != nil {
-		check(c.rate() >= 0.5*b.rate(), "c/b >= 0.50", fmt.Sprintf("%.2f", c.rate()/b.rate()))
+	in, d, b, c := t["ingest"], t["d"], t["b"], t["c"]
+	if in == nil && c == nil {
+		return
 	}
-	p99 := c.res.percentile(0.99)
-	check(p99 < 15*time.Millisecond, "p99 < 15 ms", ms(p99))
-	check(c.res.Errors == 0, "errors = 0", fmt.Sprint(c.res.Errors))
-	check(c.lost == 0, "lost = 0", fmt.Sprintf("%d of %d accepted; %d still queued after the %v drain", c.lost, c.res.Accepted, c.queued, o.drainTimeout))
-	check(c.rss < 100<<20, "peak RSS < 100 MiB", fmt.Sprintf("%.1f MiB", float64(c.rss)/(1<<20)))
+	fmt.Println("\ntargets:")
+	if in != nil && d != nil {
+		q := in.cpuPerEvent().Seconds() / d.cpuPerEvent().Seconds()
+		check(q <= 1.3, "c-ingest CPU/event ≤ 1.3 × d's", fmt.Sprintf("%.2f × (%s against %s)", q, us(in.cpuPerEvent()), us(d.cpuPerEvent())))
+	}
+	if c == nil {
+		return
+	}
+	if o.rate > 0 {
+		check(c.cpuPerEvent() <= 150*time.Microsecond, fmt.Sprintf("c CPU/event at %d/s ≤ 150 µs", o.rate), us(c.cpuPerEvent()))
+	} else if b != nil {
+		check(c.rate() >= 0.3*b.rate(), "c events/s ≥ 0.3 × b's", fmt.Sprintf("%.2f", c.rate()/b.rate()))
+		p99 := c.res.percentile(0.99)
+		check(p99 <= 15*time.Millisecond, "c p99 ≤ 15 ms", ms(p99))
+	}
+	grow := c.backlog1 - c.backlog0
+	check(grow <= max(100, int(c.rate()/10)), "c delivery keeps up (backlog does not grow)", fmt.Sprintf("%d→%d", c.backlog0, c.backlog1))
+	check(c.res.Errors == 0, "c errors = 0", fmt.Sprint(c.res.Errors))
+	check(c.lost == 0, "c lost = 0", fmt.Sprintf("%d of %d accepted; %d still queued after the drain", c.lost, c.res.Accepted, c.queued))
+	check(c.rss <= 100<<20, "c peak RSS ≤ 100 MiB", fmt.Sprintf("%.1f MiB", float64(c.rss)/(1<<20)))
+	if o.idle > 0 {
+		check(c.idleCPU < 0.01, "c idle < 1% of a core", fmt.Sprintf("%.2f%%", 100*c.idleCPU))
+	}
+}
+
+// medians prints, per target, the median of each run's figures, and
+// the median of each ratio measured within one run.
+func medians(o options, runs [][]*row) {
+	fmt.Printf("medians of %d runs\n", len(runs))
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\tevents/s\tp99\tCPU/event\tserver CPU\tdelivered/s\tidle CPU\tpeak RSS\t")
+	for i, t := range o.targets {
+		var rate, p99, cpu, cores, delivered, idle, rss []float64
+		for _, rows := range runs {
+			r := rows[i]
+			rate = append(rate, r.rate())
+			p99 = append(p99, float64(r.res.percentile(0.99)))
+			cpu = append(cpu, float64(r.cpuPerEvent()))
+			cores = append(cores, r.serverCPU.Seconds()/r.res.Window.Seconds())
+			delivered = append(delivered, r.deliveryRate)
+			idle = append(idle, r.idleCPU)
+			rss = append(rss, float64(r.rss))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.2f\t%.0f\t%.2f%%\t%.1f MiB\t\n", targetNames[t], median(rate), ms(time.Duration(median(p99))),
+			us(time.Duration(median(cpu))), median(cores), median(delivered), 100*median(idle), median(rss)/(1<<20))
+	}
+	tw.Flush()
+	byName := map[string][]float64{}
+	var names []string
+	for _, rows := range runs {
+		t := map[string]*row{}
+		for _, r := range rows {
+			t[r.target] = r
+		}
+		for _, q := range ratios(t) {
+			if _, ok := byName[q.name]; !ok {
+				names = append(names, q.name)
+			}
+			byName[q.name] = append(byName[q.name], q.value)
+		}
+	}
+	fmt.Println()
+	for _, n := range names {
+		vs := byName[n]
+		fmt.Printf("%-40s median %.2f  (runs: %s)\n", n, median(vs), fmtList(vs))
+	}
+}
+
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtList(vs []float64) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = fmt.Sprintf("%.2f", v)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (r *row) rate() float64 { return float64(r.res.Measured) / r.res.Window.Seconds() }
 
+// cpuPerEvent is the server's CPU time per event answered 2xx in the
+// window.
+func (r *row) cpuPerEvent() time.Duration {
+	if r.res.Measured == 0 {
+		return 0
+	}
+	return r.serverCPU / time.Duration(r.res.Measured)
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 
 func sizes(events []signedEvent) string {
 	lo, hi, sum := len(events[0].Body), 0, 0

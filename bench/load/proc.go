@@ -22,13 +22,15 @@ type server struct {
 	err     error         // its exit status, once done
 }
 
-// startServer starts bin with args, its output going to logPath.
-func startServer(logPath, bin string, args ...string) (*server, error) {
+// startServer starts bin with args and env added to this process's,
+// its output going to logPath.
+func startServer(logPath string, env []string, bin string, args ...string) (*server, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -73,4 +73,11 @@ func (s *sink) counts() (requests, distinct int, perSecond float64) {
 	return s.requests, len(s.seen), perSecond
 }
 
+// distinct counts the events received.
+func (s *sink) distinct() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}
+
 func (s *sink) close() error { return s.srv.Shutdown() }

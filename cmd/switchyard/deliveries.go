@@ -108,7 +108,7 @@ func inputError(err error) error {
 	return err
 }
 
-const deliveriesUsage = `Usage: switchyard deliveries list [--config FILE | --dir DIR] [--state STATE] [--sink NAME] [--since DUR] [--event ID] [--limit N] [--json]
+const deliveriesUsage = `Usage: switchyard deliveries list [--config FILE | --dir DIR] [--state STATE] [--sink NAME] [--subject S] [--status N] [--error TEXT] [--since DUR] [--until DUR] [--event ID] [--limit N] [--json]
        switchyard deliveries purge [--config FILE | --dir DIR] --sink NAME [--state STATE] [--before DUR] --dry-run | --yes`
 
 func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -125,12 +125,17 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sink := fs.String("sink", "", "only deliveries to this `sink`")
 	since := fs.String("since", "", "only deliveries whose state changed within this `duration` (e.g. 1h, 7d)")
 	eventID := fs.String("event", "", "only the deliveries of this event `id`")
+	subject := fs.String("subject", "", "only the deliveries of this `subject` (session)")
+	status := fs.String("status", "", "only deliveries whose last attempt got this HTTP `status`")
+	errText := fs.String("error", "", "only deliveries whose last error contains this `text`")
+	until := fs.String("until", "", "only deliveries whose state changed before this `duration` ago (or a time)")
 	limit := fs.Int("limit", 100, "show at most `n`, newest first (0: all)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	q := admin.DeliveryQuery{Event: *eventID, Sink: *sink, State: *state, Since: *since, Limit: *limit}
+	q := admin.DeliveryQuery{Event: *eventID, Sink: *sink, Subject: *subject, State: *state, Status: *status, Error: *errText,
+		Since: *since, Until: *until, Limit: *limit}
 	// held is not a state of the queue: a pending or failed delivery to a
 	// sink without a destination, or no longer configured. The
 	// configuration says which.

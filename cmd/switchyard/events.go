@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,7 +13,8 @@ import (
 	"github.com/switchyard/switchyard/event"
 )
 
-const eventsUsage = "Usage: switchyard events list [--config FILE | --dir DIR] [--source NAME] [--type TYPE] [--since DUR] [--limit N] [--json]\n" +
+const eventsUsage = "Usage: switchyard events list [--config FILE | --dir DIR] [--source NAME] [--type PATTERN] [--subject S] [--state STATE]\n" +
+	"           [--since DUR] [--until DUR] [--text TEXT] [--where COND] [--limit N] [--json]\n" +
 	"       switchyard events get [--config FILE | --dir DIR] ID"
 
 // events lists stored events with their deliveries, or shows one: the
@@ -31,6 +31,11 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sf := addStoreFlags(fs)
 	source := fs.String("source", "", "only events from this `source`")
 	typ := fs.String("type", "", "only events of this `type`, or matching this pattern as routes' match: does (session.forwarded.*)")
+	subject := fs.String("subject", "", "only events of this `subject` (session)")
+	state := fs.String("state", "", "only events with a delivery in this `state` (comma-separated for several)")
+	until := fs.String("until", "", "only events received before this `duration` ago (or a time)")
+	text := fs.String("text", "", "only events whose title or summary contains this `text`")
+	where := fs.String("where", "", "only events meeting this `condition`, in the rules' language (data.leadScore > 80)")
 	since := fs.String("since", "", "only events received within this `duration` (e.g. 1h, 7d)")
 	limit := fs.Int("limit", 20, "show at most `n`, newest first (0: all)")
 	asJSON := fs.Bool("json", false, "print JSON lines (each event with its deliveries) instead of a table")
@@ -42,31 +47,14 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeStore()
-	q := admin.EventQuery{Source: *source, Type: *typ, Since: *since, Limit: *limit}
-	pattern := strings.Contains(*typ, "*")
-	if pattern {
-		// Routes match types with patterns; the store matches exact types,
-		// so a pattern is matched here, over the events the rest selects.
-		if err := event.ValidPattern(*typ); err != nil {
-			return &exitError{code: 2, msg: "--type: " + err.Error()}
-		}
-		q.Type, q.Limit = "", 0
+	// The store matches type patterns as routes do (session.*).
+	if err := event.ValidPattern(*typ); *typ != "" && err != nil {
+		return &exitError{code: 2, msg: "--type: " + err.Error()}
 	}
-	evs, more, err := ops.Events(ctx, q)
+	evs, more, err := ops.Events(ctx, admin.EventQuery{Source: *source, Type: *typ, Subject: *subject, State: *state,
+		Since: *since, Until: *until, Text: *text, Where: *where, Limit: *limit})
 	if err != nil {
 		return inputError(err)
-	}
-	if pattern {
-		kept := evs[:0]
-		for _, ev := range evs {
-			if event.MatchType(*typ, ev.EventType) {
-				kept = append(kept, ev)
-			}
-		}
-		evs, more = kept, false
-		if *limit > 0 && len(evs) > *limit {
-			evs, more = evs[:*limit], true
-		}
 	}
 	if *asJSON {
 		return writeJSONLines(stdout, evs)

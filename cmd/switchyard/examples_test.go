@@ -10,8 +10,8 @@ import (
 
 // exampleEnv are the variables the example configurations read.
 var exampleEnv = map[string]string{
-	"DARWIN_WEBHOOK_SECRET":    "darwin-secret",
-	"DOCSSMITH_WEBHOOK_SECRET": "docssmith-secret",
+	"DARWIN_WEBHOOK_SECRET":    "darwin-webhook-test-secret",
+	"DOCSSMITH_WEBHOOK_SECRET": "docssmith-webhook-test-secret",
 	"CHAT_INBOX_URL_TOKEN":     "a-long-random-token-0123456789",
 	"SLACK_WEBHOOK_URL":        "https://hooks.slack.com/services/T000/B000/XXXX",
 }

@@ -217,7 +217,7 @@ func TestDialAddr(t *testing.T) {
 func TestCheckWarnsOnUnknownDataFields(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "c.yaml")
-	cfg := `sources: [{name: darwin, provider: darwin, secret: x}]
+	cfg := `sources: [{name: darwin, provider: darwin, secret: 0123456789abcdef}]
 sinks: [{name: s, type: http, url: "https://x.example"}]
 routes:
   - name: r

@@ -128,6 +128,18 @@ routes: [{name: all, match: ["*"], to: [crm, archive]}]
 	if !strings.Contains(out, poison) || !strings.Contains(out, "LAST ERROR") || !strings.Contains(out, " 400 ") {
 		t.Fatalf("table:\n%s", out)
 	}
+	// The console's filters, from the command line.
+	out, _, _ = runCmd(t, "deliveries", "list", "--dir", data, "--status", "400", "--error", "400", "--subject", "poison")
+	if !strings.Contains(out, poison) || strings.Count(out, "\n") != 2 {
+		t.Fatalf("deliveries by status, error and subject:\n%s", out)
+	}
+	out, _, _ = runCmd(t, "events", "list", "--dir", data, "--state", "dead", "--type", "session.*", "--where", `data.sessionId == "poison"`)
+	if !strings.Contains(out, poison) || strings.Count(out, "\n") != 2 {
+		t.Fatalf("events with a dead delivery, by type pattern and condition:\n%s", out)
+	}
+	if _, _, err := runCmd(t, "events", "list", "--dir", data, "--where", "data.x >"); exitCode(err) != 2 {
+		t.Fatalf("events list with a bad condition: %v", err)
+	}
 
 	// Bad invocations are refused with a reason.
 	if _, _, err := runCmd(t, "replay", "--dir", data); exitCode(err) != 2 {

@@ -16,11 +16,12 @@ import (
 
 	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/dryrun"
 	"github.com/switchyard/switchyard/receiver"
 )
 
 func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flags("send", "send --config FILE --source NAME [--url URL] [--header 'K: V']... [--ed25519-key FILE] EVENT.json", stderr)
+	fs := flags("send", "send --config FILE --source NAME [--url URL] [--header 'K: V']... [--ed25519-key FILE] EVENT.json (JSON Lines: one event per line)", stderr)
 	path := fs.String("config", "config.yaml", "configuration `file` (for the source's secret and path)")
 	source := fs.String("source", "", "source `name` to sign as")
 	target := fs.String("url", "", "`URL` to post to (default: the source's path on server.listen)")
@@ -76,25 +77,51 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if ct := headers.h.Get("Content-Type"); ct != "" {
 		contentType = ct
 	}
+	if src.Unauthenticated {
+		fmt.Fprintf(stderr, "source %q verifies nothing (verify: {type: none}): posting without a signature\n", sc.Name)
+	}
+	// A file of several JSON values, one per line, is several events, as
+	// switchyard test reads it; each is posted on its own.
+	bodies := dryrun.SplitBodies(body)
+	failed := 0
+	for i, b := range bodies {
+		if len(bodies) > 1 {
+			fmt.Fprintf(stdout, "== %s, event %d of %d\n", fs.Arg(0), i+1, len(bodies))
+		}
+		status, err := post(ctx, src, sc, b, u, contentType, key, headers.h, *timeout, stdout)
+		if err != nil {
+			return err
+		}
+		if status >= 300 {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// post signs body as sc's sender would and posts it to u, printing the
+// answer; it returns the answer's status.
+func post(ctx context.Context, src receiver.Source, sc *config.Source, body []byte, u, contentType string, key ed25519.PrivateKey,
+	extra http.Header, timeout time.Duration, stdout io.Writer) (int, error) {
 	// Some schemes sign the URL (twilio, hubspot), or carry a token or
 	// the body's hash in it.
 	signed, u, err := src.Sign(body, u, contentType, key)
 	if errors.Is(err, receiver.ErrCannotSign) {
-		return &exitError{code: 2, msg: fmt.Sprintf("source %q (provider %s): %v", sc.Name, sc.Provider, err)}
+		return 0, &exitError{code: 2, msg: fmt.Sprintf("source %q (provider %s): %v", sc.Name, sc.Provider, err)}
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if src.Unauthenticated {
-		fmt.Fprintf(stderr, "source %q verifies nothing (verify: {type: none}): posting without a signature\n", sc.Name)
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for k, vs := range headers.h {
+	for k, vs := range extra {
 		req.Header[k] = vs
 	}
 	req.Header.Set("Content-Type", contentType)
@@ -103,15 +130,12 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("post %s: %w (is switchyard serve running?)", redactURL(u, sc), err)
+		return 0, fmt.Errorf("post %s: %w (is switchyard serve running?)", redactURL(u, sc), err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	fmt.Fprintf(stdout, "%s %s\n%s\n", resp.Proto, resp.Status, bytes.TrimSpace(answer))
-	if resp.StatusCode >= 300 {
-		return &exitError{code: 1}
-	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // redactURL hides a token a source carries in its query (verify.query).

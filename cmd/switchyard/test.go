@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -41,17 +40,12 @@ func testAt(args []string, stdout, stderr io.Writer, now func() time.Time) error
 	if err != nil {
 		return usageReport(stdout, err)
 	}
-	plan, err := app.BuildPreview(cfg)
+	runner, closePreview, err := app.PreviewRunner(cfg)
 	if err != nil {
 		return usageReport(stdout, err)
 	}
-	defer plan.Close()
-	runner := &dryrun.Runner{Sources: plan.Sources, Rules: plan.Rules, Now: now}
-	for _, s := range plan.Sinks {
-		runner.Sinks = append(runner.Sinks, dryrun.Sink{
-			Name: s.Name, Type: sinkType(cfg, s.Name), Held: slices.Contains(plan.Held, s.Name), Sink: s.Sink,
-		})
-	}
+	defer closePreview()
+	runner.Now = now
 
 	if *cases != "" {
 		suite, err := dryrun.LoadSuite(*cases)
@@ -124,15 +118,6 @@ func usageReport(w io.Writer, err error) error {
 		fmt.Fprintln(w, p.String())
 	}
 	return &exitError{code: 2, msg: fmt.Sprintf("%d problem(s) in %s", len(cerr.Problems), cerr.Problems[0].File)}
-}
-
-func sinkType(cfg *config.Config, name string) string {
-	for _, s := range cfg.Sinks {
-		if s.Name == name {
-			return s.Type
-		}
-	}
-	return ""
 }
 
 // headerFlags collects --header 'Name: value' flags.

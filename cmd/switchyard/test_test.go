@@ -109,7 +109,7 @@ func TestTestCases(t *testing.T) {
 }
 
 // TestExampleRuleCases: examples/rules_test.yaml passes against
-// config.example.yaml, as README says.
+// config.example.yaml, as docs/rules.md says.
 func TestExampleRuleCases(t *testing.T) {
 	t.Setenv("SLACK_WEBHOOK_URL", "")
 	t.Setenv("CRM_URL", "")
@@ -117,7 +117,7 @@ func TestExampleRuleCases(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s%s", err, out, errOut)
 	}
-	if !strings.HasSuffix(out, "cases: 5 passed, 0 failed\n") {
+	if !strings.HasSuffix(out, "cases: 6 passed, 0 failed\n") {
 		t.Fatalf("output:\n%s", out)
 	}
 }

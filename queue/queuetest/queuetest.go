@@ -70,6 +70,15 @@ func Run(t *testing.T, h Harness) {
 		{"Prune", testPrune},
 		{"SurvivesReopen", testSurvivesReopen},
 		{"InvalidInput", testInvalidInput},
+		// What the console reads (console.go).
+		{"Request", testRequest},
+		{"EventFilters", testEventFilters},
+		{"EventPaging", testEventPaging},
+		{"DeliveryFilters", testDeliveryFilters},
+		{"RetryNowAndGiveUp", testRetryNowAndGiveUp},
+		{"SessionAndBlocked", testSessionAndBlocked},
+		{"SinkStats", testSinkStats},
+		{"Audit", testAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

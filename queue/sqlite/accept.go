@@ -26,6 +26,17 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 	if dedup == "" {
 		dedup = "id:" + ev.ID
 	}
+	var reqHeader string
+	var reqBody []byte
+	stored, dataOff := data, -1
+	if r := ev.Request; r != nil {
+		reqHeader, reqBody = r.Header, r.Body
+		if len(data) >= minDataInBody {
+			if dataOff = bytes.Index(r.Body, data); dataOff >= 0 {
+				stored = []byte{} // in the body: stored once
+			}
+		}
+	}
 	now := s.now().UnixMilli()
 	receivedMS := ev.ReceivedAt.UnixMilli()
 	var res queue.Accepted
@@ -33,7 +44,7 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 		res = queue.Accepted{}
 		insert := func() (bool, error) {
 			r, err := s.exec(ctx, tx, sqlInsertEvent, ev.ID, ev.Source, dedup, ev.EventType, ev.Subject, receivedMS,
-				occurred, received, ev.AgentID, ev.AgentName, ev.ExternalID, data)
+				occurred, received, ev.AgentID, ev.AgentName, ev.ExternalID, stored, reqHeader, reqBody, dataOff, len(data))
 			if err != nil {
 				return false, fmt.Errorf("insert event: %w", err)
 			}
@@ -81,15 +92,25 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 		return queue.Accepted{}, err
 	}
 	if !res.Duplicate && len(in.Targets) > 0 {
-		s.events.put(ev, len(data)+eventOverhead)
+		cached := ev
+		if ev.Request != nil { // sinks never read it: keep it out of memory
+			c := *ev
+			c.Request = nil
+			cached = &c
+		}
+		s.events.put(cached, len(data)+eventOverhead)
 	}
 	return res, nil
 }
 
+// minDataInBody is the smallest data worth finding in the body rather
+// than storing twice.
+const minDataInBody = 64
+
 const (
 	sqlInsertEvent = `INSERT INTO events (id, source, dedup_key, event_type, subject, received_at,
-			occurred_at, received, agent_id, agent_name, external_id, data, event)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, X'') ON CONFLICT (source, dedup_key) DO NOTHING`
+			occurred_at, received, agent_id, agent_name, external_id, data, request_header, request_body, data_off, data_len, event)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, X'') ON CONFLICT (source, dedup_key) DO NOTHING`
 	sqlFindDuplicate  = `SELECT id, received_at FROM events WHERE source = ? AND dedup_key = ?`
 	sqlExpireKey      = `UPDATE events SET dedup_key = 'expired:' || id WHERE id = ?`
 	sqlInsertDelivery = `INSERT INTO deliveries (id, event_id, sink, routes, subject, state, created_at, next_at, updated_at)

@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/queue"
 )
 
@@ -40,11 +42,24 @@ func where(f queue.Filter) (string, []any, error) {
 	if f.ID != "" {
 		conds, args = append(conds, "d.id = ?"), append(args, f.ID)
 	}
+	if f.IDs != nil {
+		if len(f.IDs) == 0 {
+			conds = append(conds, "0") // no deliveries named: none
+		} else {
+			conds = append(conds, "d.id IN (?"+strings.Repeat(", ?", len(f.IDs)-1)+")")
+			for _, id := range f.IDs {
+				args = append(args, id)
+			}
+		}
+	}
 	if f.EventID != "" {
 		conds, args = append(conds, "d.event_id = ?"), append(args, f.EventID)
 	}
 	if f.Sink != "" {
 		conds, args = append(conds, "d.sink = ?"), append(args, f.Sink)
+	}
+	if f.Subject != "" {
+		conds, args = append(conds, "d.subject = ?"), append(args, f.Subject)
 	}
 	if len(f.States) > 0 {
 		marks := make([]string, len(f.States))
@@ -57,16 +72,35 @@ func where(f queue.Filter) (string, []any, error) {
 		}
 		conds = append(conds, "d.state IN ("+strings.Join(marks, ", ")+")")
 	}
+	if f.Status != 0 {
+		conds, args = append(conds, "d.last_status = ?"), append(args, f.Status)
+	}
+	if f.Error != "" {
+		conds, args = append(conds, `d.last_error LIKE ? ESCAPE '\'`), append(args, "%"+likeEscape(f.Error)+"%")
+	}
 	if !f.Since.IsZero() {
 		conds, args = append(conds, "d.updated_at >= ?"), append(args, f.Since.UnixMilli())
 	}
 	if !f.Before.IsZero() {
 		conds, args = append(conds, "d.updated_at < ?"), append(args, f.Before.UnixMilli())
 	}
+	if f.After != "" {
+		at, seq, err := parseCursor(f.After)
+		if err != nil {
+			return "", nil, err
+		}
+		conds = append(conds, "(d.updated_at < ? OR d.updated_at = ? AND d.rowid < ?)")
+		args = append(args, at, at, seq)
+	}
 	if len(conds) == 0 {
 		return "1", nil, nil
 	}
 	return strings.Join(conds, " AND "), args, nil
+}
+
+// named reports whether f names the deliveries an action applies to.
+func named(f queue.Filter) bool {
+	return f.ID != "" || f.IDs != nil || f.EventID != "" || f.Sink != ""
 }
 
 // List returns the deliveries f selects, most recently changed first.
@@ -75,32 +109,54 @@ func (s *Store) List(ctx context.Context, f queue.Filter) ([]queue.DeliveryInfo,
 	if err != nil {
 		return nil, err
 	}
-	q := `SELECT d.id, d.event_id, e.event_type, e.source, d.sink, d.subject, d.routes, d.state, d.attempts, d.replays,
-			d.last_error, d.last_status, d.created_at, d.updated_at, d.next_at
-		FROM deliveries d JOIN events e ON e.id = d.event_id
-		WHERE ` + where + ` ORDER BY d.updated_at DESC, d.rowid DESC`
+	q := sqlDeliveryColumns + ` WHERE ` + where + ` ORDER BY d.updated_at DESC, d.rowid DESC`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
+	return s.deliveries(ctx, "list deliveries", q, args...)
+}
+
+// deliveryColumns are what scanDelivery reads, from deliveries d JOIN
+// events e (sqlDeliveryColumns).
+const (
+	deliveryColumns = `d.id, d.event_id, e.event_type, e.source, d.sink, d.subject, d.routes, d.state, d.attempts, d.replays,
+			d.last_error, d.last_status, d.created_at, d.updated_at, d.next_at, d.rowid`
+	sqlDeliveryColumns = `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN events e ON e.id = d.event_id`
+)
+
+func (s *Store) deliveries(ctx context.Context, what, q string, args ...any) ([]queue.DeliveryInfo, error) {
 	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []queue.DeliveryInfo
 	for rows.Next() {
-		var d queue.DeliveryInfo
-		var routes string
-		var created, updated, next int64
-		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.Source, &d.Sink, &d.Subject, &routes, &d.State, &d.Attempts, &d.Replays,
-			&d.LastError, &d.LastStatus, &created, &updated, &next); err != nil {
-			return nil, err
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		d.Routes = strings.Split(routes, ",")
-		d.CreatedAt, d.UpdatedAt, d.NextAt = time.UnixMilli(created), time.UnixMilli(updated), time.UnixMilli(next)
 		out = append(out, d)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
+func scanDelivery(row interface{ Scan(...any) error }, more ...any) (queue.DeliveryInfo, error) {
+	var d queue.DeliveryInfo
+	var routes string
+	var created, updated, next, seq int64
+	dest := []any{&d.ID, &d.EventID, &d.EventType, &d.Source, &d.Sink, &d.Subject, &routes, &d.State, &d.Attempts, &d.Replays,
+		&d.LastError, &d.LastStatus, &created, &updated, &next, &seq}
+	if err := row.Scan(append(dest, more...)...); err != nil {
+		return d, err
+	}
+	d.Routes = strings.Split(routes, ",")
+	d.CreatedAt, d.UpdatedAt, d.NextAt = time.UnixMilli(created), time.UnixMilli(updated), time.UnixMilli(next)
+	d.Cursor = formatCursor(updated, seq)
+	return d, nil
 }
 
 // Deliveries returns the deliveries of an event, by sink.
@@ -116,10 +172,10 @@ func (s *Store) Deliveries(ctx context.Context, eventID string) ([]queue.Deliver
 // flight is replayed after that attempt: the attempt's outcome goes to
 // the history, and the delivery stays due.
 func (s *Store) Replay(ctx context.Context, f queue.Filter) (int64, error) {
-	if f.ID == "" && f.EventID == "" && f.Sink == "" {
+	if !named(f) {
 		return 0, queue.ErrNoFilter
 	}
-	f.Limit = 0
+	f.Limit, f.After = 0, ""
 	where, args, err := where(f)
 	if err != nil {
 		return 0, err
@@ -166,20 +222,15 @@ func countBySink(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]sink
 // Purge implements queue.Store. Deliveries with an attempt in flight in
 // this process are left alone.
 func (s *Store) Purge(ctx context.Context, f queue.Filter, dryRun bool) (int64, error) {
-	if f.Sink == "" {
+	if f.Sink == "" && f.ID == "" && f.IDs == nil {
 		return 0, queue.ErrNoFilter
 	}
-	f.Limit = 0
+	f.Limit, f.After = 0, ""
 	where, args, err := where(f)
 	if err != nil {
 		return 0, err
 	}
-	if held := s.leases.activeIDs(s.now()); len(held) > 0 {
-		where += " AND d.id NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
-		for _, id := range held {
-			args = append(args, id)
-		}
-	}
+	where, args = s.notLeased(where, args)
 	if dryRun {
 		var n int64
 		err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM deliveries d WHERE `+where, args...).Scan(&n)
@@ -284,26 +335,17 @@ func (s *Store) WaitingBySink(ctx context.Context) (map[string]int64, error) {
 	return out, rows.Err()
 }
 
-const sqlEventColumns = `SELECT ` + storedEventColumns + ` FROM events`
-
 // Events returns the events f selects, newest first.
 func (s *Store) Events(ctx context.Context, f queue.EventFilter) ([]queue.EventInfo, error) {
-	var conds []string
-	var args []any
-	if f.Source != "" {
-		conds, args = append(conds, "source = ?"), append(args, f.Source)
+	conds, args, err := eventWhere(f)
+	if err != nil {
+		return nil, err
 	}
-	if f.EventType != "" {
-		conds, args = append(conds, "event_type = ?"), append(args, f.EventType)
-	}
-	if !f.Since.IsZero() {
-		conds, args = append(conds, "received_at >= ?"), append(args, f.Since.UnixMilli())
-	}
-	q := sqlEventColumns
+	q := `SELECT ` + storedEventColumns + `, e.received_at, e.rowid FROM events e`
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
-	q += " ORDER BY received_at DESC, rowid DESC"
+	q += " ORDER BY e.received_at DESC, e.rowid DESC"
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
@@ -314,26 +356,94 @@ func (s *Store) Events(ctx context.Context, f queue.EventFilter) ([]queue.EventI
 	defer rows.Close()
 	var out []queue.EventInfo
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		var at, seq int64
+		e, err := scanEvent(rows, &at, &seq)
 		if err != nil {
 			return nil, err
 		}
+		e.Cursor = formatCursor(at, seq)
 		out = append(out, e)
 	}
 	return out, rows.Err()
 }
 
-// Event returns one stored event, or ErrNotFound.
+// textExpr is an event's title and summary (queue.TextFields), for
+// EventFilter.Text: from data, or from the whole event of a row stored
+// by schema v2.
+var textExpr = func() string {
+	var parts []string
+	for _, f := range queue.TextFields {
+		parts = append(parts, fmt.Sprintf(`coalesce(json_extract(coalesce(CAST(`+dataColumn+` AS TEXT), json_extract(CAST(e.event AS TEXT), '$.data')), '$.%s'), '')`, f))
+	}
+	return strings.Join(parts, " || ' ' || ")
+}()
+
+func eventWhere(f queue.EventFilter) ([]string, []any, error) {
+	var conds []string
+	var args []any
+	if f.Source != "" {
+		conds, args = append(conds, "e.source = ?"), append(args, f.Source)
+	}
+	switch p := f.EventType; {
+	case p == "" || p == "*":
+	case strings.HasSuffix(p, ".*"):
+		prefix := strings.TrimSuffix(p, "*")
+		n := utf8.RuneCountInString(prefix)
+		conds = append(conds, "substr(e.event_type, 1, ?) = ? AND length(e.event_type) > ?")
+		args = append(args, n, prefix, n)
+	default:
+		conds, args = append(conds, "e.event_type = ?"), append(args, p)
+	}
+	if f.Subject != "" {
+		// subject != '' lets SQLite use the partial index on subjects.
+		conds, args = append(conds, "e.subject = ? AND e.subject != ''"), append(args, f.Subject)
+	}
+	if len(f.States) > 0 {
+		for _, st := range f.States {
+			if !slices.Contains(queue.States, st) {
+				return nil, nil, fmt.Errorf("unknown state %q: one of %s", st, strings.Join(queue.States, ", "))
+			}
+			args = append(args, st)
+		}
+		conds = append(conds, "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN (?"+strings.Repeat(", ?", len(f.States)-1)+"))")
+	}
+	if !f.Since.IsZero() {
+		conds, args = append(conds, "e.received_at >= ?"), append(args, f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		conds, args = append(conds, "e.received_at < ?"), append(args, f.Until.UnixMilli())
+	}
+	if f.Text != "" {
+		conds, args = append(conds, "("+textExpr+`) LIKE ? ESCAPE '\'`), append(args, "%"+likeEscape(f.Text)+"%")
+	}
+	if f.After != "" {
+		at, seq, err := parseCursor(f.After)
+		if err != nil {
+			return nil, nil, err
+		}
+		conds = append(conds, "(e.received_at < ? OR e.received_at = ? AND e.rowid < ?)")
+		args = append(args, at, at, seq)
+	}
+	return conds, args, nil
+}
+
+// Event returns one stored event, with its request, or ErrNotFound.
 func (s *Store) Event(ctx context.Context, id string) (queue.EventInfo, error) {
-	e, err := scanEvent(s.rdb.QueryRowContext(ctx, sqlEventColumns+` WHERE id = ?`, id))
+	var header string
+	var body []byte
+	e, err := scanEvent(s.rdb.QueryRowContext(ctx, `SELECT `+storedEventColumns+`, e.request_header, e.request_body FROM events e WHERE e.id = ?`, id),
+		&header, &body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return queue.EventInfo{}, fmt.Errorf("event %s: %w", id, queue.ErrNotFound)
+	}
+	if err == nil && (body != nil || header != "") {
+		e.Request = &event.Request{Body: body, Header: header}
 	}
 	return e, err
 }
 
-func scanEvent(row interface{ Scan(...any) error }) (queue.EventInfo, error) {
-	ev, err := scanStoredEvent(row)
+func scanEvent(row interface{ Scan(...any) error }, more ...any) (queue.EventInfo, error) {
+	ev, err := scanStoredEvent(row, more...)
 	if err != nil {
 		return queue.EventInfo{}, err
 	}

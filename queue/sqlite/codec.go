@@ -27,18 +27,23 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // storedEventColumns are what scanStoredEvent reads.
-const storedEventColumns = `id, source, event_type, subject, occurred_at, received, agent_id, agent_name, external_id, data, event`
+const storedEventColumns = `e.id, e.source, e.event_type, e.subject, e.occurred_at, e.received, e.agent_id, e.agent_name, e.external_id, ` + dataColumn + `, e.event`
+
+// dataColumn is an event's data: in its own column, or (data_off ≥ 0)
+// the part of the request body the sender wrote it in.
+const dataColumn = `CASE WHEN e.data_off >= 0 THEN substr(e.request_body, e.data_off + 1, e.data_len) ELSE e.data END`
 
 // scanStoredEvent reads an event from storedEventColumns: from its
 // columns, or for a row stored by schema v2 (data NULL) from its JSON.
-func scanStoredEvent(row interface{ Scan(...any) error }) (*event.Event, error) {
+// more are scanned after storedEventColumns.
+func scanStoredEvent(row interface{ Scan(...any) error }, more ...any) (*event.Event, error) {
 	var (
 		ev                 event.Event
 		occurred, received string
 		data, legacy       []byte
 	)
-	if err := row.Scan(&ev.ID, &ev.Source, &ev.EventType, &ev.Subject, &occurred, &received,
-		&ev.AgentID, &ev.AgentName, &ev.ExternalID, &data, &legacy); err != nil {
+	if err := row.Scan(append([]any{&ev.ID, &ev.Source, &ev.EventType, &ev.Subject, &occurred, &received,
+		&ev.AgentID, &ev.AgentName, &ev.ExternalID, &data, &legacy}, more...)...); err != nil {
 		return nil, err
 	}
 	if data == nil {

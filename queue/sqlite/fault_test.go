@@ -254,3 +254,34 @@ func TestWALShrinksWhenIdle(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestWALBoundedUnderLoad: under a load that never lets up, the WAL
+// still starts over now and then instead of growing with every event
+// (it grew by about 16 KB per event before).
+func TestWALBoundedUnderLoad(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	s := open(t, t.TempDir(), c)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 32 {
+		wg.Go(func() {
+			for i := range next {
+				s.Accept(ctx, queue.Incoming{Event: newEvent(c, fmt.Sprint("steady", i)), Targets: targets("a", "b")})
+			}
+		})
+	}
+	for i := range 8000 {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	fi, err := os.Stat(s.Path() + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := int64(walAutoCheckpoint*4096) * 3; fi.Size() > limit {
+		t.Fatalf("WAL of %d MiB after 8000 events under steady load: want it bounded (< %d MiB)", fi.Size()>>20, limit>>20)
+	}
+}

@@ -222,7 +222,7 @@ func (s *Store) loadEvents(ctx context.Context, ds []queue.Delivery) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	q := `SELECT ` + storedEventColumns + ` FROM events WHERE id IN (?` + strings.Repeat(", ?", len(missing)-1) + `)`
+	q := `SELECT ` + storedEventColumns + ` FROM events e WHERE e.id IN (?` + strings.Repeat(", ?", len(missing)-1) + `)`
 	rows, err := s.rdb.QueryContext(ctx, q, missing...)
 	if err != nil {
 		return fmt.Errorf("load events: %w", err)

@@ -112,6 +112,10 @@ const FileName = "queue.db"
 // a burst grows it, and SQLite truncates it back to this.
 const walSizeLimit = 64 << 20
 
+// walAutoCheckpoint is the WAL's length, in pages, past which the writer
+// checkpoints it: 16 MiB of 4 KiB pages.
+const walAutoCheckpoint = 4096
+
 // Open opens (creating if needed) the queue in dir and migrates it.
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -163,9 +167,15 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// Checkpoints copy the WAL into the database file. SQLite runs them
 	// inside a commit once the WAL passes 1000 pages, which stalls every
 	// request waiting on that commit; a separate connection does them
-	// instead, beside the writer. After a checkpoint, the WAL is cut
+	// instead, beside the writer. But under a steady load that
+	// checkpoint never completes (the writer keeps adding frames), and
+	// the WAL only restarts from its beginning after one that does: it
+	// would grow without end (16 KB per event). So the writer still
+	// checkpoints itself once the WAL passes walAutoCheckpoint pages; by
+	// then the checkpointer has copied nearly all of it, and the next
+	// commit starts the WAL over. After a checkpoint, the WAL file is cut
 	// back to walSizeLimit.
-	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = %d`, walSizeLimit)); err != nil {
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %d`, walAutoCheckpoint, walSizeLimit)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("queue db %s: %w", path, err)
 	}

@@ -82,4 +82,28 @@ ALTER TABLE events ADD COLUMN external_id TEXT NOT NULL DEFAULT '';
 -- written while writes fail, to learn when they work again
 CREATE TABLE health_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 `,
+	// v5: what the console reads. The request an event came in (body
+	// as received, headers without secrets), written in the same insert;
+	// when the event's data is a part of the body, as the sender wrote
+	// it, it is not stored again: data is empty and data_off, data_len
+	// say where it is in request_body. Events newest first and by
+	// subject without a scan; the audit log of operators' bulk actions.
+	`
+ALTER TABLE events ADD COLUMN request_header TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN request_body BLOB;
+ALTER TABLE events ADD COLUMN data_off INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE events ADD COLUMN data_len INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX events_received ON events (received_at);
+CREATE INDEX events_subject ON events (subject, received_at) WHERE subject != '';
+CREATE TABLE audit (
+	id      INTEGER PRIMARY KEY,
+	at      INTEGER NOT NULL,               -- Unix milliseconds
+	actor   TEXT NOT NULL,                  -- the token's role, never the token
+	action  TEXT NOT NULL,
+	filter  TEXT NOT NULL,
+	matched INTEGER NOT NULL,
+	done    INTEGER NOT NULL,
+	note    TEXT NOT NULL
+);
+`,
 }

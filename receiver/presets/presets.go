@@ -476,6 +476,9 @@ func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier
 	if fromPreset && len(secrets) == 0 && (v.Type == "hmac" || v.Type == "token") && v.Header != "" {
 		return nil, nil, &Error{Field: "secret", Msg: fmt.Sprintf("%s signs every webhook (%s): set secret: (or secret_file:) to the signing secret it gave you", s.Provider, v.Header)}
 	}
+	if err := p.apparent(v, fromPreset, s); err != nil {
+		return nil, nil, err
+	}
 	var (
 		ver verify.Verifier
 		err error
@@ -507,9 +510,61 @@ func (p preset) verifier(v Verify, fromPreset bool, s Settings) (verify.Verifier
 		return nil, nil, &Error{Field: "verify.type", Msg: fmt.Sprintf("unknown type %q: one of %s", v.Type, strings.Join(Types, ", "))}
 	}
 	if err != nil {
+		if errors.Is(err, verify.ErrUnsigned) && fromPreset {
+			if e := p.overridden(err, v, s); e != nil {
+				return nil, nil, e
+			}
+		}
 		return nil, nil, fieldOf(err, "verify.")
 	}
 	return ver, secrets, nil
+}
+
+// apparent refuses settings that look like replay protection and are
+// not: a timestamp, an id or a signed template on a scheme that signs
+// nothing, and a tolerance where no signed timestamp is checked. (A
+// timestamp or id header left out of the signed content is refused by
+// the verifier itself: verify.ErrUnsigned.)
+func (p preset) apparent(v Verify, fromPreset bool, s Settings) error {
+	switch v.Type {
+	case "token", "basic", "none":
+		for _, f := range []struct{ key, val string }{{"timestamp_header", v.TimestampHeader}, {"id_header", v.IDHeader}, {"signed", v.Signed}} {
+			if f.val != "" {
+				return &Error{Field: "verify." + f.key, Msg: fmt.Sprintf("verify type %s signs nothing, so %s protects nothing: remove it, or describe the sender's signature (type: hmac or ed25519)", v.Type, f.key)}
+			}
+		}
+	}
+	timestamped := p.bodyTimestamp != ""
+	switch v.Type {
+	case "hmac":
+		timestamped = timestamped || v.TimestampHeader != "" || (fromPreset && p.format == verify.Stripe)
+	case "ed25519":
+		timestamped = timestamped || v.TimestampHeader != ""
+	}
+	if s.Verify != nil && s.Verify.Tolerance != 0 && !timestamped {
+		return &Error{Field: "verify.tolerance", Msg: "no signed timestamp is checked in this scheme, so a tolerance refuses nothing: remove it, or name the sender's timestamp (timestamp_header:, with {timestamp} in signed:)"}
+	}
+	return nil
+}
+
+// overridden places a verify.ErrUnsigned problem at the source's
+// signed: when that override dropped the timestamp or id of the preset,
+// which the source did not write itself; nil when the source wrote the
+// header (the problem is then where the verifier puts it).
+func (p preset) overridden(err error, v Verify, s Settings) error {
+	var ce *verify.ConfigError
+	if !errors.As(err, &ce) || s.Verify == nil || s.Verify.Signed == "" || p.verify == nil {
+		return nil
+	}
+	switch {
+	case ce.Field == "timestamp_header" && s.Verify.TimestampHeader == "":
+		return &Error{Field: "verify.signed", Msg: fmt.Sprintf("%q leaves out {timestamp}, but the %s preset reads %s and checks it against the tolerance: a request signed once would verify again later under a fresh timestamp. %s signs %q: remove signed: to use that, or put {timestamp} where the sender signs it",
+			v.Signed, s.Provider, v.TimestampHeader, s.Provider, p.verify.Signed)}
+	case ce.Field == "id_header" && s.Verify.IDHeader == "":
+		return &Error{Field: "verify.signed", Msg: fmt.Sprintf("%q leaves out {id}, but the %s preset reads %s as the event's id: a request signed once could be sent again under a fresh id and be taken for a new event. %s signs %q: remove signed: to use that, or put {id} where the sender signs it",
+			v.Signed, s.Provider, v.IDHeader, s.Provider, p.verify.Signed)}
+	}
+	return nil
 }
 
 // fieldOf turns a verify.ConfigError into an Error at its field.

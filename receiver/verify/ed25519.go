@@ -62,6 +62,9 @@ func NewEd25519(c Ed25519Config) (*Ed25519, error) {
 	if t.uses["id"] || t.uses["url"] || t.uses["form"] {
 		return nil, configErr("signed", "ed25519 signs {timestamp} and {body} only")
 	}
+	if err := t.checkSigned(c.Signed, c.TimestampHeader, "", false); err != nil {
+		return nil, err
+	}
 	if c.Tolerance < 0 {
 		return nil, configErr("tolerance", "must not be negative")
 	}

@@ -127,6 +127,9 @@ func NewHMAC(c HMACConfig) (*HMAC, error) {
 	if t.uses["id"] && c.IDHeader == "" {
 		return nil, configErr("id_header", "the signed content uses {id}: name the header that carries it")
 	}
+	if err := t.checkSigned(c.Signed, c.TimestampHeader, c.IDHeader, c.Format == Stripe); err != nil {
+		return nil, err
+	}
 	if c.Tolerance < 0 {
 		return nil, configErr("tolerance", "must not be negative")
 	}

@@ -59,6 +59,27 @@ func parseTemplate(s string) (*template, error) {
 	return t, nil
 }
 
+// checkSigned refuses a timestamp or an id the verifier would read
+// without the signature covering it (see ErrUnsigned). stripe is set
+// when the timestamp comes from the signature header's t=, which
+// timestampHeader cannot replace.
+func (t *template) checkSigned(signed, timestampHeader, idHeader string, stripe bool) error {
+	unsigned := func(field, format string, args ...any) error {
+		return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...), Err: ErrUnsigned}
+	}
+	switch {
+	case stripe && timestampHeader != "":
+		return configErr("timestamp_header", "this scheme reads its timestamp from the t= of its signature header, so %s would be ignored: remove timestamp_header", timestampHeader)
+	case stripe && !t.uses["timestamp"]:
+		return unsigned("signed", "%q leaves out {timestamp}, but the t= timestamp of the signature header is checked against the tolerance: unsigned, it can be replaced, and a request signed once would verify again later; put {timestamp} where the sender signs it", signed)
+	case timestampHeader != "" && !t.uses["timestamp"]:
+		return unsigned("timestamp_header", "%s is not part of the signed content %q: a request signed once would verify again later under a fresh %s, so the tolerance stops no replay; add {timestamp} to signed: where the sender signs it, or remove timestamp_header", timestampHeader, signed, timestampHeader)
+	case idHeader != "" && !t.uses["id"]:
+		return unsigned("id_header", "%s is not part of the signed content %q: a request signed once could be sent again under a fresh %s and be taken for a new event; add {id} to signed: where the sender signs it, or remove id_header", idHeader, signed, idHeader)
+	}
+	return nil
+}
+
 // values are the request-derived parts of the signed content.
 type values struct {
 	body      []byte

@@ -40,7 +40,11 @@ const DefaultTolerance = 5 * time.Minute
 type ConfigError struct {
 	Field string
 	Msg   string
+	// Err, when set, is the kind of problem (ErrUnsigned), for errors.Is.
+	Err error
 }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func (e *ConfigError) Error() string {
 	if e.Field == "" {
@@ -88,6 +92,13 @@ func ValidHeaderName(s string) bool {
 	}
 	return true
 }
+
+// ErrUnsigned marks a *ConfigError about a timestamp or an id that a
+// scheme would read but not authenticate: the signed content leaves it
+// out, so a request signed once could be sent again under a fresh
+// timestamp (defeating the tolerance) or a fresh id (defeating
+// deduplication). Protection that is only apparent is refused.
+var ErrUnsigned = errors.New("read but not signed")
 
 // All runs verifiers in order; the first failure is the answer.
 func All(vs ...Verifier) Verifier { return all(vs) }

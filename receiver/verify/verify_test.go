@@ -41,12 +41,43 @@ func TestNewHMACConfigErrors(t *testing.T) {
 		{HMACConfig{Header: "X", Signed: "{timestamp}.{body}", Secrets: key}, "timestamp_header"},
 		{HMACConfig{Header: "X", Signed: "{id}.{body}", Secrets: key}, "id_header"},
 		{HMACConfig{Header: "X", PublicURL: "hooks.example.com", Secrets: key}, "public_url"},
+		// A timestamp or id read but not signed: replays would pass.
+		{HMACConfig{Header: "X", TimestampHeader: "X-Ts", Secrets: key}, "timestamp_header"},
+		{HMACConfig{Header: "X", Signed: "{id}.{body}", TimestampHeader: "X-Ts", IDHeader: "X-Id", Secrets: key}, "timestamp_header"},
+		{HMACConfig{Header: "X", IDHeader: "X-Id", Secrets: key}, "id_header"},
+		{HMACConfig{Header: "X", Signed: "{timestamp}.{body}", TimestampHeader: "X-Ts", IDHeader: "X-Id", Secrets: key}, "id_header"},
+		{HMACConfig{Header: "X", Format: Stripe, Signed: "{body}", Secrets: key}, "signed"},
+		{HMACConfig{Header: "X", Format: Stripe, Signed: "{timestamp}.{body}", TimestampHeader: "X-Ts", Secrets: key}, "timestamp_header"},
 	} {
 		_, err := NewHMAC(tc.c)
 		var ce *ConfigError
 		if !errors.As(err, &ce) || ce.Field != tc.field {
 			t.Errorf("NewHMAC(%+v) = %v, want a problem with %s", tc.c, err, tc.field)
 		}
+	}
+}
+
+// TestUnsignedHeadersRefused: a verifier never reads a timestamp or an
+// id that its signature does not cover, whatever builds it; the error
+// is marked ErrUnsigned.
+func TestUnsignedHeadersRefused(t *testing.T) {
+	t.Parallel()
+	key := [][]byte{[]byte("k")}
+	_, err := NewHMAC(HMACConfig{Header: "X-Sig", TimestampHeader: "X-Ts", Secrets: key})
+	if !errors.Is(err, ErrUnsigned) || !strings.Contains(err.Error(), `X-Ts is not part of the signed content "{body}"`) {
+		t.Errorf("hmac: %v", err)
+	}
+	_, err = NewEd25519(Ed25519Config{Header: "X-Sig", TimestampHeader: "X-Ts", Signed: "{body}", PublicKeys: []string{strings.Repeat("ab", 32)}})
+	var ce *ConfigError
+	if !errors.Is(err, ErrUnsigned) || !errors.As(err, &ce) || ce.Field != "timestamp_header" {
+		t.Errorf("ed25519: %v", err)
+	}
+	// Signed, they build.
+	if _, err := NewHMAC(HMACConfig{Header: "X-Sig", TimestampHeader: "X-Ts", IDHeader: "X-Id", Signed: "{id}{timestamp}{body}", Secrets: key}); err != nil {
+		t.Error(err)
+	}
+	if _, err := NewEd25519(Ed25519Config{Header: "X-Sig", TimestampHeader: "X-Ts", PublicKeys: []string{strings.Repeat("ab", 32)}}); err != nil {
+		t.Error(err)
 	}
 }
 
