@@ -758,11 +758,20 @@ func testRetention(t *testing.T, b Backend) {
 		send(t, s, ev)
 	}
 	fn := load(t, "function_call", "x")
-	for i := range 1207 { // more than a pruning batch of 500, twice
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16) // as the delivery workers would
+	for i := range 1207 {          // more than a pruning batch of 500, twice
 		ev := *fn
 		ev.ID = fmt.Sprintf("evt_fn_%04d", i)
-		send(t, s, &ev)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.Send(context.Background(), delivery(&ev, 1)); err != nil {
+				t.Error(err)
+			}
+		})
 	}
+	wg.Wait()
 	events, sessions, err := s.Prune(context.Background())
 	if err != nil {
 		t.Fatal(err)
