@@ -35,6 +35,8 @@ func BenchmarkArchiveWrites(b *testing.B) {
 				}
 				var n atomic.Int64
 				b.ReportAllocs()
+				b.ResetTimer()
+				report := cpuMeter(b, c)
 				b.SetParallelism(8) // 16 on 2 cores
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
@@ -48,6 +50,7 @@ func BenchmarkArchiveWrites(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+				report()
 			})
 		}
 	}
@@ -124,6 +127,8 @@ func BenchmarkArchiveSearch(b *testing.B) {
 			}
 			defer r.Close()
 			b.ReportAllocs()
+			report := cpuMeter(b, c)
+			defer report()
 			for b.Loop() {
 				hits, err := r.Search(context.Background(), "sessao 42", 20)
 				if err != nil || len(hits) == 0 {
