@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/pgtest"
@@ -193,6 +195,91 @@ routes: [{name: all, match: ["*"], to: [archive]}]
 		out, _, err := runCmd(t, "check", "--config", write(dsn))
 		if exitCode(err) != 1 || !strings.Contains(out, want) || strings.Contains(out, "s3cretpw") {
 			t.Errorf("check with dsn %q: exit %d\n%s\nwant %q", dsn, exitCode(err), out, want)
+		}
+	}
+}
+
+// TestAnalystQueriesPostgres feeds the example events to the example
+// configuration with its archive in PostgreSQL, as `switchyard send`
+// posts them, and runs every query docs/sinks/postgres.md shows: each
+// must give the answer the page prints under it, as psql -At prints it.
+func TestAnalystQueriesPostgres(t *testing.T) {
+	t.Setenv("SLACK_WEBHOOK_URL", "")
+	t.Setenv("CRM_URL", "")
+	t.Setenv("DARWIN_WEBHOOK_SECRET", "")
+	c := pgtest.Start(t)
+	dsn := c.DSN(t) + "&timezone=UTC"
+	dir := t.TempDir()
+	example, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(example), "./data", filepath.Join(dir, "data"))
+	text = strings.Replace(text, `listen: ":8080"`, `listen: "127.0.0.1:0"`, 1)
+	sqliteSink := "    type: sqlite\n    path: " + filepath.Join(dir, "data") + "/archive.db\n"
+	if !strings.Contains(text, sqliteSink) {
+		t.Fatal("config.example.yaml's archive sink is no longer where this test looks")
+	}
+	text = strings.Replace(text, sqliteSink, fmt.Sprintf("    type: postgres\n    dsn: %q\n", dsn), 1)
+	path := filepath.Join(dir, "config.yaml")
+	os.WriteFile(path, []byte(text), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StartOn(ln); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Stop(ctx)
+	}()
+	out, _, err := runCmd(t, "send", "--config", path, "--source", "darwin", "--url", "http://"+a.Addr()+"/hooks/darwin", "../../examples/events/three_sessions.jsonl")
+	if err != nil || strings.Count(out, "200 OK") != 15 {
+		t.Fatalf("send: %v\n%s", err, out)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	wait(t, "every event archived", func() bool {
+		var n int
+		return conn.QueryRow(context.Background(), "SELECT count(*) FROM events").Scan(&n) == nil && n == 15
+	})
+	queries := docQueries(t, "../../docs/sinks/postgres.md")
+	if len(queries) < 8 {
+		t.Fatalf("docs/sinks/postgres.md shows %d queries with their answers, want every example query (8)", len(queries))
+	}
+	for _, q := range queries {
+		// Text results: the values as psql prints them.
+		rows, err := conn.Query(context.Background(), q.sql, pgx.QueryResultFormats{pgx.TextFormatCode})
+		if err != nil {
+			t.Errorf("docs/sinks/postgres.md:%d: %v\n%s", q.line, err, q.sql)
+			continue
+		}
+		var got strings.Builder
+		for rows.Next() {
+			var cells []string
+			for _, v := range rows.RawValues() {
+				cells = append(cells, string(v))
+			}
+			got.WriteString(strings.Join(cells, "|") + "\n")
+		}
+		if err := rows.Err(); err != nil {
+			t.Errorf("docs/sinks/postgres.md:%d: %v", q.line, err)
+		}
+		if got.String() != q.answer {
+			t.Errorf("docs/sinks/postgres.md:%d: the query answers\n%s\nthe page shows\n%s\n%s", q.line, got.String(), q.answer, q.sql)
 		}
 	}
 }
