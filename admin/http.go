@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/queue"
 )
 
 // Reloader reloads the gateway's configuration; app.App implements it.
@@ -36,7 +37,9 @@ type Options struct {
 	// Metrics, when set, is served at config.MetricsPath, behind the
 	// token like everything else.
 	Metrics http.Handler
-	Logger  *slog.Logger
+	// Replicas, when set, lists the live replicas sharing the store.
+	Replicas func(ctx context.Context) ([]queue.Replica, error)
+	Logger   *slog.Logger
 }
 
 // Default list sizes.
@@ -60,6 +63,7 @@ const (
 //	POST /replay {"event"|"sink", "state", "since"}
 //	POST /purge {"sink", "state", "before", "dry_run"|"yes"}   delete a sink's deliveries
 //	POST /reload                                  reload the configuration file
+//	GET  /replicas                                the live replicas sharing the queue
 //	GET  /metrics                                 Prometheus (when metrics.listener is admin)
 //
 // admin.viewer_token may GET, and is refused anything else (403).
@@ -80,6 +84,7 @@ func Handler(opts Options) http.Handler {
 	mux.HandleFunc("POST /replay", h.replay)
 	mux.HandleFunc("POST /purge", h.purge)
 	mux.HandleFunc("POST /reload", h.reload)
+	mux.HandleFunc("GET /replicas", h.replicas)
 	if opts.Metrics != nil {
 		mux.Handle("GET "+config.MetricsPath, opts.Metrics)
 	}

@@ -64,12 +64,17 @@ type Options struct {
 
 // App is a running gateway.
 type App struct {
-	log     *slog.Logger
-	now     func() time.Time
-	store   queue.Store
-	lock    *dirLock
-	hook    func() error  // Options.SyncHook
-	ttl     time.Duration // Options.LeaseTTL
+	log   *slog.Logger
+	now   func() time.Time
+	store queue.Store
+	lock  *dirLock
+	hook  func() error  // Options.SyncHook
+	ttl   time.Duration // Options.LeaseTTL, else storage.lease_ttl (postgres)
+	idle  time.Duration // storage.poll_interval (postgres)
+	// replica is this gateway among those sharing the store; digest the
+	// SHA-256 of its configuration file as last loaded.
+	replica queue.Replica
+	digest  atomic.Pointer[string]
 	server  *receiver.Server
 	metrics *metrics.Metrics
 	gather  prometheus.Gatherer
@@ -168,12 +173,25 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 
 func (a *App) open(ctx context.Context, plan *Plan) error {
 	cfg := plan.Config
-	lock, err := lockDir(cfg.Storage.Dir)
-	if err != nil {
-		return err
+	a.replica = a.newReplica(cfg)
+	if cfg.Storage.Backend == config.BackendPostgres {
+		// Replicas share the database: no lock, and leases expire
+		// unless renewed, so that a replica that stops loses its work
+		// to the others.
+		if a.ttl == 0 {
+			a.ttl = cfg.Storage.LeaseTTL.D()
+		}
+		a.idle = cfg.Storage.PollInterval.D()
+	} else {
+		lock, err := lockDir(cfg.Storage.Dir)
+		if err != nil {
+			return err
+		}
+		a.lock = lock
 	}
-	a.lock = lock
-	a.store, err = OpenStore(ctx, cfg.Storage, StoreOptions{Logger: a.log, Now: a.now, SyncHook: a.hook})
+	var err error
+	a.store, err = OpenStore(ctx, cfg.Storage, StoreOptions{Logger: a.log, Now: a.now, SyncHook: a.hook,
+		Replica: a.replica.Name, OnNotify: a.wake})
 	if err != nil {
 		return err
 	}
@@ -217,6 +235,7 @@ func (a *App) open(ctx context.Context, plan *Plan) error {
 		aopts := admin.Options{
 			Ops:         a.ops,
 			Reloader:    a,
+			Replicas:    a.Replicas,
 			Token:       func() config.Secret { return a.routing.Load().plan.Config.Admin.Token },
 			ViewerToken: func() config.Secret { return a.routing.Load().plan.Config.Admin.ViewerToken },
 			Logger:      a.log.With("component", "admin"),
@@ -264,6 +283,7 @@ func (a *App) openSink(ctx context.Context, cfg *config.Config, s delivery.Sink)
 		Logger:   a.log,
 		Now:      a.now,
 		LeaseTTL: a.ttl,
+		Idle:     a.idle,
 		OnAttempt: func(at delivery.Attempt) {
 			a.metrics.Attempt(at.Sink, at.State, at.Took, at.Waited)
 			a.rates.Attempt(at.Sink, at.State)
@@ -364,6 +384,9 @@ func (a *App) StartOn(ln net.Listener) error {
 	}
 	a.reloadMu.Unlock()
 	a.bg.Go(a.pruneLoop)
+	if rs, ok := a.store.(replicaStore); ok {
+		a.bg.Go(func() { a.heartbeatLoop(rs) })
+	}
 	if a.watch > 0 {
 		a.bg.Go(a.watchLoop)
 	}
@@ -508,6 +531,9 @@ func (a *App) Stop(ctx context.Context) error {
 	}
 	errs = append(errs, stopSinks(ctx, running))
 	a.bg.Wait()
+	if a.ln != nil {
+		a.leave()
+	}
 	var built []delivery.Sink
 	for _, rs := range running {
 		built = append(built, rs.sink)

@@ -12,12 +12,13 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delivery"
 	"github.com/switchyard/switchyard/lang"
+	"github.com/switchyard/switchyard/queue/postgres"
 	"github.com/switchyard/switchyard/receiver"
 	"github.com/switchyard/switchyard/rules"
 	"github.com/switchyard/switchyard/sinks"
 	"github.com/switchyard/switchyard/sinks/archive"
 	"github.com/switchyard/switchyard/sinks/file"
-	"github.com/switchyard/switchyard/sinks/postgres"
+	pgarchive "github.com/switchyard/switchyard/sinks/postgres"
 	"github.com/switchyard/switchyard/sinks/slack"
 	"github.com/switchyard/switchyard/sinks/slack/pgstate"
 	"github.com/switchyard/switchyard/sinks/sqlite"
@@ -164,7 +165,7 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 			}
 			// Checks the DSN without connecting: check and test never
 			// reach the database; serve does, at Open, and fails there.
-			s, err := postgres.New(postgres.Options{
+			s, err := pgarchive.New(pgarchive.Options{
 				DSN:       sc.Postgres.DSN.Reveal(),
 				Columns:   cols,
 				Retention: sc.Postgres.Retention.D(),
@@ -208,6 +209,13 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 			Ordered: sc.Ordered != nil && *sc.Ordered,
 			Rate:    delivery.Rate{N: sc.Rate.N, Per: sc.Rate.Per.D()},
 		})
+	}
+	if cfg.Storage.Backend == config.BackendPostgres && cfg.Storage.DSN != "" {
+		// What the driver would refuse (an unknown sslmode, a bad port),
+		// found without connecting.
+		if err := postgres.CheckDSN(cfg.Storage.DSN.Reveal()); err != nil {
+			problems = append(problems, cfg.Problem("storage.dsn", "%v", err))
+		}
 	}
 	if len(problems) > 0 {
 		p.Close()

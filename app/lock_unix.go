@@ -28,7 +28,7 @@ func lockDir(dir string) (*dirLock, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("storage dir %s is in use by another switchyard serve: stop it, or give this one its own storage.dir", dir)
+			return nil, fmt.Errorf("storage dir %s is %w: stop it, or give this one its own storage.dir", dir, ErrDirInUse)
 		}
 		return nil, fmt.Errorf("lock storage dir: %w", err)
 	}

@@ -18,7 +18,7 @@ var ErrStopped = errors.New("switchyard is stopping")
 // Reload loads the configuration file again and, if it is valid, applies
 // it: sources, routes and sinks added, removed or changed; storage.max_pending,
 // admin.token, admin.viewer_token and log.events. Settings only a restart applies
-// (server.*, storage.dir, storage.synchronous, admin.listen,
+// (server.*, storage.* but max_pending, admin.listen,
 // metrics.listener) keep their running values and are listed in
 // Changes.NeedsRestart.
 //
@@ -50,6 +50,7 @@ func (a *App) Reload(ctx context.Context) (config.Changes, error) {
 	if err == nil {
 		var ch config.Changes
 		if ch, err = a.apply(ctx, cur, next); err == nil {
+			a.setDigest(file)
 			a.metrics.Reload(true)
 			a.recordReload(ch, nil)
 			a.logChanges(ch)

@@ -55,6 +55,10 @@ type Server struct {
 	WriteTimeout    Duration `yaml:"write_timeout"`
 	IdleTimeout     Duration `yaml:"idle_timeout"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ReplicaName names this gateway among the replicas sharing a
+	// PostgreSQL queue; its host name and listen port when empty (see
+	// ReplicaName).
+	ReplicaName string `yaml:"replica_name"`
 }
 
 // Storage configures the queue: the embedded SQLite default, or
@@ -79,6 +83,22 @@ type Storage struct {
 	// MaxPending is how many deliveries may wait before new events are
 	// refused with 503; 0 is no limit.
 	MaxPending int `yaml:"max_pending"`
+	// LeaseTTL is how long a delivery attempt's lease lasts without
+	// renewal (postgres; renewed every third of it while the attempt
+	// runs): a replica that stops renewing (killed, paused, cut off)
+	// loses its attempts to the others after it.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// PoolSize bounds each replica's connections to the database
+	// (postgres), besides one kept for LISTEN.
+	PoolSize int `yaml:"pool_size"`
+	// StatementTimeout bounds each statement, and each transaction left
+	// idle, on the database (postgres): a database that is unreachable
+	// or too slow fails a write (an event gets 503) within it.
+	StatementTimeout Duration `yaml:"statement_timeout"`
+	// PollInterval is how often a worker looks for due deliveries when
+	// no notification woke it (postgres): what another replica queued
+	// while the notification channel was down, leases that expired.
+	PollInterval Duration `yaml:"poll_interval"`
 }
 
 // Admin configures the admin API: off unless both Listen and Token are
@@ -212,21 +232,25 @@ type Retry struct {
 
 // Defaults, documented in docs/configuration.md and config.example.yaml.
 const (
-	DefaultListen          = ":8080"
-	DefaultBodyLimit       = ByteSize(1 << 20)
-	DefaultReadTimeout     = Duration(10 * time.Second)
-	DefaultWriteTimeout    = Duration(10 * time.Second)
-	DefaultIdleTimeout     = Duration(60 * time.Second)
-	DefaultShutdownTimeout = Duration(30 * time.Second)
-	DefaultStorageDir      = "./data"
-	BackendSQLite          = "sqlite"
-	BackendPostgres        = "postgres"
-	DefaultSynchronous     = "full"
-	DefaultMaxPending      = 100000
-	DefaultBusyTimeout     = Duration(5 * time.Second)
-	DefaultDedupWindow     = Duration(24 * time.Hour)
-	DefaultSinkTimeout     = Duration(10 * time.Second)
-	DefaultConcurrency     = 4
+	DefaultListen           = ":8080"
+	DefaultBodyLimit        = ByteSize(1 << 20)
+	DefaultReadTimeout      = Duration(10 * time.Second)
+	DefaultWriteTimeout     = Duration(10 * time.Second)
+	DefaultIdleTimeout      = Duration(60 * time.Second)
+	DefaultShutdownTimeout  = Duration(30 * time.Second)
+	DefaultStorageDir       = "./data"
+	BackendSQLite           = "sqlite"
+	BackendPostgres         = "postgres"
+	DefaultSynchronous      = "full"
+	DefaultMaxPending       = 100000
+	DefaultLeaseTTL         = Duration(30 * time.Second)
+	DefaultPoolSize         = 16
+	DefaultStatementTimeout = Duration(5 * time.Second)
+	DefaultPollInterval     = Duration(time.Second)
+	DefaultBusyTimeout      = Duration(5 * time.Second)
+	DefaultDedupWindow      = Duration(24 * time.Hour)
+	DefaultSinkTimeout      = Duration(10 * time.Second)
+	DefaultConcurrency      = 4
 	// DefaultSQLiteConcurrency is higher: the archive commits concurrent
 	// deliveries together, so more of them in flight means bigger
 	// batches, not more contention.
@@ -335,7 +359,8 @@ func (c *Config) setDefaults() {
 		IdleTimeout:     DefaultIdleTimeout,
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
-	c.Storage = Storage{Backend: BackendSQLite, Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending, BusyTimeout: DefaultBusyTimeout}
+	c.Storage = Storage{Backend: BackendSQLite, Dir: DefaultStorageDir, Synchronous: DefaultSynchronous, MaxPending: DefaultMaxPending, BusyTimeout: DefaultBusyTimeout,
+		LeaseTTL: DefaultLeaseTTL, PoolSize: DefaultPoolSize, StatementTimeout: DefaultStatementTimeout, PollInterval: DefaultPollInterval}
 	c.Metrics = Metrics{Listener: MetricsOnAdmin}
 }
 
@@ -393,15 +418,7 @@ func (c *Config) validate() {
 	if c.Server.BodyLimit <= 0 {
 		c.add(c.Problem("server.body_limit", "must be larger than 0"))
 	}
-	switch c.Storage.Backend {
-	case BackendSQLite:
-	case BackendPostgres:
-		if c.Storage.DSN == "" {
-			c.add(c.Problem("storage.dsn", "backend postgres needs a connection string: dsn: ${SWITCHYARD_POSTGRES_DSN} (postgres://user:pass@host:5432/db?sslmode=verify-full)"))
-		}
-	default:
-		c.add(c.Problem("storage.backend", "unknown backend %q: sqlite (the default: one gateway, storage.dir) or postgres (several replicas, storage.dsn)", c.Storage.Backend))
-	}
+	c.validateStorage()
 	if strings.TrimSpace(c.Storage.Dir) == "" {
 		c.add(c.Problem("storage.dir", "must not be empty"))
 	}

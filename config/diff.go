@@ -51,8 +51,8 @@ func (c Changes) Empty() bool {
 }
 
 // Diff compares a running configuration with a new one. Only server.*,
-// storage.dir, storage.synchronous, admin.listen and metrics.listener
-// need a restart; everything else is reloaded in place.
+// storage.* but max_pending, admin.listen and metrics.listener need a
+// restart; everything else is reloaded in place.
 func Diff(running, next *Config) Changes {
 	var ch Changes
 	ch.Sources = diffNamed(running.Sources, next.Sources, func(s Source) string { return s.Name })
@@ -69,6 +69,10 @@ func Diff(running, next *Config) Changes {
 		{"storage.dir", running.Storage.Dir, next.Storage.Dir, true},
 		{"storage.synchronous", running.Storage.Synchronous, next.Storage.Synchronous, true},
 		{"storage.busy_timeout", running.Storage.BusyTimeout, next.Storage.BusyTimeout, true},
+		{"storage.lease_ttl", running.Storage.LeaseTTL, next.Storage.LeaseTTL, true},
+		{"storage.pool_size", running.Storage.PoolSize, next.Storage.PoolSize, true},
+		{"storage.statement_timeout", running.Storage.StatementTimeout, next.Storage.StatementTimeout, true},
+		{"storage.poll_interval", running.Storage.PollInterval, next.Storage.PollInterval, true},
 		{"admin.listen", running.Admin.Listen, next.Admin.Listen, true},
 		{"metrics.listener", running.Metrics.Listener, next.Metrics.Listener, true},
 		{"storage.max_pending", running.Storage.MaxPending, next.Storage.MaxPending, false},
@@ -97,6 +101,10 @@ func (c *Config) KeepRunning(running *Config) {
 	c.Storage.Dir = running.Storage.Dir
 	c.Storage.Synchronous = running.Storage.Synchronous
 	c.Storage.BusyTimeout = running.Storage.BusyTimeout
+	c.Storage.LeaseTTL = running.Storage.LeaseTTL
+	c.Storage.PoolSize = running.Storage.PoolSize
+	c.Storage.StatementTimeout = running.Storage.StatementTimeout
+	c.Storage.PollInterval = running.Storage.PollInterval
 	c.Admin.Listen = running.Admin.Listen
 	c.Metrics.Listener = running.Metrics.Listener
 }

@@ -217,6 +217,10 @@ const leaseMargin = 30 * time.Second
 // tight loop.
 const minWait = 5 * time.Millisecond
 
+// heldBackWait is how often a worker looks again at deliveries that are
+// due but held back by other replicas' attempts.
+const heldBackWait = 50 * time.Millisecond
+
 // Backoff while the store fails: leasing more would only send
 // deliveries whose outcomes cannot be recorded.
 const (
@@ -258,9 +262,13 @@ func (d *Dispatcher) run(w *worker) {
 			continue
 		}
 		allowed := w.pace.allow(d.now(), free)
+		short := false // the store gave fewer deliveries than asked
 		if allowed > 0 {
+			// The sink's concurrency and rate go to the store too, which
+			// counts the attempts of every replica sharing it.
 			batch, err := d.q.Lease(ctx, queue.LeaseRequest{
 				Sink: w.Name, Limit: allowed, For: d.leaseFor(w), Ordered: w.Ordered,
+				Concurrency: w.Concurrency, Every: w.pace.every,
 			})
 			if err != nil {
 				w.health.note(w.log, "lease deliveries", err)
@@ -289,20 +297,33 @@ func (d *Dispatcher) run(w *worker) {
 			if len(batch) == allowed && allowed == free {
 				continue // more may be due
 			}
+			short = len(batch) < allowed
+		}
+		// Fewer than asked: nothing more is due yet, or other replicas'
+		// attempts hold the rest back (the sink's concurrency or rate,
+		// counted across the cluster), and their end wakes no one here.
+		// (While attempts run here, their end wakes the worker.)
+		var dueIn time.Duration
+		due, heldBack := false, false
+		if short && (!busy || w.pace.every > 0) {
+			if next, ok, err := d.q.NextDue(ctx, w.Name, w.Ordered); err == nil && ok {
+				dueIn = next.Sub(d.now())
+				due, heldBack = dueIn > 0, dueIn <= 0
+			}
 		}
 		wait := d.idle
 		switch {
 		case free == 0:
 			// All slots busy: a finishing attempt wakes us.
+		case heldBack:
+			wait = min(d.idle, max(w.pace.every, heldBackWait))
 		case allowed < free:
 			wait = max(w.pace.wait(d.now()), minWait) // paced: no start before then
 		case busy:
 			// Attempts in flight wake us when they end; a retry due
 			// before then waits for that, or for the idle poll.
-		default:
-			if next, ok, err := d.q.NextDue(ctx, w.Name, w.Ordered); err == nil && ok {
-				wait = min(wait, max(next.Sub(d.now()), minWait))
-			}
+		case due:
+			wait = min(wait, max(dueIn, minWait))
 		}
 		d.sleep(w, wait)
 	}

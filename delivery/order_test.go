@@ -2,11 +2,14 @@ package delivery
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/sinks"
 )
 
@@ -140,4 +143,66 @@ func TestPacer(t *testing.T) {
 	if got := p.allow(now.Add(time.Hour), 4); got != 1 {
 		t.Fatalf("after a quiet hour allow = %d, want 1: no saved-up burst", got)
 	}
+}
+
+// TestLimitsHoldAcrossDispatchers runs two dispatchers on one store, as
+// two replicas share one database: the sink's concurrency and rate
+// count both dispatchers' attempts, and neither polls in a tight loop
+// while the other holds the sink's slots.
+func TestLimitsHoldAcrossDispatchers(t *testing.T) {
+	t.Parallel()
+	t.Run("concurrency", func(t *testing.T) {
+		t.Parallel()
+		sink := &fakeSink{hold: 30 * time.Millisecond}
+		s := Sink{Name: "x", Sink: sink, Concurrency: 2, Timeout: time.Second, Retry: fast}
+		store, d1 := setup(t, s)
+		d2 := New(store, []Sink{s}, Options{Idle: 50 * time.Millisecond})
+		t.Cleanup(func() { d2.Stop(context.Background()) })
+		for i := range 12 {
+			accept(t, store, fmt.Sprint("s", i), "x")
+		}
+		d1.Start()
+		d2.Start()
+		eventually(t, "all delivered", func() bool { return len(sink.Calls()) == 12 && sink.inflight.Load() == 0 })
+		if m := sink.maxSeen.Load(); m > 2 {
+			t.Fatalf("max in flight across two dispatchers = %d, want at most the sink's concurrency, 2", m)
+		}
+	})
+	t.Run("rate", func(t *testing.T) {
+		t.Parallel()
+		sink := &funcSink{fn: func(*sinks.Delivery) error { return nil }}
+		s := Sink{Name: "slack", Sink: sink, Concurrency: 4, Timeout: time.Second, Retry: fast, Rate: Rate{N: 20, Per: time.Second}}
+		store, d1 := setup(t, s)
+		counted := &countingQueue{Queue: store}
+		d2 := New(counted, []Sink{s}, Options{Idle: 50 * time.Millisecond})
+		t.Cleanup(func() { d2.Stop(context.Background()) })
+		for range 10 {
+			accept(t, store, "", "slack")
+		}
+		d1.Start()
+		d2.Start()
+		eventually(t, "10 attempts", func() bool { return len(sink.Calls()) == 10 })
+		// Over some 450 ms, polling every 5 ms would lease 90 times.
+		if n := counted.leases.Load(); n > 20 {
+			t.Errorf("the second dispatcher leased %d times in 10 paced attempts: it polls in a tight loop", n)
+		}
+		calls := sink.Calls()
+		slices.SortFunc(calls, func(a, b call) int { return a.at.Compare(b.at) })
+		for i := 1; i < len(calls); i++ {
+			if gap := calls[i].at.Sub(calls[i-1].at); gap < 45*time.Millisecond {
+				t.Fatalf("attempts %d and %d started %v apart across two dispatchers, want ≥ 50ms at 20/s", i-1, i, gap)
+			}
+		}
+	})
+}
+
+// countingQueue counts a dispatcher's leases.
+type countingQueue struct {
+	Queue
+	leases atomic.Int64
+}
+
+func (q *countingQueue) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delivery, error) {
+	q.leases.Add(1)
+	return q.Queue.Lease(ctx, r)
 }

@@ -238,6 +238,16 @@ type LeaseRequest struct {
 	// order they were accepted. Deliveries without a subject are not
 	// held back.
 	Ordered bool
+	// Concurrency, when above zero, bounds how many deliveries of Sink
+	// are under a lease at once, counting every process that shares the
+	// storage: Lease returns fewer than Limit while others hold leases.
+	// An expired lease no longer counts.
+	Concurrency int
+	// Every, when above zero, spaces the starts of Sink's attempts at
+	// least Every apart, counting every process that shares the storage:
+	// Lease returns at most one delivery, and none until Every has
+	// passed since the last one it returned.
+	Every time.Duration
 }
 
 // Outcome is the result of an attempt.
@@ -423,4 +433,41 @@ func Truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// Replica is a gateway serving from a store that several share, as its
+// last heartbeat recorded it.
+type Replica struct {
+	// Name is server.replica_name; Instance tells apart two processes
+	// that (wrongly) share a name.
+	Name     string
+	Instance string
+	Version  string
+	// ConfigDigest is the SHA-256 of its configuration file, in hex.
+	ConfigDigest string
+	Started      time.Time
+	Heartbeat    time.Time
+}
+
+// ErrReplicaName is returned by a heartbeat whose replica name another
+// live process uses: their records overwrite each other.
+var ErrReplicaName = errors.New("another live replica uses this name: give each its own server.replica_name")
+
+// Record is a stored event with its deliveries, as `switchyard storage
+// copy` moves it from one store to another.
+type Record struct {
+	// Event is the event as stored, with its dedup key.
+	Event      *event.Event
+	Deliveries []RecordDelivery
+}
+
+// RecordDelivery is a delivery with everything a store keeps of it.
+type RecordDelivery struct {
+	DeliveryInfo
+	// ReplayedAt is the last replay (zero if none); Took the last
+	// attempt's duration.
+	ReplayedAt time.Time
+	Took       time.Duration
+	// History is the recorded attempts, oldest first.
+	History []AttemptInfo
 }

@@ -73,8 +73,8 @@ routes: [{name: all, match: ["*"], to: [archive]}]
 	return cfgPath
 }
 
-// jsonLines decodes JSONL output.
-func jsonLines(t *testing.T, out string) []map[string]any {
+// exportLines decodes JSONL output.
+func exportLines(t *testing.T, out string) []map[string]any {
 	t.Helper()
 	var rows []map[string]any
 	for line := range strings.Lines(out) {
@@ -91,7 +91,7 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 // named by --config (its dsn from dsn_file, or from the environment),
 // and answer what they answer for the same events in a sqlite sink.
 func TestArchivePostgres(t *testing.T) {
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	dsnFile := filepath.Join(t.TempDir(), "dsn")
 	os.WriteFile(dsnFile, []byte(c.DSN(t)+"\n"), 0o600)
 	pgCfg := fillArchive(t, fmt.Sprintf("    type: postgres\n    dsn_file: %q", dsnFile))
@@ -110,7 +110,7 @@ func TestArchivePostgres(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v on sqlite: %v", args, err)
 		}
-		if p, l := jsonLines(t, pg), jsonLines(t, lite); len(p) == 0 || !reflect.DeepEqual(p, l) {
+		if p, l := exportLines(t, pg), exportLines(t, lite); len(p) == 0 || !reflect.DeepEqual(p, l) {
 			t.Errorf("%v: postgres exported\n%s\nsqlite\n%s", args, pg, lite)
 		}
 	}
@@ -207,7 +207,7 @@ func TestAnalystQueriesPostgres(t *testing.T) {
 	t.Setenv("SLACK_WEBHOOK_URL", "")
 	t.Setenv("CRM_URL", "")
 	t.Setenv("DARWIN_WEBHOOK_SECRET", "")
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	dsn := c.DSN(t) + "&timezone=UTC"
 	dir := t.TempDir()
 	example, err := os.ReadFile("../../config.example.yaml")

@@ -21,16 +21,20 @@ import (
 	"github.com/switchyard/switchyard/queue/sqlite"
 )
 
-// storeFlags are the flags that locate the storage directory.
+// storeFlags are the flags that locate the queue: a configuration's
+// storage (SQLite's storage.dir, or PostgreSQL's storage.dsn), or a
+// directory or connection string named on the command line.
 type storeFlags struct {
 	config *string
 	dir    *string
+	dsn    *string
 }
 
 func addStoreFlags(fs *flag.FlagSet) storeFlags {
 	return storeFlags{
-		config: fs.String("config", "config.yaml", "configuration `file` whose storage.dir to use"),
-		dir:    fs.String("dir", "", "storage `directory` (instead of --config)"),
+		config: fs.String("config", "config.yaml", "configuration `file` whose storage (storage.dir, or storage.dsn with backend postgres) to use"),
+		dir:    fs.String("dir", "", "SQLite storage `directory` (instead of --config)"),
+		dsn:    fs.String("dsn", "", "PostgreSQL connection string, or env:VAR to read it from the variable VAR (instead of --config; a password on the command line is visible to other users: prefer env:)"),
 	}
 }
 
@@ -60,10 +64,21 @@ func (f storeFlags) opsConfig(ctx context.Context) (*admin.Ops, *config.Config, 
 	return admin.NewOps(store, sinks), cfg, func() { store.Close() }, nil
 }
 
-// open opens the queue of an existing storage directory. It takes no
-// lock: the commands that use it run beside a serving gateway, and
-// SQLite arbitrates their writes. cfg is nil with --dir.
+// open opens an existing queue: a SQLite storage directory or a
+// PostgreSQL database. It takes no lock: the commands that use it run
+// beside serving gateways (SQLite arbitrates their writes; PostgreSQL
+// is shared anyway). cfg is nil with --dir or --dsn.
 func (f storeFlags) open(ctx context.Context) (queue.Store, *config.Config, error) {
+	if *f.dsn != "" {
+		dsn, err := readDSN("--dsn", *f.dsn)
+		if err != nil {
+			return nil, nil, err
+		}
+		st := config.Storage{Backend: config.BackendPostgres, DSN: config.Secret(dsn),
+			PoolSize: 2, StatementTimeout: config.DefaultStatementTimeout}
+		s, err := app.OpenStore(ctx, st, app.StoreOptions{Client: true})
+		return s, nil, err
+	}
 	dir := *f.dir
 	var cfg *config.Config
 	if dir == "" {
@@ -76,6 +91,13 @@ func (f storeFlags) open(ctx context.Context) (queue.Store, *config.Config, erro
 			return nil, nil, err
 		}
 		cfg, dir = c, c.Storage.Dir
+		if c.Storage.Backend == config.BackendPostgres {
+			// A command's few queries need no pool of a gateway's size.
+			st := c.Storage
+			st.PoolSize = 2
+			s, err := app.OpenStore(ctx, st, app.StoreOptions{Client: true})
+			return s, cfg, err
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
 		return nil, nil, fmt.Errorf("no queue in %s: %w", dir, err)
@@ -108,8 +130,8 @@ func inputError(err error) error {
 	return err
 }
 
-const deliveriesUsage = `Usage: switchyard deliveries list [--config FILE | --dir DIR] [--state STATE] [--sink NAME] [--subject S] [--status N] [--error TEXT] [--since DUR] [--until DUR] [--event ID] [--limit N] [--json]
-       switchyard deliveries purge [--config FILE | --dir DIR] --sink NAME [--state STATE] [--before DUR] --dry-run | --yes`
+const deliveriesUsage = `Usage: switchyard deliveries list [--config FILE | --dir DIR | --dsn DSN] [--state STATE] [--sink NAME] [--subject S] [--status N] [--error TEXT] [--since DUR] [--until DUR] [--event ID] [--limit N] [--json]
+       switchyard deliveries purge [--config FILE | --dir DIR | --dsn DSN] --sink NAME [--state STATE] [--before DUR] --dry-run | --yes`
 
 func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "purge" {
@@ -142,7 +164,7 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	states, wantHeld := withoutHeld(*state)
 	q.State = strings.Join(states, ",")
 	if wantHeld {
-		if *sf.dir != "" {
+		if *sf.dir != "" || *sf.dsn != "" {
 			return &exitError{code: 2, msg: "--state held needs --config: which sinks are held is in the configuration"}
 		}
 		q.State = strings.Join(append(states, "pending", "failed"), ",")
@@ -340,4 +362,18 @@ func purge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "purged %d deliveries of sink %s\n", res.Purged, *sink)
 	return nil
+}
+
+// readDSN reads a connection string given as a flag's value: the value
+// itself, or with env:VAR the variable VAR.
+func readDSN(flag, v string) (string, error) {
+	name, ok := strings.CutPrefix(v, "env:")
+	if !ok {
+		return v, nil
+	}
+	dsn := os.Getenv(name)
+	if dsn == "" {
+		return "", &exitError{code: 2, msg: fmt.Sprintf("%s env:%s: the variable %s is not set", flag, name, name)}
+	}
+	return dsn, nil
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/switchyard/switchyard/event"
 )
 
-const eventsUsage = "Usage: switchyard events list [--config FILE | --dir DIR] [--source NAME] [--type PATTERN] [--subject S] [--state STATE]\n" +
+const eventsUsage = "Usage: switchyard events list [--config FILE | --dir DIR | --dsn DSN] [--source NAME] [--type PATTERN] [--subject S] [--state STATE]\n" +
 	"           [--since DUR] [--until DUR] [--text TEXT] [--where COND] [--limit N] [--json]\n" +
-	"       switchyard events get [--config FILE | --dir DIR] ID"
+	"       switchyard events get [--config FILE | --dir DIR | --dsn DSN] ID"
 
 // events lists stored events with their deliveries, or shows one: the
 // admin API's GET /events, from the command line.
@@ -90,7 +90,7 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func eventGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flags("events get", "events get [--config FILE | --dir DIR] ID", stderr)
+	fs := flags("events get", "events get [--config FILE | --dir DIR | --dsn DSN] ID", stderr)
 	sf := addStoreFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err

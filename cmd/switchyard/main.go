@@ -33,7 +33,13 @@ Usage:
                                               queue deliveries again (also while serving)
   switchyard archive search|export --config FILE [--sink NAME]
                                               search or export the sqlite archive (also while serving)
+  switchyard replicas --config FILE [--json]   list the live replicas sharing a PostgreSQL queue
+  switchyard storage copy --from-dir DIR --to-dsn DSN
+                                              copy a stopped SQLite queue into PostgreSQL (again: copies nothing twice)
   switchyard version                          print the version
+
+The queue commands (deliveries, events, replay, replicas) take --dsn DSN
+instead of --config to reach a PostgreSQL queue from any machine.
 
 Run "switchyard COMMAND -h" for a command's flags.
 `
@@ -85,6 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return replay(ctx, rest, stdout, stderr)
 	case "archive":
 		return archive(ctx, rest, stdout, stderr)
+	case "replicas":
+		return replicas(ctx, rest, stdout, stderr)
+	case "storage":
+		return storage(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

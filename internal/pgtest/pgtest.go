@@ -216,9 +216,77 @@ func (c *Cluster) Kill() {
 	if c.cmd == nil {
 		return
 	}
-	syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	// Each backend is a process group of its own (PostgreSQL calls
+	// setsid), so the postmaster's group does not reach them: they are
+	// killed one by one, and waited for, since a new server refuses the
+	// data directory while one is alive ("pre-existing shared memory
+	// block is still in use").
+	pid := c.cmd.Process.Pid
+	kids := children(pid)
+	syscall.Kill(-pid, syscall.SIGKILL)
+	for _, k := range kids {
+		syscall.Kill(k, syscall.SIGKILL)
+	}
 	c.cmd.Wait()
 	c.cmd = nil
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		alive := false
+		for _, k := range kids {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", k)); err == nil {
+				alive = true
+			}
+		}
+		if !alive {
+			return
+		}
+	}
+}
+
+// Pause stops the server and its backends (SIGSTOP): connections stay
+// open and nothing answers, as with a host that froze or a network that
+// drops packets. Resume continues them.
+func (c *Cluster) Pause() { c.signalAll(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (c *Cluster) Resume() { c.signalAll(syscall.SIGCONT) }
+
+func (c *Cluster) signalAll(sig syscall.Signal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return
+	}
+	pid := c.cmd.Process.Pid
+	syscall.Kill(pid, sig)
+	for _, k := range children(pid) {
+		syscall.Kill(k, sig)
+	}
+}
+
+// children returns the processes whose parent is pid (Linux: /proc).
+func children(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		k, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // Remove stops the server and deletes its files.

@@ -28,6 +28,11 @@ type Harness struct {
 	// Fault, when set, makes the storage refuse writes (a lock held by
 	// another process, say) until the returned function is called.
 	Fault func(t *testing.T, s queue.Store) (heal func())
+	// Replicas says that stores open at once on the same storage share
+	// it as replicas do: dedup, leases, order per subject and a sink's
+	// limits hold across them. The cases of several stores run only
+	// then.
+	Replicas bool
 }
 
 // Clock is a settable time source.
@@ -61,6 +66,8 @@ func Run(t *testing.T, h Harness) {
 		{"LateCompletionHonoured", testLateCompletionHonoured},
 		{"Renew", testRenew},
 		{"OrderedPerSubject", testOrdered},
+		{"Concurrency", testConcurrency},
+		{"Rate", testRate},
 		{"Waiting", testWaiting},
 		{"Replay", testReplay},
 		{"ReplayInFlight", testReplayInFlight},
@@ -88,6 +95,27 @@ func Run(t *testing.T, h Harness) {
 			f.s = open(clock.Now)
 			tc.fn(t, f)
 		})
+	}
+	if h.Replicas {
+		for _, tc := range []struct {
+			name string
+			fn   func(t *testing.T, f *fixture, other queue.Store)
+		}{
+			{"DedupConcurrent", testReplicasDedup},
+			{"LeaseFencing", testReplicasFencing},
+			{"LateCompletionHonoured", testReplicasLateCompletion},
+			{"OrderedPerSubject", testReplicasOrdered},
+			{"Limits", testReplicasLimits},
+			{"Replay", testReplicasReplay},
+		} {
+			t.Run("Replicas/"+tc.name, func(t *testing.T) {
+				clock := NewClock()
+				open := h.New(t)
+				f := &fixture{t: t, clock: clock, open: open, ctx: context.Background()}
+				f.s = open(clock.Now)
+				tc.fn(t, f, open(clock.Now))
+			})
+		}
 	}
 	if h.Fault != nil {
 		t.Run("OutcomeFaultKeepsLease", func(t *testing.T) {
@@ -903,20 +931,293 @@ func testOutcomeFault(t *testing.T, f *fixture, fault func(*testing.T, queue.Sto
 		heal()
 		t.Fatal("Health is nil while writes fail")
 	}
-	if again := f.lease("crm", 1, false); len(again) != 0 {
+	// A backend whose leases live in memory still leases and renews; one
+	// whose leases live in the failing storage cannot, and must then
+	// fail without handing the delivery out or calling the lease lost.
+	again, _ := f.s.Lease(f.ctx, queue.LeaseRequest{Sink: "crm", Limit: 1, For: time.Minute})
+	if len(again) != 0 {
 		heal()
 		t.Fatalf("leased again while its outcome waits to be written: %+v", again)
 	}
-	if err := f.s.Renew(f.ctx, &d[0], time.Minute); err != nil {
+	if err := f.s.Renew(f.ctx, &d[0], time.Minute); errors.Is(err, queue.ErrLeaseLost) {
 		heal()
 		t.Fatalf("Renew of the held lease: %v", err)
 	}
 	heal()
+	if err := f.s.Renew(f.ctx, &d[0], time.Minute); err != nil {
+		t.Fatalf("Renew of the held lease once the fault cleared: %v", err)
+	}
 	f.complete(&d[0], delivered)
 	if f.s.Health() != nil {
 		t.Fatalf("Health after the fault cleared = %v", f.s.Health())
 	}
 	if info := f.delivery(acc.Deliveries[0]); info.State != queue.StateDelivered || info.Attempts != 1 {
 		t.Fatalf("after the fault: %+v", info)
+	}
+}
+
+func (f *fixture) leaseWith(s queue.Store, r queue.LeaseRequest) []queue.Delivery {
+	f.t.Helper()
+	if r.For == 0 {
+		r.For = time.Minute
+	}
+	ds, err := s.Lease(f.ctx, r)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ds
+}
+
+// testConcurrency: a sink's concurrency bounds its leases at once,
+// whatever Limit asks; completed and expired leases free their place.
+func testConcurrency(t *testing.T, f *fixture) {
+	for range 5 {
+		f.accept("s", "crm")
+	}
+	f.accept("s", "other")
+	req := queue.LeaseRequest{Sink: "crm", Limit: 10, Concurrency: 2}
+	first := f.leaseWith(f.s, req)
+	if len(first) != 2 {
+		t.Fatalf("leased %d with concurrency 2", len(first))
+	}
+	if more := f.leaseWith(f.s, req); len(more) != 0 {
+		t.Fatalf("leased %d more while 2 are held", len(more))
+	}
+	if other := f.leaseWith(f.s, queue.LeaseRequest{Sink: "other", Limit: 10, Concurrency: 2}); len(other) != 1 {
+		t.Fatalf("another sink's lease = %d, want 1: limits are per sink", len(other))
+	}
+	f.complete(&first[0], delivered)
+	if more := f.leaseWith(f.s, req); len(more) != 1 {
+		t.Fatalf("after one completed: leased %d, want 1", len(more))
+	}
+	f.clock.Advance(time.Minute + time.Millisecond)
+	if more := f.leaseWith(f.s, req); len(more) != 2 {
+		t.Fatalf("after the leases expired: leased %d, want 2", len(more))
+	}
+}
+
+// testRate: a sink's rate spaces the starts of its attempts, with no
+// burst after a quiet spell.
+func testRate(t *testing.T, f *fixture) {
+	for range 4 {
+		f.accept("", "slack")
+	}
+	req := queue.LeaseRequest{Sink: "slack", Limit: 10, Every: time.Second}
+	if got := f.leaseWith(f.s, req); len(got) != 1 {
+		t.Fatalf("first paced lease = %d, want 1", len(got))
+	}
+	if got := f.leaseWith(f.s, req); len(got) != 0 {
+		t.Fatalf("leased %d at once after the first", len(got))
+	}
+	f.clock.Advance(999 * time.Millisecond)
+	if got := f.leaseWith(f.s, req); len(got) != 0 {
+		t.Fatalf("leased %d before the interval passed", len(got))
+	}
+	f.clock.Advance(time.Millisecond)
+	if got := f.leaseWith(f.s, req); len(got) != 1 {
+		t.Fatalf("leased %d once the interval passed, want 1", len(got))
+	}
+	f.clock.Advance(time.Minute)
+	if got := f.leaseWith(f.s, req); len(got) != 1 {
+		t.Fatalf("leased %d after a quiet minute, want 1 (no burst)", len(got))
+	}
+	if got := f.leaseWith(f.s, req); len(got) != 0 {
+		t.Fatalf("leased %d at once after the quiet minute's first", len(got))
+	}
+}
+
+// testReplicasDedup: the same sender event posted to two replicas at
+// once is stored once, and every answer carries its id.
+func testReplicasDedup(t *testing.T, f *fixture, other queue.Store) {
+	base := f.event("s")
+	const n = 16
+	var wg sync.WaitGroup
+	res := make([]queue.Accepted, n)
+	errs := make([]error, n)
+	for i := range n {
+		s := f.s
+		if i%2 == 1 {
+			s = other
+		}
+		wg.Go(func() {
+			ev := *base
+			ev.ID = fmt.Sprintf("%s-%02d", base.ID, i)
+			res[i], errs[i] = s.Accept(f.ctx, queue.Incoming{Event: &ev, Targets: targets("slack")})
+		})
+	}
+	wg.Wait()
+	stored := ""
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if !res[i].Duplicate {
+			if stored != "" {
+				t.Fatalf("stored twice: %s and %s", stored, res[i].EventID)
+			}
+			stored = res[i].EventID
+		}
+	}
+	for i := range n {
+		if res[i].EventID != stored {
+			t.Fatalf("answer %d carries %s, want the stored event's id %s", i, res[i].EventID, stored)
+		}
+	}
+	if evs, err := other.Events(f.ctx, queue.EventFilter{}); err != nil || len(evs) != 1 {
+		t.Fatalf("events = %d, %v; want 1", len(evs), err)
+	}
+}
+
+// testReplicasFencing: a replica whose lease expired and was taken over
+// by another cannot complete or renew it.
+func testReplicasFencing(t *testing.T, f *fixture, other queue.Store) {
+	acc := f.accept("s", "crm")
+	first := f.leaseWith(f.s, queue.LeaseRequest{Sink: "crm", Limit: 1})
+	if again := f.leaseWith(other, queue.LeaseRequest{Sink: "crm", Limit: 1}); len(again) != 0 {
+		t.Fatalf("another replica leased a held delivery: %+v", again)
+	}
+	f.clock.Advance(time.Minute + time.Millisecond)
+	second := f.leaseWith(other, queue.LeaseRequest{Sink: "crm", Limit: 1})
+	if len(first) != 1 || len(second) != 1 || first[0].ID != second[0].ID || first[0].Token == second[0].Token {
+		t.Fatalf("leases = %+v, %+v; want the same delivery under two tokens", first, second)
+	}
+	if err := f.s.Complete(f.ctx, &first[0], delivered); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Fatalf("Complete by the replica that lost the lease = %v, want ErrLeaseLost", err)
+	}
+	if err := f.s.Renew(f.ctx, &first[0], time.Minute); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Fatalf("Renew by the replica that lost the lease = %v, want ErrLeaseLost", err)
+	}
+	if err := other.Complete(f.ctx, &second[0], delivered); err != nil {
+		t.Fatal(err)
+	}
+	if info := f.delivery(acc.Deliveries[0]); info.State != queue.StateDelivered || info.Attempts != 1 {
+		t.Fatalf("after the second replica delivered: %+v", info)
+	}
+}
+
+// testReplicasLateCompletion: an expired lease no replica took over
+// still records its outcome, and no replica leases the delivery again.
+func testReplicasLateCompletion(t *testing.T, f *fixture, other queue.Store) {
+	acc := f.accept("s", "crm")
+	d := f.leaseWith(f.s, queue.LeaseRequest{Sink: "crm", Limit: 1})
+	f.clock.Advance(2 * time.Minute)
+	f.complete(&d[0], delivered)
+	if again := f.leaseWith(other, queue.LeaseRequest{Sink: "crm", Limit: 1}); len(again) != 0 {
+		t.Fatalf("another replica leased it after a late success: %+v", again)
+	}
+	if info := f.delivery(acc.Deliveries[0]); info.State != queue.StateDelivered {
+		t.Fatalf("late completion = %+v", info)
+	}
+}
+
+// testReplicasOrdered: an ordered sink has at most one delivery of a
+// subject in flight across replicas, and a backoff holds back only its
+// own subject.
+func testReplicasOrdered(t *testing.T, f *fixture, other queue.Store) {
+	ordered := queue.LeaseRequest{Sink: "slack", Limit: 10, Ordered: true}
+	a1 := f.accept("A", "slack").EventID
+	a2 := f.accept("A", "slack").EventID
+	b1 := f.accept("B", "slack").EventID
+	b2 := f.accept("B", "slack").EventID
+	first := f.leaseWith(f.s, ordered)
+	if got := eventIDs(first); !slices.Equal(got, []string{a1, b1}) {
+		t.Fatalf("first replica's lease = %v, want the heads [%s %s]", got, a1, b1)
+	}
+	if got := f.leaseWith(other, ordered); len(got) != 0 {
+		t.Fatalf("the other replica leased %v while both heads are in flight", eventIDs(got))
+	}
+	// A1 fails and waits a minute on one replica: B moves on on the
+	// other, A waits.
+	f.complete(&first[0], f.failed(time.Minute))
+	if got := eventIDs(f.leaseWith(other, ordered)); len(got) != 0 {
+		t.Fatalf("other replica's lease = %v with B1 in flight and A1 backing off", got)
+	}
+	f.complete(&first[1], delivered)
+	next := f.leaseWith(other, ordered)
+	if got := eventIDs(next); !slices.Equal(got, []string{b2}) {
+		t.Fatalf("other replica's lease after B1 delivered = %v, want [%s]", got, b2)
+	}
+	// A replay of B1 while B2 is in flight waits for B2's attempt: one
+	// delivery of B in flight at a time.
+	if n, err := other.Replay(f.ctx, queue.Filter{EventID: b1}); err != nil || n != 1 {
+		t.Fatalf("replay of B1 = %d, %v", n, err)
+	}
+	if got := eventIDs(f.leaseWith(f.s, ordered)); len(got) != 0 {
+		t.Fatalf("leased %v while B2 is in flight", got)
+	}
+	if err := other.Complete(f.ctx, &next[0], delivered); err != nil {
+		t.Fatal(err)
+	}
+	replayed := f.leaseWith(f.s, ordered)
+	if got := eventIDs(replayed); !slices.Equal(got, []string{b1}) {
+		t.Fatalf("lease after B2 = %v, want the replayed [%s]", got, b1)
+	}
+	f.complete(&replayed[0], delivered)
+	f.clock.Advance(time.Minute)
+	if got := eventIDs(f.leaseWith(other, ordered)); !slices.Equal(got, []string{a1}) {
+		t.Fatalf("lease when A1 is due again = %v, want [%s] before %s", got, a1, a2)
+	}
+}
+
+// testReplicasLimits: a sink's concurrency and rate count the leases of
+// every replica.
+func testReplicasLimits(t *testing.T, f *fixture, other queue.Store) {
+	for range 6 {
+		f.accept("", "crm")
+	}
+	conc := queue.LeaseRequest{Sink: "crm", Limit: 10, Concurrency: 3}
+	mine := f.leaseWith(f.s, queue.LeaseRequest{Sink: "crm", Limit: 2, Concurrency: 3})
+	theirs := f.leaseWith(other, conc)
+	if len(mine) != 2 || len(theirs) != 1 {
+		t.Fatalf("leased %d and %d with a concurrency of 3 between them", len(mine), len(theirs))
+	}
+	if more := f.leaseWith(f.s, conc); len(more) != 0 {
+		t.Fatalf("leased %d more with 3 in flight on two replicas", len(more))
+	}
+	if err := other.Complete(f.ctx, &theirs[0], delivered); err != nil {
+		t.Fatal(err)
+	}
+	if more := f.leaseWith(f.s, conc); len(more) != 1 {
+		t.Fatalf("after the other replica's attempt ended: leased %d, want 1", len(more))
+	}
+
+	for range 3 {
+		f.accept("", "slack")
+	}
+	paced := queue.LeaseRequest{Sink: "slack", Limit: 10, Every: time.Second}
+	if got := f.leaseWith(f.s, paced); len(got) != 1 {
+		t.Fatalf("first paced lease = %d", len(got))
+	}
+	if got := f.leaseWith(other, paced); len(got) != 0 {
+		t.Fatalf("the other replica started an attempt %d within the interval", len(got))
+	}
+	f.clock.Advance(time.Second)
+	if got := f.leaseWith(other, paced); len(got) != 1 {
+		t.Fatalf("the other replica's lease once the interval passed = %d, want 1", len(got))
+	}
+	if got := f.leaseWith(f.s, paced); len(got) != 0 {
+		t.Fatalf("leased %d within the other replica's interval", len(got))
+	}
+}
+
+// testReplicasReplay: a replay issued on one replica (or by the CLI) is
+// carried out by another.
+func testReplicasReplay(t *testing.T, f *fixture, other queue.Store) {
+	acc := f.accept("s", "crm")
+	d := f.leaseWith(f.s, queue.LeaseRequest{Sink: "crm", Limit: 1})
+	f.complete(&d[0], dead)
+	if n, err := f.s.Replay(f.ctx, queue.Filter{Sink: "crm", States: []string{queue.StateDead}}); err != nil || n != 1 {
+		t.Fatalf("replay = %d, %v", n, err)
+	}
+	got := f.leaseWith(other, queue.LeaseRequest{Sink: "crm", Limit: 1})
+	if len(got) != 1 || got[0].ID != acc.Deliveries[0] || got[0].Replays != 1 || got[0].Attempt != 1 {
+		t.Fatalf("the other replica's lease = %+v", got)
+	}
+	if err := other.Complete(f.ctx, &got[0], delivered); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := f.s.Attempts(f.ctx, acc.Deliveries[0])
+	if err != nil || len(hist) != 2 || hist[0].State != queue.StateDead || hist[1].State != queue.StateDelivered {
+		t.Fatalf("history = %+v, %v", hist, err)
 	}
 }

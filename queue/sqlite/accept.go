@@ -39,6 +39,20 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 	}
 	now := s.now().UnixMilli()
 	receivedMS := ev.ReceivedAt.UnixMilli()
+	// Cached before it is written: its deliveries can be leased from
+	// the moment the commit is visible, before the fsync answers this
+	// call, and the lease should find the event here. A new event's id
+	// is its own, so nothing else can read the entry before then.
+	cacheable := len(in.Targets) > 0
+	if cacheable {
+		cached := ev
+		if ev.Request != nil { // sinks never read it: keep it out of memory
+			c := *ev
+			c.Request = nil
+			cached = &c
+		}
+		s.events.put(cached, len(data)+eventOverhead)
+	}
 	var res queue.Accepted
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
 		res = queue.Accepted{}
@@ -88,17 +102,11 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 		}
 		return deltas, nil
 	})
+	if cacheable && (err != nil || res.Duplicate) {
+		s.events.remove(ev.ID)
+	}
 	if err != nil {
 		return queue.Accepted{}, err
-	}
-	if !res.Duplicate && len(in.Targets) > 0 {
-		cached := ev
-		if ev.Request != nil { // sinks never read it: keep it out of memory
-			c := *ev
-			c.Request = nil
-			cached = &c
-		}
-		s.events.put(cached, len(data)+eventOverhead)
 	}
 	return res, nil
 }

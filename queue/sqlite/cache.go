@@ -68,3 +68,15 @@ func (c *eventCache) get(id string) *event.Event {
 	cp := *e.ev
 	return &cp
 }
+
+// remove forgets the event with id (an event put before its write, which
+// then failed or was a duplicate); its place in the ring is skipped when
+// eviction reaches it.
+func (c *eventCache) remove(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byID[id]; ok {
+		c.size -= e.size
+		delete(c.byID, id)
+	}
+}

@@ -85,25 +85,18 @@ func TestFsyncFailureLatches(t *testing.T) {
 func TestWriteWaitsOnceTaken(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	gate := make(chan struct{})
-	var openGate sync.Once
-	release := func() { openGate.Do(func() { close(gate) }) }
-	var gated atomic.Bool
-	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, SyncHook: func() error {
-		if gated.Load() {
-			<-gate
-		}
-		return nil
-	}})
+	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, BusyTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	defer release() // before Close: a failing test must not hang the writer
 	ctx := context.Background()
 	s.Accept(ctx, queue.Incoming{Event: newEvent(c, "k"), Targets: targets("a")})
 	d, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
-	gated.Store(true)
+	// Another process holds the write lock: the writer takes the
+	// outcome into a batch and waits for the lock.
+	heal := holdWriteLock(t, s)
+	defer heal()
 	done := make(chan error, 1)
 	go func() {
 		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -112,19 +105,50 @@ func TestWriteWaitsOnceTaken(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		t.Fatalf("Complete returned %v while its commit waited for the disk", err)
+		t.Fatalf("Complete returned %v while its batch waited for the lock", err)
 	case <-time.After(300 * time.Millisecond):
 	}
 	c.Advance(2 * time.Minute) // the lease is long expired: it must still hold
 	if again, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute}); len(again) != 0 {
 		t.Fatalf("leased again while its outcome was being written: %+v", again)
 	}
-	release()
+	heal()
 	if err := <-done; err != nil {
 		t.Fatalf("Complete = %v", err)
 	}
 	if ds, _ := s.List(ctx, queue.Filter{ID: d[0].ID}); ds[0].State != queue.StateDelivered {
 		t.Fatalf("state = %s", ds[0].State)
+	}
+}
+
+// TestOutcomesDoNotWaitForTheDisk: an attempt's outcome is answered once
+// committed, without an fsync of its own (a lost outcome only sends the
+// delivery again); an accepted event still waits for one.
+func TestOutcomesDoNotWaitForTheDisk(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	var fsyncs atomic.Int64
+	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, SyncHook: func() error { fsyncs.Add(1); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for i := range 5 {
+		s.Accept(ctx, queue.Incoming{Event: newEvent(c, fmt.Sprint(i)), Targets: targets("a")})
+	}
+	if n := fsyncs.Load(); n < 1 {
+		t.Fatalf("%d fsyncs for 5 accepted events", n)
+	}
+	ds, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 5, For: time.Minute})
+	before := fsyncs.Load()
+	for i := range ds {
+		if err := s.Complete(ctx, &ds[i], queue.Outcome{State: queue.StateDelivered}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fsyncs.Load() - before; n != 0 {
+		t.Fatalf("%d fsyncs for 5 outcomes, want none", n)
 	}
 }
 

@@ -4,10 +4,8 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +21,8 @@ const headOfSubject = `(d.subject = '' OR NOT EXISTS (
 	WHERE p.sink = d.sink AND p.subject = d.subject AND p.state IN ('pending', 'failed') AND p.rowid < d.rowid))`
 
 // Leases live in memory: only one gateway delivers from a store (the
-// storage directory is locked), so a lease needs no write. Lease reads
+// storage directory is locked), so a lease needs no write, and a sink's
+// concurrency and rate (LeaseRequest) are counted in memory too. Lease reads
 // due deliveries on a reader connection and the writer only records
 // outcomes. A crash forgets every lease, and the deliveries it held are
 // due again at the next start. The price: an attempt cut short by a
@@ -41,6 +40,9 @@ type leases struct {
 	mu    sync.Mutex
 	token int64
 	held  map[string]map[string]*lease // sink → delivery id → lease
+	// nextStart is, per sink with a rate (LeaseRequest.Every), when its
+	// next attempt may start.
+	nextStart map[string]time.Time
 }
 
 type lease struct {
@@ -74,26 +76,6 @@ func (l *leases) active(sink string, now time.Time) []int64 {
 	return out
 }
 
-// notHeld is a condition leaving out the deliveries with the rowids
-// seqs. Rowids are the store's own integers, so they are written into
-// the SQL: the condition is checked on the index entry, before reading
-// the row.
-func notHeld(seqs []int64) string {
-	if len(seqs) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString(" AND d.rowid NOT IN (")
-	for i, s := range seqs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(s, 10))
-	}
-	b.WriteByte(')')
-	return b.String()
-}
-
 // holder returns d's lease if it still holds d's token. Call with mu
 // held.
 func (l *leases) holder(d *queue.Delivery) *lease {
@@ -124,7 +106,25 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 	s.leases.mu.Lock()
 	now := s.now()
 	held := s.leases.active(r.Sink, now)
-	rows, err := s.rdb.QueryContext(ctx, sqlDue(r.Ordered, notHeld(held)), r.Sink, now.UnixMilli(), r.Limit)
+	limit := r.Limit
+	if r.Every > 0 {
+		if now.Before(s.leases.nextStart[r.Sink]) {
+			s.leases.mu.Unlock()
+			return nil, nil
+		}
+		limit = min(limit, 1)
+	}
+	if r.Concurrency > 0 {
+		limit = min(limit, r.Concurrency-len(held))
+	}
+	if limit <= 0 {
+		s.leases.mu.Unlock()
+		return nil, nil
+	}
+	// The deliveries in flight are skipped here rather than left out in
+	// the SQL: one statement, prepared once, serves every lease.
+	skip := heldSet(held)
+	rows, err := s.stmtDue[r.Ordered].QueryContext(ctx, r.Sink, now.UnixMilli(), limit+len(held))
 	if err != nil {
 		s.leases.mu.Unlock()
 		return nil, fmt.Errorf("lease: %w", err)
@@ -144,6 +144,12 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 			rows.Close()
 			s.leases.mu.Unlock()
 			return nil, fmt.Errorf("lease: %w", err)
+		}
+		if _, ok := skip[seq]; ok {
+			continue
+		}
+		if len(out) == limit {
+			break
 		}
 		d.Sink = r.Sink
 		d.Attempt++
@@ -169,6 +175,9 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 		s.leases.token++
 		out[i].Token = s.leases.token
 		h[out[i].ID] = &lease{token: s.leases.token, until: until, seq: seqs[i]}
+	}
+	if r.Every > 0 && len(out) > 0 {
+		s.leases.nextStart[r.Sink] = now.Add(time.Duration(len(out)) * r.Every)
 	}
 	s.leases.mu.Unlock()
 
@@ -288,7 +297,8 @@ func (s *Store) Complete(ctx context.Context, d *queue.Delivery, o queue.Outcome
 	le.writing = true
 	s.leases.mu.Unlock()
 
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
+	// Lazy: a lost outcome only sends the delivery once more.
+	err := s.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error) {
 		r, err := s.exec(ctx, tx, q, args...)
 		if err != nil {
 			return nil, err
@@ -328,27 +338,54 @@ func (s *Store) Complete(ctx context.Context, d *queue.Delivery, o queue.Outcome
 func (s *Store) NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error) {
 	s.leases.mu.Lock()
 	defer s.leases.mu.Unlock()
-	q := `SELECT d.next_at FROM deliveries d WHERE d.sink = ? AND d.state IN ('pending', 'failed')` +
-		notHeld(s.leases.active(sink, s.now()))
-	if ordered {
-		q += " AND " + headOfSubject
-	}
-	q += ` ORDER BY d.next_at LIMIT 1`
-	var next int64
-	err := s.rdb.QueryRowContext(ctx, q, sink).Scan(&next)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, false, nil
-	}
+	held := s.leases.active(sink, s.now())
+	skip := heldSet(held)
+	rows, err := s.stmtNext[ordered].QueryContext(ctx, sink, 1+len(held))
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next due: %w", err)
 	}
-	return time.UnixMilli(next), true, nil
+	defer rows.Close()
+	for rows.Next() {
+		var seq, next int64
+		if err := rows.Scan(&seq, &next); err != nil {
+			return time.Time{}, false, fmt.Errorf("next due: %w", err)
+		}
+		if _, ok := skip[seq]; !ok {
+			return time.UnixMilli(next), true, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return time.Time{}, false, fmt.Errorf("next due: %w", err)
+	}
+	return time.Time{}, false, nil
+}
+
+// heldSet makes a set of rowids, nil when there are none.
+func heldSet(seqs []int64) map[int64]struct{} {
+	if len(seqs) == 0 {
+		return nil
+	}
+	m := make(map[int64]struct{}, len(seqs))
+	for _, s := range seqs {
+		m[s] = struct{}{}
+	}
+	return m
+}
+
+// sqlNext selects the waiting deliveries of a sink in due order, for
+// NextDue; ordered, only the head of each subject.
+func sqlNext(ordered bool) string {
+	where := `d.sink = ? AND d.state IN ('pending', 'failed')`
+	if ordered {
+		where += " AND " + headOfSubject
+	}
+	return `SELECT d.rowid, d.next_at FROM deliveries d WHERE ` + where + ` ORDER BY d.next_at LIMIT ?`
 }
 
 // sqlDue selects due deliveries of a sink, in the order to attempt
 // them; ordered, only the head of each subject.
-func sqlDue(ordered bool, notHeld string) string {
-	where := `d.sink = ? AND d.state IN ('pending', 'failed') AND d.next_at <= ?` + notHeld
+func sqlDue(ordered bool) string {
+	where := `d.sink = ? AND d.state IN ('pending', 'failed') AND d.next_at <= ?`
 	if ordered {
 		where += " AND " + headOfSubject
 	}

@@ -85,8 +85,10 @@ type Store struct {
 	}
 
 	// stmts are the hot writes, prepared once on the writer's
-	// connection (parsing SQL costs as much as running it).
-	stmts map[string]*sql.Stmt
+	// connection (parsing SQL costs as much as running it); stmtDue and
+	// stmtNext the leases' reads, unordered and ordered.
+	stmts             map[string]*sql.Stmt
+	stmtDue, stmtNext map[bool]*sql.Stmt
 
 	leases leases
 	events *eventCache
@@ -97,6 +99,8 @@ type Store struct {
 	wal   *os.File // the WAL, for the syncer's fsync
 	// syncHook is Options.SyncHook.
 	syncHook func() error
+	// sync is whether answers wait for the WAL's fsync (synchronous=full).
+	sync bool
 
 	ops       chan *op
 	closing   chan struct{} // closed by Close
@@ -140,11 +144,14 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// from the handlers whose requests make its batches, and commit
 	// smaller ones (BenchmarkAccept -cpu 1: 25% slower), so there SQLite
 	// fsyncs inside the commit. A sync hook (tests) needs the syncer.
-	syncWAL := sync == "FULL" && (runtime.GOMAXPROCS(0) > 1 || opts.SyncHook != nil)
-	o := sqlitedb.Options{Synchronous: sync, BusyTimeout: opts.BusyTimeout, ForeignKeys: true}
-	if syncWAL {
-		o.Synchronous = "NORMAL"
-	}
+	//
+	// Either way SQLite commits at NORMAL and the store fsyncs the WAL
+	// itself, so that writes which need not be on disk when answered
+	// (outcomes of attempts) skip the fsync: the next one takes them
+	// along.
+	full := sync == "FULL"
+	syncWAL := full && (runtime.GOMAXPROCS(0) > 1 || opts.SyncHook != nil)
+	o := sqlitedb.Options{Synchronous: "NORMAL", BusyTimeout: opts.BusyTimeout, ForeignKeys: true}
 	db, err := sqlitedb.Open(ctx, path, o)
 	if err != nil {
 		return nil, fmt.Errorf("open queue db %s: %w", path, err)
@@ -201,9 +208,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		now:       opts.Now,
 		backlog:   map[string]int64{},
 		ops:       make(chan *op, 1024),
-		leases:    leases{held: map[string]map[string]*lease{}},
+		leases:    leases{held: map[string]map[string]*lease{}, nextStart: map[string]time.Time{}},
 		events:    newEventCache(eventCacheBytes),
 		syncHook:  opts.SyncHook,
+		sync:      full,
 		idleAfter: cmp.Or(opts.idleTruncate, idleTruncate),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
@@ -285,6 +293,11 @@ func (s *Store) Close() error {
 		for _, st := range s.stmts {
 			st.Close()
 		}
+		for _, m := range []map[bool]*sql.Stmt{s.stmtDue, s.stmtNext} {
+			for _, st := range m {
+				st.Close()
+			}
+		}
 		err = errors.Join(s.db.Close(), s.rdb.Close(), s.cdb.Close())
 		if s.wal != nil {
 			s.wal.Close()
@@ -354,6 +367,19 @@ func (s *Store) prepare(ctx context.Context) error {
 			return err
 		}
 		s.stmts[q] = st
+	}
+	s.stmtDue, s.stmtNext = map[bool]*sql.Stmt{}, map[bool]*sql.Stmt{}
+	for _, ordered := range []bool{false, true} {
+		due, err := s.rdb.PrepareContext(ctx, sqlDue(ordered))
+		if err != nil {
+			return err
+		}
+		next, err := s.rdb.PrepareContext(ctx, sqlNext(ordered))
+		if err != nil {
+			due.Close()
+			return err
+		}
+		s.stmtDue[ordered], s.stmtNext[ordered] = due, next
 	}
 	return nil
 }
@@ -457,6 +483,10 @@ type op struct {
 	ctx  context.Context
 	fn   func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error)
 	done chan error
+	// lazy writes need not be on disk when answered (outcomes of
+	// attempts: one lost to a power cut only makes its delivery go
+	// again); the next fsync takes them along.
+	lazy bool
 	// state is opQueued until the writer takes the op into a batch
 	// (opTaken) or its caller gives up waiting first (opAbandoned).
 	state atomic.Int32
@@ -478,10 +508,22 @@ const maxBatch = 256
 // error returned; once taken, write waits for its outcome, so that an
 // error always means "not written".
 func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error)) error {
+	return s.submit(ctx, fn, false)
+}
+
+// writeLazy is write for a write that may be answered before it is on
+// disk: it is committed, and the next fsync takes it along. Outcomes of
+// attempts are written so: they are half the queue's writes, and one lost
+// in a power cut only sends its delivery once more (at least once).
+func (s *Store) writeLazy(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error)) error {
+	return s.submit(ctx, fn, true)
+}
+
+func (s *Store) submit(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) ([]sinkDelta, error), lazy bool) error {
 	if p := s.failed.Load(); p != nil {
 		return *p
 	}
-	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1), lazy: lazy}
 	select {
 	case <-s.closing:
 		return queue.ErrClosed
@@ -610,15 +652,36 @@ func (s *Store) tryBatch(batch []*op) bool {
 	}
 	s.commits.Add(1)
 	s.committed.Add(int64(len(batch)))
-	if s.syncs != nil {
-		s.syncs <- slices.Clone(batch) // the writer reuses batch
-		return true
+	if s.needSync(batch) {
+		if s.syncs != nil {
+			s.syncs <- slices.Clone(batch) // the writer reuses batch
+			return true
+		}
+		// One CPU: a second goroutine would only take the writer's, so
+		// the writer fsyncs here, as SQLite would inside the commit.
+		if err := s.syncOnce(); err != nil {
+			return fail(err)
+		}
 	}
 	s.noteFault(nil)
 	for _, o := range batch {
 		o.done <- nil
 	}
 	return true
+}
+
+// needSync reports whether any write of batch must be on disk before it
+// is answered.
+func (s *Store) needSync(batch []*op) bool {
+	if !s.sync {
+		return false
+	}
+	for _, o := range batch {
+		if !o.lazy {
+			return true
+		}
+	}
+	return false
 }
 
 // storageFault reports whether err is the storage's, not the write's:
@@ -713,17 +776,23 @@ func (s *Store) syncer() {
 				break more
 			}
 		}
-		err := s.syncWAL()
-		if err != nil {
-			s.latch(err)
-			err = *s.failed.Load()
-		}
+		err := s.syncOnce()
 		s.noteFault(err)
 		for _, o := range group {
 			o.done <- err
 		}
-		s.fsyncs.Add(1)
 	}
+}
+
+// syncOnce fsyncs the WAL, latching the store when that fails.
+func (s *Store) syncOnce() error {
+	err := s.syncWAL()
+	s.fsyncs.Add(1)
+	if err != nil {
+		s.latch(err)
+		return *s.failed.Load()
+	}
+	return nil
 }
 
 func (s *Store) syncWAL() error {
