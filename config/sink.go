@@ -430,6 +430,9 @@ func (s *Sink) validate(c *Config, p string) {
 		if strings.TrimSpace(s.SQLite.Path) == "" {
 			c.add(c.Problem(p+".path", "missing path of the SQLite archive file, for example ./data/archive.db"))
 		}
+		if c.Storage.Backend == BackendPostgres {
+			c.add(c.Warning(p+".type", "with storage.backend postgres, each replica writes its own SQLite archive, each with the events it delivered: for one archive, use type: postgres (docs/sinks/postgres.md)"))
+		}
 		c.validateArchive(p, s.SQLite.Retention, s.SQLite.Columns)
 	case s.Postgres != nil:
 		switch {
