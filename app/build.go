@@ -16,8 +16,11 @@ import (
 	"github.com/switchyard/switchyard/receiver"
 	"github.com/switchyard/switchyard/rules"
 	"github.com/switchyard/switchyard/sinks"
+	"github.com/switchyard/switchyard/sinks/archive"
 	"github.com/switchyard/switchyard/sinks/file"
+	pgarchive "github.com/switchyard/switchyard/sinks/postgres"
 	"github.com/switchyard/switchyard/sinks/slack"
+	"github.com/switchyard/switchyard/sinks/slack/pgstate"
 	"github.com/switchyard/switchyard/sinks/sqlite"
 	"github.com/switchyard/switchyard/sinks/webhook"
 )
@@ -142,24 +145,9 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 			}
 			sink = s
 		case sc.SQLite != nil:
-			cols := map[string]*lang.Expression{}
-			bad := false
-			for name, src := range sc.SQLite.Columns {
-				cpath := path + ".columns." + name
-				if err := sqlite.CheckColumnName(name); err != nil {
-					problems = append(problems, cfg.Problem(cpath, "%v", err))
-					bad = true
-					continue
-				}
-				e, err := lang.CompileExpression(src)
-				if err != nil {
-					problems = append(problems, templateProblem(cfg, cpath, err))
-					bad = true
-					continue
-				}
-				cols[name] = e
-			}
-			if bad {
+			cols, probs := archiveColumns(cfg, path, sc.SQLite.Columns)
+			if len(probs) > 0 {
+				problems = append(problems, probs...)
 				continue
 			}
 			sink = sqlite.New(sqlite.Options{
@@ -169,6 +157,26 @@ func build(cfg *config.Config, log *slog.Logger, preview bool) (*Plan, error) {
 				Providers: providers(cfg),
 				Logger:    log.With("sink", sc.Name),
 			})
+		case sc.Postgres != nil:
+			cols, probs := archiveColumns(cfg, path, sc.Postgres.Columns)
+			if len(probs) > 0 {
+				problems = append(problems, probs...)
+				continue
+			}
+			// Checks the DSN without connecting: check and test never
+			// reach the database; serve does, at Open, and fails there.
+			s, err := pgarchive.New(pgarchive.Options{
+				DSN:       sc.Postgres.DSN.Reveal(),
+				Columns:   cols,
+				Retention: sc.Postgres.Retention.D(),
+				Providers: providers(cfg),
+				Logger:    log.With("sink", sc.Name),
+			})
+			if err != nil {
+				problems = append(problems, cfg.Problem(path+".dsn", "%v", err))
+				continue
+			}
+			sink = s
 		case sc.HTTP != nil:
 			url := sc.HTTP.URL
 			if held {
@@ -350,7 +358,7 @@ func buildHTTP(cfg *config.Config, path string, sc config.Sink, ua, url string) 
 }
 
 // buildSlack compiles a slack sink's templates and constructs it. Its
-// threads or groups live in storage.dir/slack.db. A held sink (for a
+// threads, groups and channels' pace live where slackState says. A held sink (for a
 // preview) gets a stand-in destination: a bot token when a channel is
 // set, else heldURL.
 func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logger, held bool) (sinks.Sink, []config.Problem) {
@@ -407,17 +415,17 @@ func buildSlack(cfg *config.Config, path string, sc config.Sink, log *slog.Logge
 			problems = append(problems, cfg.Problem(fmt.Sprintf("%s.reply_broadcast[%d]", path, i), "%v", err))
 		}
 	}
-	db := filepath.Join(cfg.Storage.Dir, "slack.db")
 	if g := c.Group; g != nil {
 		// A grouped sink does not thread (config rejects thread: subject).
 		by, err := lang.CompileExpression(g.By)
 		if err != nil {
 			problems = append(problems, templateProblem(cfg, path+".group.by", err))
 		}
-		opts.Group = &slack.Group{By: by, Wait: g.Wait.D(), DB: db}
+		opts.Group = &slack.Group{By: by, Wait: g.Wait.D()}
 	} else if opts.Token != "" && c.Thread != "off" {
-		opts.ThreadDB = db
+		opts.Threads = true
 	}
+	opts.State = slackState(cfg, sc, opts)
 	if len(problems) > 0 {
 		return nil, problems
 	}
@@ -438,6 +446,26 @@ func apiURL(u string) string {
 }
 
 // providers names each source's provider, by source name.
+// archiveColumns compiles an archive sink's configured columns.
+func archiveColumns(cfg *config.Config, path string, src map[string]string) (map[string]*lang.Expression, []config.Problem) {
+	cols := map[string]*lang.Expression{}
+	var problems []config.Problem
+	for name, text := range src {
+		cpath := path + ".columns." + name
+		if err := archive.CheckColumnName(name); err != nil {
+			problems = append(problems, cfg.Problem(cpath, "%v", err))
+			continue
+		}
+		e, err := lang.CompileExpression(text)
+		if err != nil {
+			problems = append(problems, templateProblem(cfg, cpath, err))
+			continue
+		}
+		cols[name] = e
+	}
+	return cols, problems
+}
+
 func providers(cfg *config.Config) map[string]string {
 	out := make(map[string]string, len(cfg.Sources))
 	for _, sc := range cfg.Sources {
@@ -456,6 +484,25 @@ func platforms(cfg *config.Config) map[string]slack.Platform {
 		out[sc.Name] = slack.Platform{Provider: provider, Name: name, Subject: subject}
 	}
 	return out
+}
+
+// slackState is where a Slack sink keeps its threads, groups and
+// channels' pace. With storage.backend postgres, in the queue's database,
+// shared by every replica: one thread per session, one message per
+// group, and each channel's pace (a 429's pause included) for the whole
+// cluster. With sqlite (one gateway per storage.dir), threads and groups
+// in storage.dir/slack.db, the pace in memory.
+func slackState(cfg *config.Config, sc config.Sink, opts slack.Options) slack.OpenState {
+	if cfg.Storage.Backend == config.BackendPostgres {
+		return pgstate.Open(cfg.Storage.DSN.Reveal(), pgstate.Options{
+			MaxConns: int32(max(sc.Concurrency, 1) + 2),
+			Logger:   opts.Logger,
+		})
+	}
+	if opts.Threads || opts.Group != nil {
+		return slack.SQLiteState(filepath.Join(cfg.Storage.Dir, "slack.db"))
+	}
+	return nil // in memory: nothing to remember
 }
 
 func ruleProblems(cfg *config.Config, err error) []config.Problem {

@@ -91,6 +91,10 @@ func DataFieldWarnings(cfg *config.Config) []config.Problem {
 			for _, name := range slices.Sorted(maps.Keys(s.SQLite.Columns)) {
 				expr("columns."+name, s.SQLite.Columns[name])
 			}
+		case s.Postgres != nil:
+			for _, name := range slices.Sorted(maps.Keys(s.Postgres.Columns)) {
+				expr("columns."+name, s.Postgres.Columns[name])
+			}
 		case s.HTTP != nil:
 			tmpl("url", s.HTTP.URL)
 			for _, name := range slices.Sorted(maps.Keys(s.HTTP.Headers)) {

@@ -139,3 +139,29 @@ func TestExampleConfigHasNoDataFieldWarnings(t *testing.T) {
 		t.Fatalf("warnings: %v", w)
 	}
 }
+
+// TestDataFieldWarningsPostgres: a postgres archive's columns are
+// checked as a sqlite archive's.
+func TestDataFieldWarningsPostgres(t *testing.T) {
+	t.Parallel()
+	y := `sources: [{name: darwin, provider: darwin, secret: x}]
+sinks:
+  - name: a
+    type: postgres
+    dsn: postgres://u@db.invalid/archive
+    columns: {score: data.smartFeilds.leadScore}
+routes: [{name: r, match: ["session.*"], to: [a]}]
+`
+	cfg, err := config.Parse("c.yaml", []byte(y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range DataFieldWarnings(cfg) {
+		got = append(got, w.String())
+	}
+	want := `c.yaml:6:27: warning: sinks[0].columns.score: data.smartFeilds: Darwin sends no such field with the events routed to this sink (a missing field is nil); did you mean data.smartFields?`
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}

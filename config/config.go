@@ -385,7 +385,7 @@ func (c *Config) applyDefaults() {
 			switch s.Type {
 			case "slack":
 				s.Concurrency = 1 // keep a channel's messages in order
-			case "sqlite":
+			case "sqlite", "postgres":
 				s.Concurrency = DefaultSQLiteConcurrency
 			}
 		}

@@ -51,7 +51,13 @@ func configKeys() []refKey {
 	}
 	walk(reflect.TypeFor[Config](), "", "")
 	// The keys of each sink type, decoded beside the common ones.
-	for typ, v := range map[string]any{"slack": SlackSink{}, "sqlite": SQLiteSink{}, "http": HTTPSink{}, "file": FileSink{}, "stdout": StdoutSink{}} {
+	types := map[string]any{"slack": SlackSink{}, "sqlite": SQLiteSink{}, "postgres": PostgresSink{}, "http": HTTPSink{}, "file": FileSink{}, "stdout": StdoutSink{}}
+	for _, typ := range SinkTypes {
+		if types[typ] == nil {
+			panic("configKeys: sink type " + typ + " has no settings type here")
+		}
+	}
+	for typ, v := range types {
 		walk(reflect.TypeOf(v), "sinks[].", typ)
 	}
 	return out

@@ -16,7 +16,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Sink is a destination for events. Type selects which of Slack, SQLite
+// Sink is a destination for events. Type selects which of Slack, SQLite,
+// PostgreSQL
 // and HTTP holds its settings; keys of other types are errors.
 type Sink struct {
 	Name string `yaml:"name"`
@@ -36,9 +37,11 @@ type Sink struct {
 
 	Slack  *SlackSink  `yaml:"-"`
 	SQLite *SQLiteSink `yaml:"-"`
-	HTTP   *HTTPSink   `yaml:"-"`
-	File   *FileSink   `yaml:"-"`
-	Stdout *StdoutSink `yaml:"-"`
+	// Postgres is the archive of SQLite in a PostgreSQL database.
+	Postgres *PostgresSink `yaml:"-"`
+	HTTP     *HTTPSink     `yaml:"-"`
+	File     *FileSink     `yaml:"-"`
+	Stdout   *StdoutSink   `yaml:"-"`
 }
 
 // SlackSink posts to Slack: through an incoming webhook (WebhookURL), or
@@ -228,6 +231,20 @@ type SQLiteSink struct {
 	Retention Duration `yaml:"retention"`
 }
 
+// PostgresSink archives what SQLiteSink does, in the same tables, in a
+// PostgreSQL database: one archive for any number of gateway replicas.
+type PostgresSink struct {
+	// DSN is the database's connection string, a secret (dsn_file):
+	// postgres://user:pass@host:5432/archive?sslmode=verify-full.
+	DSN Secret `yaml:"dsn"`
+	// Columns adds a column to the sessions table per entry, as
+	// SQLiteSink's; its type is the first value's.
+	Columns map[string]string `yaml:"columns"`
+	// Retention prunes events older than this, and sessions whose newest
+	// event is; 0 keeps everything.
+	Retention Duration `yaml:"retention"`
+}
+
 // HTTPSink sends each event to a URL: the normalized event as JSON, or
 // a request shaped by templates and expressions, optionally signed and
 // as CloudEvents.
@@ -311,7 +328,7 @@ type FileSink struct {
 type StdoutSink struct{}
 
 // SinkTypes lists the valid values of a sink's type.
-var SinkTypes = []string{"file", "http", "slack", "sqlite", "stdout"}
+var SinkTypes = []string{"file", "http", "postgres", "slack", "sqlite", "stdout"}
 
 // Held reports whether the sink lacks its destination (a Slack sink with
 // neither webhook_url nor token, or an empty HTTP url, typically an unset
@@ -346,6 +363,9 @@ func (s *Sink) decodeNode(d *decoder, n *yaml.Node, path string) {
 	case "sqlite":
 		s.SQLite = &SQLiteSink{}
 		specific = reflect.ValueOf(s.SQLite).Elem()
+	case "postgres":
+		s.Postgres = &PostgresSink{}
+		specific = reflect.ValueOf(s.Postgres).Elem()
 	case "http":
 		s.HTTP = &HTTPSink{}
 		specific = reflect.ValueOf(s.HTTP).Elem()
@@ -410,27 +430,44 @@ func (s *Sink) validate(c *Config, p string) {
 		if strings.TrimSpace(s.SQLite.Path) == "" {
 			c.add(c.Problem(p+".path", "missing path of the SQLite archive file, for example ./data/archive.db"))
 		}
-		if r := s.SQLite.Retention.D(); r != 0 && r < time.Hour {
-			c.add(c.Problem(p+".retention", "must be 0 (keep everything) or at least 1h, for example 180d"))
+		if c.Storage.Backend == BackendPostgres {
+			c.add(c.Warning(p+".type", "with storage.backend postgres, each replica writes its own SQLite archive, each with the events it delivered: for one archive, use type: postgres (docs/sinks/postgres.md)"))
 		}
-		names := make([]string, 0, len(s.SQLite.Columns))
-		for name := range s.SQLite.Columns {
-			names = append(names, name)
+		c.validateArchive(p, s.SQLite.Retention, s.SQLite.Columns)
+	case s.Postgres != nil:
+		switch {
+		case s.Postgres.DSN != "":
+		case c.given(p + ".dsn"):
+			c.add(c.Problem(p+".dsn", "is empty (an unset ${VAR:-}?): set the archive database's connection string"))
+		default:
+			c.add(c.Problem(p+".dsn", "missing dsn (or dsn_file): the archive database's connection string, for example ${ARCHIVE_DSN} holding postgres://user:pass@host:5432/archive?sslmode=verify-full"))
 		}
-		slices.Sort(names)
-		for _, name := range names {
-			if !columnRE.MatchString(name) {
-				c.add(c.Problem(p+".columns."+name, "invalid column name %q: use lower-case letters, digits and _, starting with a letter (at most 63)", name))
-			}
-			if strings.TrimSpace(s.SQLite.Columns[name]) == "" {
-				c.add(c.Problem(p+".columns."+name, "missing expression, for example data.smartFields.leadScore"))
-			}
-		}
+		c.validateArchive(p, s.Postgres.Retention, s.Postgres.Columns)
 	case s.HTTP != nil:
 		s.HTTP.validate(c, p, s.Name)
 	case s.File != nil:
 		if strings.TrimSpace(s.File.Path) == "" {
 			c.add(c.Problem(p+".path", "missing path of the file lines are appended to, for example ./data/deliveries.jsonl"))
+		}
+	}
+}
+
+// validateArchive checks the settings the archive sinks share.
+func (c *Config) validateArchive(p string, retention Duration, columns map[string]string) {
+	if r := retention.D(); r != 0 && r < time.Hour {
+		c.add(c.Problem(p+".retention", "must be 0 (keep everything) or at least 1h, for example 180d"))
+	}
+	names := make([]string, 0, len(columns))
+	for name := range columns {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !columnRE.MatchString(name) {
+			c.add(c.Problem(p+".columns."+name, "invalid column name %q: use lower-case letters, digits and _, starting with a letter (at most 63)", name))
+		}
+		if strings.TrimSpace(columns[name]) == "" {
+			c.add(c.Problem(p+".columns."+name, "missing expression, for example data.smartFields.leadScore"))
 		}
 	}
 }

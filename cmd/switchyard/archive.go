@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/switchyard/switchyard/config"
+	sinkarchive "github.com/switchyard/switchyard/sinks/archive"
+	"github.com/switchyard/switchyard/sinks/postgres"
 	"github.com/switchyard/switchyard/sinks/sqlite"
 )
 
@@ -18,54 +20,59 @@ const archiveUsage = `Usage:
   switchyard archive export [--config FILE] [--sink NAME | --db PATH] --format csv|jsonl
                             [--table sessions|events] [--since DUR] [--where EXPR]
 
-Both open the archive read-only and work while the gateway runs.
+Both open the archive read-only and work while the gateway runs. The
+archive is a sink of type sqlite or postgres in the configuration (the
+only one, or --sink NAME), or a SQLite file (--db).
 `
 
-// archiveFlags locate the archive: a sqlite sink of the configuration
-// (the only one, or --sink), or --db.
+// archiveFlags locate the archive: a sqlite or postgres sink of the
+// configuration (the only one, or --sink), or a SQLite file (--db).
 type archiveFlags struct {
 	config, sink, db *string
 }
 
 func addArchiveFlags(fs *flag.FlagSet) archiveFlags {
 	return archiveFlags{
-		config: fs.String("config", "config.yaml", "configuration `file` whose sqlite sink to read"),
-		sink:   fs.String("sink", "", "the sqlite sink's `name`, when the configuration has several"),
-		db:     fs.String("db", "", "archive file `path` (instead of --config)"),
+		config: fs.String("config", "config.yaml", "configuration `file` whose archive sink (sqlite or postgres) to read"),
+		sink:   fs.String("sink", "", "the archive sink's `name`, when the configuration has several"),
+		db:     fs.String("db", "", "SQLite archive file `path` (instead of --config)"),
 	}
 }
 
-func (f archiveFlags) open(ctx context.Context) (*sqlite.Reader, error) {
-	path := *f.db
-	if path == "" {
-		cfg, err := config.Load(*f.config)
-		if err != nil {
-			var cerr *config.Error
-			if errors.As(err, &cerr) {
-				return nil, fmt.Errorf("%w\n(run switchyard check --config %s, or name the archive with --db)", err, *f.config)
-			}
-			return nil, err
+func (f archiveFlags) open(ctx context.Context) (sinkarchive.Reader, error) {
+	if *f.db != "" {
+		return sqlite.OpenReader(ctx, *f.db)
+	}
+	cfg, err := config.Load(*f.config)
+	if err != nil {
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			return nil, fmt.Errorf("%w\n(run switchyard check --config %s, or name a SQLite archive with --db)", err, *f.config)
 		}
-		var names []string
-		for _, s := range cfg.Sinks {
-			if s.SQLite == nil {
-				continue
-			}
-			names = append(names, s.Name)
-			if s.Name == *f.sink || (*f.sink == "" && path == "") {
-				path = s.SQLite.Path
-			}
+		return nil, err
+	}
+	var names []string
+	var chosen *config.Sink
+	for i, s := range cfg.Sinks {
+		if s.SQLite == nil && s.Postgres == nil {
+			continue
 		}
-		switch {
-		case len(names) == 0:
-			return nil, &exitError{code: 2, msg: fmt.Sprintf("%s has no sink of type sqlite (name the archive with --db)", *f.config)}
-		case *f.sink == "" && len(names) > 1:
-			return nil, &exitError{code: 2, msg: fmt.Sprintf("%s has several sqlite sinks: choose one with --sink (%s)", *f.config, strings.Join(names, ", "))}
-		case path == "":
-			return nil, &exitError{code: 2, msg: fmt.Sprintf("no sqlite sink %q in %s (sqlite sinks: %s)", *f.sink, *f.config, strings.Join(names, ", "))}
+		names = append(names, s.Name)
+		if s.Name == *f.sink || (*f.sink == "" && chosen == nil) {
+			chosen = &cfg.Sinks[i]
 		}
 	}
-	return sqlite.OpenReader(ctx, path)
+	switch {
+	case len(names) == 0:
+		return nil, &exitError{code: 2, msg: fmt.Sprintf("%s has no archive sink (type sqlite or postgres; or name a SQLite archive with --db)", *f.config)}
+	case *f.sink == "" && len(names) > 1:
+		return nil, &exitError{code: 2, msg: fmt.Sprintf("%s has several archive sinks: choose one with --sink (%s)", *f.config, strings.Join(names, ", "))}
+	case chosen == nil || (*f.sink != "" && chosen.Name != *f.sink):
+		return nil, &exitError{code: 2, msg: fmt.Sprintf("no archive sink %q in %s (archive sinks: %s)", *f.sink, *f.config, strings.Join(names, ", "))}
+	case chosen.Postgres != nil:
+		return postgres.OpenReader(ctx, chosen.Postgres.DSN.Reveal())
+	}
+	return sqlite.OpenReader(ctx, chosen.SQLite.Path)
 }
 
 // parseInterspersed parses flags before and after positional arguments
@@ -105,9 +112,9 @@ func archive(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func archiveSearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flags("archive search", `archive search [flags] QUERY
 
-QUERY is SQLite full-text syntax over session titles and summaries:
-words (case and accents do not matter), "a phrase", prefix*, OR, NOT,
-parentheses, title:word or summary:word. Example: "reembolso OR refund"`, stderr)
+QUERY searches session titles and summaries: words (case, accents and
+punctuation do not matter), "a phrase", prefix*, OR, NOT, parentheses,
+title:word or summary:word. Example: "reembolso OR refund"`, stderr)
 	af := addArchiveFlags(fs)
 	limit := fs.Int("limit", 20, "show at most `n` sessions, newest first")
 	pos, err := parseInterspersed(fs, args)
@@ -181,13 +188,13 @@ A row where it fails (a NULL compared with a number) is left out.`, stderr)
 		return err
 	}
 	defer r.Close()
-	o := sqlite.ExportOptions{Format: *format, Table: *table, Since: from}
+	o := sinkarchive.ExportOptions{Format: *format, Table: *table, Since: from}
 	if *where != "" {
 		cols, err := r.Columns(ctx, *table)
 		if err != nil {
 			return err
 		}
-		w, err := sqlite.CompileWhere(*where, cols)
+		w, err := sinkarchive.CompileWhere(*where, cols)
 		if err != nil {
 			return &exitError{code: 2, msg: fmt.Sprintf("%v\n(columns of %s: %s)", err, *table, strings.Join(cols, ", "))}
 		}

@@ -138,7 +138,7 @@ func TestArchiveExport(t *testing.T) {
 		{[]string{"--format", "xml"}, "csv or jsonl"},
 		{[]string{"--format", "csv", "--table", "deliveries"}, "sessions or events"},
 		{[]string{"--format", "csv", "--where", "lead_scor > 1"}, "--where 1:1: unknown name lead_scor"},
-		{[]string{"--format", "csv", "--sink", "nope"}, `no sqlite sink "nope"`},
+		{[]string{"--format", "csv", "--sink", "nope"}, `no archive sink "nope"`},
 	} {
 		_, _, err := runCmd(t, append([]string{"archive", "export", "--config", cfg}, tc.args...)...)
 		if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.msg) {

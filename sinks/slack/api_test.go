@@ -102,7 +102,7 @@ func TestBotFailures(t *testing.T) {
 			defer srv.Close()
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			s := botSink(t, srv, Options{Logger: log, ThreadDB: t.TempDir() + "/slack.db"})
+			s := botSink(t, srv, Options{Logger: log, Threads: true, State: SQLiteState(t.TempDir() + "/slack.db")})
 			if tc.closed {
 				srv.Close()
 			}

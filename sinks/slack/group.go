@@ -2,8 +2,6 @@ package slack
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,9 +29,6 @@ type Group struct {
 	// join it. Times are the events' receive times, so retries and a
 	// backlog fold as the events arrived.
 	Wait time.Duration
-	// DB is the SQLite file remembering each group's message (slack.db),
-	// so that groups survive restarts.
-	DB string
 }
 
 // Limits of a group's message: a header, then a section per event, and
@@ -42,20 +37,10 @@ const (
 	maxGroupLines  = maxBlocks - 1 // all events, when they fit
 	shownGroupMore = maxBlocks - 2 // the events shown before "…and N more"
 	maxGroupLine   = 500           // an event's line, before its link and time
-	// groupTTL is how long a group's message is remembered; far beyond
-	// the longest wait, for backlogs.
-	groupTTL = 7 * 24 * time.Hour
 )
 
-// grouping is a sink's group state: the store and a lock per group.
-type grouping struct {
-	Group
-	store *groups
-	locks keyLocks
-}
-
-// groupItem is an event listed in a group's message.
-type groupItem struct {
+// GroupItem is an event listed in a group's message.
+type GroupItem struct {
 	ID   string `json:"id"`
 	Type string `json:"type"`
 	// Line is the event's mrkdwn line; empty for events beyond those
@@ -63,15 +48,26 @@ type groupItem struct {
 	Line string `json:"line,omitempty"`
 }
 
-// groupState is a group's message and the events it lists, oldest first.
-type groupState struct {
+// GroupState is a group's message (the channel id Slack answered with,
+// its ts), when its first event was received, and the events it lists,
+// oldest first.
+type GroupState struct {
 	ChannelID string
 	TS        string
 	StartedAt time.Time
-	Items     []groupItem
+	Items     []GroupItem
 }
 
-func (g *groupState) has(id string) bool {
+func (g *GroupState) clone() *GroupState {
+	if g == nil {
+		return nil
+	}
+	c := *g
+	c.Items = append([]GroupItem(nil), g.Items...)
+	return &c
+}
+
+func (g *GroupState) has(id string) bool {
 	for _, it := range g.Items {
 		if it.ID == id {
 			return true
@@ -83,67 +79,15 @@ func (g *groupState) has(id string) bool {
 // joins reports whether an event received at t belongs to the group:
 // within wait of its first event. An event much older than the group (a
 // replay) gets a message of its own.
-func (g *groupState) joins(t time.Time, wait time.Duration) bool {
+func (g *GroupState) joins(t time.Time, wait time.Duration) bool {
 	d := t.Sub(g.StartedAt)
 	return -wait < d && d < wait
 }
 
-// groups remembers, per sink, channel and key, the latest group's
-// message, in slack.db.
-type groups struct {
-	db *sql.DB
-}
-
-func openGroups(ctx context.Context, path string) (*groups, error) {
-	db, err := openDB(ctx, path, "groups", groupTTL)
-	if err != nil {
-		return nil, err
-	}
-	return &groups{db: db}, nil
-}
-
-func (s *groups) get(ctx context.Context, sink, channel, key string) (*groupState, error) {
-	var g groupState
-	var started, items string
-	err := s.db.QueryRowContext(ctx,
-		`SELECT channel_id, ts, started_at, items FROM groups WHERE sink = ? AND channel = ? AND key = ?`,
-		sink, channel, key).Scan(&g.ChannelID, &g.TS, &started, &items)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if g.StartedAt, err = time.Parse(time.RFC3339Nano, started); err != nil {
-		return nil, fmt.Errorf("group started_at: %w", err)
-	}
-	if err := json.Unmarshal([]byte(items), &g.Items); err != nil {
-		return nil, fmt.Errorf("group items: %w", err)
-	}
-	return &g, nil
-}
-
-// put records a group, replacing the key's previous one.
-func (s *groups) put(ctx context.Context, sink, channel, key string, g *groupState) error {
-	items, err := json.Marshal(g.Items)
-	if err != nil {
-		return err
-	}
-	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO groups (sink, channel, key, channel_id, ts, started_at, items, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		 ON CONFLICT (sink, channel, key) DO UPDATE SET
-		   channel_id = excluded.channel_id, ts = excluded.ts, started_at = excluded.started_at,
-		   items = excluded.items, created_at = excluded.created_at`,
-		sink, channel, key, g.ChannelID, g.TS, g.StartedAt.UTC().Format(time.RFC3339Nano), string(items),
-		time.Now().UTC().Format(time.RFC3339))
-	return err
-}
-
-func (s *groups) close() error { return s.db.Close() }
-
-// keyLocks serializes the sends of one group: concurrent deliveries
-// (different subjects) may share a key. Waiting for a lock ends with
-// the attempt's context.
+// keyLocks serializes, in one process, what must not run at once for a
+// key: the sends of one group (concurrent deliveries of different
+// subjects may share a key), the first messages of one subject. Waiting
+// for a lock ends with the attempt's context.
 type keyLocks struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock
@@ -199,71 +143,67 @@ func (s *Sink) groupKey(env *event.Env) (string, error) {
 }
 
 // sendGrouped posts the event as a group's first message, or adds it to
-// its group's message.
+// its group's message. The group is held meanwhile on every replica, so
+// that two events of one burst never post two messages.
 func (s *Sink) sendGrouped(ctx context.Context, ev *event.Event, env *event.Env, m *Message, blocks []rawBlock, key string) error {
-	unlock, err := s.group.locks.lock(ctx, m.Channel+"\x00"+key)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	g, err := s.group.store.get(ctx, s.name, m.Channel, key)
-	if err != nil {
-		return fmt.Errorf("look up group: %w", err)
-	}
 	at := ev.ReceivedAt
 	if at.IsZero() {
 		at = s.now()
 	}
-	item := groupItem{ID: ev.ID, Type: ev.EventType}
-	if g != nil && g.has(item.ID) {
-		return nil // already listed: a retry after the group was stored, or a replay
-	}
-	gone := false
-	if g != nil && g.joins(at, s.group.Wait) {
-		if len(g.Items) < maxGroupLines {
-			if item.Line, err = s.groupLine(ev, env, m); err != nil {
-				return err
+	item := GroupItem{ID: ev.ID, Type: ev.EventType}
+	posted := false
+	err := s.state.WithGroup(ctx, GroupKey{Sink: s.name, Channel: m.Channel, Key: key}, func(ctx context.Context, g *GroupState) (*GroupState, error) {
+		var err error
+		if g != nil && g.has(item.ID) {
+			return nil, nil // already listed: a retry after the group was stored, or a replay
+		}
+		gone := false
+		if g != nil && g.joins(at, s.group.Wait) {
+			if len(g.Items) < maxGroupLines {
+				if item.Line, err = s.groupLine(ev, env, m); err != nil {
+					return nil, err
+				}
 			}
-		}
-		next := *g
-		next.Items = append(g.Items[:len(g.Items):len(g.Items)], item)
-		err := s.update(ctx, m.Channel, key, &next)
-		if err == nil {
-			if err := s.group.store.put(ctx, s.name, m.Channel, key, &next); err != nil {
-				// Slack shows it; retrying edits the same list again.
-				return fmt.Errorf("remember slack group: %w", err)
+			next := g.clone()
+			next.Items = append(next.Items, item)
+			err := s.update(ctx, m.Channel, key, next)
+			if err == nil {
+				return next, nil
 			}
-			return nil
+			if !messageGone(err) {
+				return nil, err
+			}
+			// The group's message was deleted, or can no longer be
+			// edited: start a new group.
+			gone = true
 		}
-		if !messageGone(err) {
-			return err
+		channelID, ts, err := s.postMessage(ctx, m.Channel, m, blocks)
+		if err != nil {
+			return nil, err
 		}
-		// The group's message was deleted, or can no longer be edited:
-		// start a new group.
-		gone = true
-	}
-	channelID, ts, err := s.postMessage(ctx, m.Channel, m, blocks)
-	if err != nil {
-		return err
-	}
-	if g != nil && !gone && at.Before(g.StartedAt) {
-		// An event older than the key's group (a replay, a long retry)
-		// is posted on its own; the group goes on.
-		return nil
-	}
-	if item.Line, err = s.groupLine(ev, env, m); err != nil {
-		s.log.Warn("render slack group line", "event_id", ev.ID, "err", err)
-	}
-	// Posted: record it even if the attempt's deadline just passed.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	ng := &groupState{ChannelID: channelID, TS: ts, StartedAt: at, Items: []groupItem{item}}
-	if err := s.group.store.put(pctx, s.name, m.Channel, key, ng); err != nil {
+		posted = true
+		if g != nil && !gone && at.Before(g.StartedAt) {
+			// An event older than the key's group (a replay, a long
+			// retry) is posted on its own; the group goes on.
+			return nil, nil
+		}
+		if item.Line, err = s.groupLine(ev, env, m); err != nil {
+			s.log.Warn("render slack group line", "event_id", ev.ID, "err", err)
+		}
+		return &GroupState{ChannelID: channelID, TS: ts, StartedAt: at, Items: []GroupItem{item}}, nil
+	})
+	var rec *RecordError
+	switch {
+	case errors.As(err, &rec) && posted:
 		// Posted: retrying would post it again. The key's next event
 		// starts a group of its own.
-		s.log.Warn("remember slack group", "event_id", ev.ID, "err", err)
+		s.log.Warn("remember slack group", "event_id", ev.ID, "err", rec.Err)
+		return nil
+	case errors.As(err, &rec):
+		// Slack shows the edit; retrying edits the same list again.
+		return fmt.Errorf("remember slack group: %w", rec.Err)
 	}
-	return nil
+	return err
 }
 
 // postMessage posts a new message (not a reply) to channel.
@@ -272,26 +212,26 @@ func (s *Sink) postMessage(ctx context.Context, channel string, m *Message, bloc
 	if len(blocks) > 0 {
 		opts = append(opts, slackapi.MsgOptionBlocks(asBlocks(blocks)...))
 	}
-	if err := s.pace.wait(ctx, channel); err != nil {
+	if err := s.wait(ctx, channel); err != nil {
 		return "", "", err
 	}
 	channelID, ts, err = s.api.PostMessageContext(ctx, channel, opts...)
-	return channelID, ts, s.rateLimited(channel, classify(err, s.token))
+	return channelID, ts, s.rateLimited(ctx, channel, classify(err, s.token))
 }
 
 // update edits the group's message to list its items.
-func (s *Sink) update(ctx context.Context, channel, key string, g *groupState) error {
+func (s *Sink) update(ctx context.Context, channel, key string, g *GroupState) error {
 	text, list := groupMessage(key, g.Items)
 	blocks, err := encodeBlocks(limit(list))
 	if err != nil {
 		return fmt.Errorf("encode group blocks: %w", err)
 	}
-	if err := s.pace.wait(ctx, channel); err != nil {
+	if err := s.wait(ctx, channel); err != nil {
 		return err
 	}
 	_, _, _, err = s.api.UpdateMessageContext(ctx, g.ChannelID, g.TS,
 		slackapi.MsgOptionText(text, false), slackapi.MsgOptionBlocks(asBlocks(blocks)...))
-	return s.rateLimited(channel, classify(err, s.token))
+	return s.rateLimited(ctx, channel, classify(err, s.token))
 }
 
 // messageGone reports an error saying the message to edit is gone or
@@ -324,7 +264,7 @@ func (s *Sink) groupLine(ev *event.Event, env *event.Env, m *Message) (string, e
 
 // groupMessage is the text and blocks of a group's message: a header
 // counting the events, then a line per event, oldest first.
-func groupMessage(key string, items []groupItem) (string, []any) {
+func groupMessage(key string, items []GroupItem) (string, []any) {
 	title := groupTitle(key, items)
 	blocks := []any{map[string]any{
 		"type": "header",
@@ -355,7 +295,7 @@ func groupMessage(key string, items []groupItem) (string, []any) {
 
 // groupTitle counts the events by their family: "5 forwarded sessions →
 // Carla Mendes", "3 events · WhatsApp Vendas".
-func groupTitle(key string, items []groupItem) string {
+func groupTitle(key string, items []GroupItem) string {
 	noun, sep := "", " · "
 	for i, it := range items {
 		n, s := groupNoun(it.Type)

@@ -39,7 +39,8 @@ func groupSink(t *testing.T, srv *httptest.Server, db string) *Sink {
 		t.Fatal(err)
 	}
 	return botSink(t, srv, Options{
-		Group:        &Group{By: by, Wait: 30 * time.Second, DB: db},
+		Group:        &Group{By: by, Wait: 30 * time.Second},
+		State:        SQLiteState(db),
 		ChannelRateN: 1000, ChannelRatePer: time.Second,
 	})
 }
@@ -400,10 +401,10 @@ func TestGroupOptions(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{"webhook", Options{WebhookURL: "https://hooks.slack.com/x", Group: &Group{By: by, Wait: time.Second, DB: "x.db"}}, "needs a bot token"},
-		{"threads", Options{Token: testToken, Channel: ch, ThreadDB: "x.db", Group: &Group{By: by, Wait: time.Second, DB: "x.db"}}, "does not thread"},
-		{"no wait", Options{Token: testToken, Channel: ch, Group: &Group{By: by, DB: "x.db"}}, "wait"},
-		{"no by", Options{Token: testToken, Channel: ch, Group: &Group{Wait: time.Second, DB: "x.db"}}, "by"},
+		{"webhook", Options{WebhookURL: "https://hooks.slack.com/x", Group: &Group{By: by, Wait: time.Second}}, "needs a bot token"},
+		{"threads", Options{Token: testToken, Channel: ch, Threads: true, Group: &Group{By: by, Wait: time.Second}}, "does not thread"},
+		{"no wait", Options{Token: testToken, Channel: ch, Group: &Group{By: by}}, "wait"},
+		{"no by", Options{Token: testToken, Channel: ch, Group: &Group{Wait: time.Second}}, "by"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -424,9 +425,9 @@ func TestGroupTitleNouns(t *testing.T) {
 		{[]string{"message.created"}, "1 message · k"},
 		{[]string{"session.forwarded.escalated", "newMessage"}, "2 events · k"},
 	} {
-		var items []groupItem
+		var items []GroupItem
 		for _, typ := range tc.types {
-			items = append(items, groupItem{Type: typ})
+			items = append(items, GroupItem{Type: typ})
 		}
 		if got := groupTitle("k", items); got != tc.want {
 			t.Errorf("groupTitle(%v) = %q, want %q", tc.types, got, tc.want)

@@ -2,14 +2,16 @@ package slack
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
 )
 
-// pacer allows at most n posts per channel in any window of length per:
-// a burst of n, then one each per/n on average. Posts reserve a slot
-// before they start, so concurrent sends to one channel queue up.
+// pacer is Pacer in memory, for one process: at most n posts per
+// channel in any window of length per, a burst of n, then one each
+// per/n on average. Posts reserve a slot before they start, so
+// concurrent sends to one channel queue up.
 type pacer struct {
 	n   int
 	per time.Duration
@@ -27,79 +29,83 @@ func newPacer(n int, per time.Duration) *pacer {
 	return &pacer{n: n, per: per, channels: map[string]*window{}}
 }
 
-// reserve returns the time the next post to channel may start, and
-// records it. A slot is given back with release if it is not used.
-func (p *pacer) reserve(channel string, now time.Time) time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (p *pacer) window(channel string) *window {
 	w := p.channels[channel]
 	if w == nil {
 		w = &window{}
 		p.channels[channel] = w
 	}
-	// Slots are handed out in order; only those within per of now can
-	// constrain the next one.
-	keep := 0
-	for keep < len(w.times) && !w.times[keep].After(now.Add(-p.per)) {
-		keep++
-	}
-	w.times = w.times[keep:]
-	at := later(now, w.until)
-	if len(w.times) > 0 {
-		at = later(at, w.times[len(w.times)-1])
-	}
-	if len(w.times) >= p.n {
-		at = later(at, w.times[len(w.times)-p.n].Add(p.per))
-	}
-	w.times = append(w.times, at)
-	return at
+	return w
 }
 
-// release gives back a slot reserved for at and not used.
-func (p *pacer) release(channel string, at time.Time) {
+func (p *pacer) Reserve(_ context.Context, channel string) (Slot, error) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := p.window(channel)
+	var at time.Time
+	at, w.times = NextSlot(w.times, w.until, now, p.n, p.per)
+	return Slot{At: at, Wait: at.Sub(now)}, nil
+}
+
+func (p *pacer) Release(_ context.Context, channel string, s Slot) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if w := p.channels[channel]; w != nil {
-		if i := slices.IndexFunc(w.times, at.Equal); i >= 0 {
+		if i := slices.IndexFunc(w.times, s.At.Equal); i >= 0 {
 			w.times = slices.Delete(w.times, i, i+1)
 		}
 	}
+	return nil
 }
 
-// block stops posts to channel until t: Slack asked to wait.
-func (p *pacer) block(channel string, t time.Time) {
+func (p *pacer) Block(_ context.Context, channel string, d time.Duration) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	w := p.channels[channel]
-	if w == nil {
-		w = &window{}
-		p.channels[channel] = w
-	}
-	w.until = later(w.until, t)
+	w := p.window(channel)
+	w.until = later(w.until, time.Now().Add(d))
+	return nil
 }
 
 // wait reserves a slot for channel and sleeps until it. When the slot is
 // beyond ctx's deadline, it gives the slot back and returns a retryable
 // *paceError at once, so the attempt ends in time and is retried.
-func (p *pacer) wait(ctx context.Context, channel string) error {
-	now := time.Now()
-	at := p.reserve(channel, now)
-	d := at.Sub(now)
-	if d <= 0 {
+func (s *Sink) wait(ctx context.Context, channel string) error {
+	slot, err := s.pace.Reserve(ctx, channel)
+	if err != nil {
+		return fmt.Errorf("pace channel: %w", err)
+	}
+	if slot.Wait <= 0 {
 		return nil
 	}
-	if deadline, ok := ctx.Deadline(); ok && at.After(deadline) {
-		p.release(channel, at)
-		return &paceError{channel: channel, after: d}
+	release := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.pace.Release(rctx, channel, slot); err != nil {
+			s.log.Warn("give back a slack channel's slot", "err", err)
+		}
 	}
-	t := time.NewTimer(d)
+	if deadline, ok := ctx.Deadline(); ok && time.Now().Add(slot.Wait).After(deadline) {
+		release()
+		return &paceError{channel: channel, after: slot.Wait}
+	}
+	t := time.NewTimer(slot.Wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		p.release(channel, at)
+		release()
 		return context.Cause(ctx)
+	}
+}
+
+// block holds channel's posts back for d: Slack asked to wait.
+func (s *Sink) block(ctx context.Context, channel string, d time.Duration) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.pace.Block(bctx, channel, d); err != nil {
+		s.log.Warn("hold a slack channel back", "channel", channel, "err", err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
@@ -60,16 +61,19 @@ type Options struct {
 	// Platforms describes the platform behind each source, by source
 	// name, for the default layouts and text.
 	Platforms map[string]Platform
-	// ThreadDB is the SQLite file remembering threads (bot mode): when
-	// set, a subject's first message starts a thread and its later
-	// events reply in it. Empty: no threads.
-	ThreadDB string
+	// Threads (bot mode): a subject's first message starts a thread and
+	// its later events reply in it.
+	Threads bool
 	// ReplyBroadcast lists event-type patterns whose replies are also
 	// shown in the channel.
 	ReplyBroadcast []string
-	// Group, when set (bot mode, without ThreadDB), folds a burst of
+	// Group, when set (bot mode, without Threads), folds a burst of
 	// events with the same key into one message.
 	Group *Group
+	// State opens where threads, groups and the channels' pace are kept,
+	// shared with the other replicas; in memory (one process, forgotten
+	// when it ends) when nil.
+	State OpenState
 	// ChannelRateN posts per ChannelRatePer, per channel; Slack's 1/s
 	// when zero.
 	ChannelRateN   int
@@ -93,14 +97,20 @@ type Sink struct {
 	blocks    *Blocks
 	link      *lang.Template
 	platforms map[string]Platform
-	threadDB  string
-	threads   *threads
+	threads   bool
 	broadcast []string
-	group     *grouping
-	pace      *pacer
+	group     *Group
+	openState OpenState
+	rateN     int
+	ratePer   time.Duration
 	now       func() time.Time
-	client    *http.Client
-	log       *slog.Logger
+
+	mu     sync.Mutex
+	state  State // nil until Open
+	pace   Pacer
+	closed bool
+	client *http.Client
+	log    *slog.Logger
 }
 
 var (
@@ -117,21 +127,19 @@ func New(opts Options) (*Sink, error) {
 		return nil, errors.New("slack: set a webhook URL or a bot token, not both")
 	case opts.Token != "" && opts.Channel == nil:
 		return nil, errors.New("slack: a bot token needs a channel")
-	case opts.Token == "" && opts.ThreadDB != "":
+	case opts.Token == "" && opts.Threads:
 		return nil, errors.New("slack: threads need a bot token")
 	}
 	if g := opts.Group; g != nil {
 		switch {
 		case opts.Token == "":
 			return nil, errors.New("slack: grouping edits messages (chat.update), which needs a bot token")
-		case opts.ThreadDB != "":
+		case opts.Threads:
 			return nil, errors.New("slack: a grouped sink does not thread")
 		case g.By == nil:
 			return nil, errors.New("slack: group: missing by")
 		case g.Wait <= 0:
 			return nil, errors.New("slack: group: wait must be more than 0")
-		case g.DB == "":
-			return nil, errors.New("slack: group: missing the db file")
 		}
 	}
 	for _, p := range opts.ReplyBroadcast {
@@ -142,11 +150,11 @@ func New(opts Options) (*Sink, error) {
 	s := &Sink{
 		name: opts.Name, url: opts.WebhookURL, token: opts.Token,
 		channel: opts.Channel, text: opts.Text, blocks: opts.Blocks, link: opts.Link, platforms: opts.Platforms,
-		threadDB: opts.ThreadDB, broadcast: opts.ReplyBroadcast,
+		threads: opts.Threads, broadcast: opts.ReplyBroadcast, group: opts.Group, openState: opts.State,
 		client: opts.Client, log: opts.Logger, now: time.Now,
 	}
-	if opts.Group != nil {
-		s.group = &grouping{Group: *opts.Group}
+	if s.openState == nil {
+		s.openState = func(context.Context) (State, error) { return NewMemoryState(), nil }
 	}
 	if s.client == nil {
 		s.client = sinks.NewHTTPClient()
@@ -158,7 +166,7 @@ func New(opts Options) (*Sink, error) {
 	if n <= 0 || per <= 0 {
 		n, per = DefaultChannelRateN, DefaultChannelRatePer
 	}
-	s.pace = newPacer(n, per)
+	s.rateN, s.ratePer = n, per
 	if s.token != "" {
 		apiOpts := []slackapi.Option{slackapi.OptionHTTPClient(s.client)}
 		if opts.APIURL != "" {
@@ -169,38 +177,40 @@ func New(opts Options) (*Sink, error) {
 	return s, nil
 }
 
-// Open opens the thread or group store, if threads or groups are on.
+// Open opens the sink's State: where its threads, groups and channels'
+// pace are kept.
 func (s *Sink) Open(ctx context.Context) error {
-	if s.group != nil && s.group.store == nil {
-		g, err := openGroups(ctx, s.group.DB)
-		if err != nil {
-			return err
-		}
-		s.group.store = g
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
 	}
-	if s.threadDB == "" || s.threads != nil {
+	if s.state != nil {
 		return nil
 	}
-	t, err := openThreads(ctx, s.threadDB)
+	st, err := s.openState(ctx)
 	if err != nil {
 		return err
 	}
-	s.threads = t
+	s.state, s.pace = st, st.Pacer(s.name, s.rateN, s.ratePer)
 	return nil
 }
 
-// Close releases the thread and group stores and idle connections.
+// Close releases the State and idle connections.
 func (s *Sink) Close() error {
 	s.client.CloseIdleConnections()
-	var errs []error
-	if s.threads != nil {
-		errs = append(errs, s.threads.close())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.state == nil {
+		s.closed = true
+		return nil
 	}
-	if s.group != nil && s.group.store != nil {
-		errs = append(errs, s.group.store.close())
-	}
-	return errors.Join(errs...)
+	s.closed = true
+	return s.state.Close()
 }
+
+// errClosed is Send's error after Close.
+var errClosed = errors.New("slack sink closed")
 
 // Message is a rendered message.
 type Message struct {
@@ -271,6 +281,9 @@ func (s *Sink) render(env *event.Env) (*Message, error) {
 // codes are retried (honouring Retry-After); other refusals (a revoked
 // token or webhook, an unknown channel, invalid blocks) are permanent.
 func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
+	if err := s.Open(ctx); err != nil {
+		return err
+	}
 	env, err := d.Event.Env()
 	if err != nil {
 		return sinks.Permanent(fmt.Errorf("render: %w", err))
@@ -305,14 +318,14 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 }
 
 func (s *Sink) sendWebhook(ctx context.Context, m *Message, blocks []rawBlock) error {
-	if err := s.pace.wait(ctx, ""); err != nil {
+	if err := s.wait(ctx, ""); err != nil {
 		return err
 	}
 	msg := &slackapi.WebhookMessage{Text: m.Text}
 	if len(blocks) > 0 {
 		msg.Blocks = &slackapi.Blocks{BlockSet: asBlocks(blocks)}
 	}
-	return s.rateLimited("", s.postWebhook(ctx, msg))
+	return s.rateLimited(ctx, "", s.postWebhook(ctx, msg))
 }
 
 // maxReason bounds the part of a refusal's body kept as its reason.
@@ -356,68 +369,79 @@ func (s *Sink) postWebhook(ctx context.Context, msg *slackapi.WebhookMessage) er
 
 // post sends through chat.postMessage, in the subject's thread if it has
 // one. Ordering makes threads work: with ordered: true (slack's default)
-// a subject's deliveries are attempted one at a time, so the first
-// message's ts is stored before the next event of its session is sent.
+// a subject's deliveries are attempted one at a time in the cluster, so
+// the first message's ts is stored before the next event of its session
+// is sent. The State makes them safe anyway: a subject's first messages
+// start its thread one at a time (on every replica), and one that finds
+// the thread started meanwhile replies in it.
 func (s *Sink) post(ctx context.Context, ev *event.Event, m *Message, blocks []rawBlock) error {
-	channel, ts := m.Channel, ""
-	threaded := s.threads != nil && ev.Subject != ""
-	if threaded {
-		chID, threadTS, err := s.threads.get(ctx, s.name, m.Channel, ev.Subject)
-		if err != nil {
-			return fmt.Errorf("look up thread: %w", err)
-		}
-		if threadTS != "" {
-			channel, ts = chID, threadTS
-		}
-	}
 	opts := []slackapi.MsgOption{slackapi.MsgOptionText(m.Text, false)}
 	if len(blocks) > 0 {
 		opts = append(opts, slackapi.MsgOptionBlocks(asBlocks(blocks)...))
 	}
-	if err := s.pace.wait(ctx, m.Channel); err != nil {
+	if !s.threads || ev.Subject == "" {
+		_, _, err := s.send(ctx, m.Channel, m.Channel, opts...)
 		return err
 	}
-	reply := opts
-	if ts != "" {
-		reply = append(reply[:len(reply):len(reply)], slackapi.MsgOptionTS(ts))
-		if s.broadcasts(ev.EventType) {
-			reply = append(reply, slackapi.MsgOptionBroadcast())
-		}
+	k := ThreadKey{Sink: s.name, Channel: m.Channel, Subject: ev.Subject}
+	t, ok, err := s.state.Thread(ctx, k)
+	if err != nil {
+		return fmt.Errorf("look up thread: %w", err)
 	}
-	respChannel, respTS, err := s.api.PostMessageContext(ctx, channel, reply...)
-	err = s.rateLimited(m.Channel, classify(err, s.token))
-	if ts != "" && threadGone(err) {
-		// The thread's first message was deleted: start a new thread.
-		if ferr := s.threads.forget(ctx, s.name, m.Channel, ev.Subject); ferr != nil {
-			return fmt.Errorf("forget deleted thread: %w", ferr)
-		}
-		channel, ts = m.Channel, ""
-		if err := s.pace.wait(ctx, m.Channel); err != nil {
+	if ok {
+		err := s.reply(ctx, ev, m, t, opts)
+		if !threadGone(err) {
 			return err
 		}
-		respChannel, respTS, err = s.api.PostMessageContext(ctx, channel, opts...)
-		err = s.rateLimited(m.Channel, classify(err, s.token))
-	}
-	if err != nil {
-		return err
-	}
-	if threaded && ts == "" && respTS != "" {
-		// Posted: record it even if the attempt's deadline just passed.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := s.threads.put(pctx, s.name, m.Channel, ev.Subject, respChannel, respTS); err != nil {
-			// Posted: retrying would post it again. Later events of the
-			// session start a thread of their own.
-			s.log.Warn("remember slack thread", "event_id", ev.ID, "err", err)
+		// The thread's first message was deleted: start a new thread.
+		if err := s.state.ForgetThread(ctx, k, t); err != nil {
+			return fmt.Errorf("forget deleted thread: %w", err)
 		}
 	}
-	return nil
+	t, started, err := s.state.StartThread(ctx, k, func(ctx context.Context) (Thread, error) {
+		channelID, ts, err := s.send(ctx, m.Channel, m.Channel, opts...)
+		return Thread{ChannelID: channelID, TS: ts}, err
+	})
+	var rec *RecordError
+	switch {
+	case errors.As(err, &rec):
+		// Posted: retrying would post it again. Later events of the
+		// session start a thread of their own.
+		s.log.Warn("remember slack thread", "event_id", ev.ID, "err", rec.Err)
+		return nil
+	case err != nil:
+		return err
+	case started:
+		return nil
+	}
+	// Another send started the subject's thread meanwhile: reply in it.
+	return s.reply(ctx, ev, m, t, opts)
+}
+
+// reply posts in thread t.
+func (s *Sink) reply(ctx context.Context, ev *event.Event, m *Message, t Thread, opts []slackapi.MsgOption) error {
+	reply := append(opts[:len(opts):len(opts)], slackapi.MsgOptionTS(t.TS))
+	if s.broadcasts(ev.EventType) {
+		reply = append(reply, slackapi.MsgOptionBroadcast())
+	}
+	_, _, err := s.send(ctx, m.Channel, t.ChannelID, reply...)
+	return err
+}
+
+// send posts to channelID (a name or an id) at the pace of channel (as
+// configured: the pace's key).
+func (s *Sink) send(ctx context.Context, channel, channelID string, opts ...slackapi.MsgOption) (respChannel, ts string, err error) {
+	if err := s.wait(ctx, channel); err != nil {
+		return "", "", err
+	}
+	respChannel, ts, err = s.api.PostMessageContext(ctx, channelID, opts...)
+	return respChannel, ts, s.rateLimited(ctx, channel, classify(err, s.token))
 }
 
 // rateLimited holds the channel's posts back for as long as Slack asked:
 // a 429's Retry-After, or a second for a 429 without one and for an
 // ok:false "ratelimited" (which comes with no wait).
-func (s *Sink) rateLimited(channel string, err error) error {
+func (s *Sink) rateLimited(ctx context.Context, channel string, err error) error {
 	var (
 		he  *sinks.HTTPError
 		api *APIError
@@ -428,9 +452,9 @@ func (s *Sink) rateLimited(channel string, err error) error {
 		if wait <= 0 {
 			wait = rateLimitWait
 		}
-		s.pace.block(channel, time.Now().Add(wait))
+		s.block(ctx, channel, wait)
 	case errors.As(err, &api) && api.RetryAfter() > 0:
-		s.pace.block(channel, time.Now().Add(api.RetryAfter()))
+		s.block(ctx, channel, api.RetryAfter())
 	}
 	return err
 }

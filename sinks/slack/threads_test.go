@@ -34,7 +34,7 @@ func TestThreadsPerSession(t *testing.T) {
 			t.Fatalf("Send(%s) = %v", ev.ID, err)
 		}
 	}
-	opts := Options{ThreadDB: db, ReplyBroadcast: []string{"session.closed", "session.closed.*"}, ChannelRateN: 100, ChannelRatePer: 1e9}
+	opts := Options{Threads: true, State: SQLiteState(db), ReplyBroadcast: []string{"session.closed", "session.closed.*"}, ChannelRateN: 100, ChannelRatePer: 1e9}
 	s := botSink(t, srv, opts)
 	for _, name := range session[:3] {
 		send(s, load(t, filepath.Join(dir, name+".json")))
@@ -98,7 +98,7 @@ func TestThreadGone(t *testing.T) {
 	f := &fakeAPI{}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	s := botSink(t, srv, Options{ThreadDB: filepath.Join(t.TempDir(), "slack.db"), ChannelRateN: 100, ChannelRatePer: 1e9})
+	s := botSink(t, srv, Options{Threads: true, State: SQLiteState(filepath.Join(t.TempDir(), "slack.db")), ChannelRateN: 100, ChannelRatePer: 1e9})
 	ev := escalated(t)
 	for i := range 3 {
 		if i == 1 {

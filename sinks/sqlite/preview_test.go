@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"path/filepath"
@@ -92,20 +91,4 @@ func plain(v any) any {
 		return string(x)
 	}
 	return v
-}
-
-func TestRowJSONKeepsColumnOrder(t *testing.T) {
-	t.Parallel()
-	// json.Marshal escapes HTML after MarshalJSON; an Encoder with
-	// SetEscapeHTML(false) does not.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(Row{{"a", "<x> & y"}}); err != nil || buf.String() != "{\"a\":\"<x> & y\"}\n" {
-		t.Fatalf("got %s, %v", buf.String(), err)
-	}
-	b, err := json.Marshal(Row{{"b", 1}, {"a", "<x> & y"}, {"data", json.RawMessage(`{"k":[1]}`)}, {"n", nil}})
-	if err != nil || string(b) != `{"b":1,"a":"\u003cx\u003e \u0026 y","data":{"k":[1]},"n":null}` {
-		t.Fatalf("got %s, %v", b, err)
-	}
 }

@@ -1,27 +1,19 @@
 package sqlite
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/csv"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/file"
-	"github.com/expr-lang/expr/vm"
-
 	"github.com/switchyard/switchyard/internal/sqlitedb"
+	"github.com/switchyard/switchyard/sinks/archive"
 )
+
+var _ archive.Reader = (*Reader)(nil)
 
 // Reader reads an archive without writing to it, while the gateway
 // writes: WAL gives it a snapshot per query and never blocks the writer.
@@ -53,21 +45,10 @@ func OpenReader(ctx context.Context, path string) (*Reader, error) {
 // Close closes the reader.
 func (r *Reader) Close() error { return r.db.Close() }
 
-// Hit is a session found by Search.
-type Hit struct {
-	SessionID   string
-	Channel     string
-	Title       string
-	ForwardType string
-	LastEventAt string
-	// Snippet is the matching text with matches in [brackets].
-	Snippet string
-}
-
 // Search finds sessions whose title or summary match query, in SQLite's
 // full-text syntax: words (accents and case do not matter), "a phrase",
 // prefix*, OR, NOT, parentheses, title:word. Newest sessions first.
-func (r *Reader) Search(ctx context.Context, query string, limit int) ([]Hit, error) {
+func (r *Reader) Search(ctx context.Context, query string, limit int) ([]archive.Hit, error) {
 	if limit <= 0 {
 		limit = 20
 	}
@@ -79,9 +60,9 @@ func (r *Reader) Search(ctx context.Context, query string, limit int) ([]Hit, er
 		return nil, fmt.Errorf("search %q: %w", query, err)
 	}
 	defer rows.Close()
-	var hits []Hit
+	var hits []archive.Hit
 	for rows.Next() {
-		var h Hit
+		var h archive.Hit
 		if err := rows.Scan(&h.SessionID, &h.Channel, &h.Title, &h.ForwardType, &h.LastEventAt, &h.Snippet); err != nil {
 			return nil, err
 		}
@@ -93,26 +74,10 @@ func (r *Reader) Search(ctx context.Context, query string, limit int) ([]Hit, er
 	return hits, nil
 }
 
-// ExportOptions selects what Export writes.
-type ExportOptions struct {
-	// Format is "csv" or "jsonl".
-	Format string
-	// Table is "sessions" (default) or "events".
-	Table string
-	// Since keeps events with a timestamp, or sessions with a last event,
-	// at or after it; zero keeps all.
-	Since time.Time
-	// Where, compiled by CompileWhere, keeps the rows it is true for.
-	Where *Where
-}
-
-// jsonColumns hold JSON text; JSONL embeds them as JSON, not as strings.
-var jsonColumns = map[string]bool{"data": true, "smart_fields": true}
-
 // Columns returns the columns Export writes for table, in table order.
 func (r *Reader) Columns(ctx context.Context, table string) ([]string, error) {
-	if table != "sessions" && table != "events" {
-		return nil, fmt.Errorf("unknown table %q: sessions or events", table)
+	if err := archive.CheckTable(table); err != nil {
+		return nil, err
 	}
 	rows, err := r.db.QueryContext(ctx, "SELECT name FROM pragma_table_info(?) ORDER BY cid", table)
 	if err != nil {
@@ -137,21 +102,22 @@ func (r *Reader) Columns(ctx context.Context, table string) ([]string, error) {
 // NULL is empty) or JSONL (one object per line, keys in column order,
 // NULL as null, data and smart_fields as JSON). It reads one snapshot of
 // the archive and returns how many rows it wrote.
-func (r *Reader) Export(ctx context.Context, w io.Writer, o ExportOptions) (int, error) {
+func (r *Reader) Export(ctx context.Context, w io.Writer, o archive.ExportOptions) (int, error) {
 	if o.Table == "" {
 		o.Table = "sessions"
-	}
-	if o.Format != "csv" && o.Format != "jsonl" {
-		return 0, fmt.Errorf("unknown format %q: csv or jsonl", o.Format)
 	}
 	cols, err := r.Columns(ctx, o.Table)
 	if err != nil {
 		return 0, err
 	}
 	if o.Where != nil {
-		if err := o.Where.check(cols); err != nil {
+		if err := o.Where.Check(cols); err != nil {
 			return 0, err
 		}
+	}
+	rw, err := archive.NewRowWriter(w, o.Format, cols)
+	if err != nil {
+		return 0, err
 	}
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
@@ -177,25 +143,11 @@ func (r *Reader) Export(ctx context.Context, w io.Writer, o ExportOptions) (int,
 		return 0, fmt.Errorf("export %s: %w", o.Table, err)
 	}
 	defer rows.Close()
-
-	bw := bufio.NewWriterSize(w, 64<<10)
-	var cw *csv.Writer
-	var record []string
-	if o.Format == "csv" {
-		cw = csv.NewWriter(bw)
-		if err := cw.Write(cols); err != nil {
-			return 0, err
-		}
-		record = make([]string, len(cols))
-	}
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	var line bytes.Buffer
-	enc := json.NewEncoder(&line)
-	enc.SetEscapeHTML(false)
 	n := 0
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
@@ -206,131 +158,16 @@ func (r *Reader) Export(ctx context.Context, w io.Writer, o ExportOptions) (int,
 				vals[i] = string(b)
 			}
 		}
-		if o.Where != nil && !o.Where.match(vals) {
+		if o.Where != nil && !o.Where.Match(vals) {
 			continue
 		}
-		if cw != nil {
-			for i, v := range vals {
-				record[i] = csvText(v)
-			}
-			if err := cw.Write(record); err != nil {
-				return n, err
-			}
-		} else {
-			line.Reset()
-			line.WriteByte('{')
-			for i, c := range cols {
-				if i > 0 {
-					line.WriteByte(',')
-				}
-				enc.Encode(c)
-				line.Truncate(line.Len() - 1)
-				line.WriteByte(':')
-				if s, ok := vals[i].(string); ok && jsonColumns[c] && json.Valid([]byte(s)) {
-					line.WriteString(s)
-					continue
-				}
-				if err := enc.Encode(vals[i]); err != nil {
-					return n, err
-				}
-				line.Truncate(line.Len() - 1)
-			}
-			line.WriteString("}\n")
-			if _, err := bw.Write(line.Bytes()); err != nil {
-				return n, err
-			}
+		if err := rw.Write(vals); err != nil {
+			return n, err
 		}
 		n++
 	}
 	if err := rows.Err(); err != nil {
 		return n, fmt.Errorf("export %s: %w", o.Table, err)
 	}
-	if cw != nil {
-		cw.Flush()
-		if err := cw.Error(); err != nil {
-			return n, err
-		}
-	}
-	return n, bw.Flush()
-}
-
-func csvText(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	}
-	return fmt.Sprint(v)
-}
-
-// Where is an export filter: an expression over a row, whose columns are
-// its variables (lead_score >= 80 && forward_type == "escalated"). It is
-// evaluated in Go for each row; no text of it reaches SQL.
-type Where struct {
-	src  string
-	cols []string
-	typ  reflect.Type
-	prog *vm.Program
-}
-
-// WhereError is a syntax error in a where expression, at a 1-based line
-// and column.
-type WhereError struct {
-	Line, Column int
-	Msg          string
-}
-
-func (e *WhereError) Error() string {
-	return fmt.Sprintf("--where %d:%d: %s", e.Line, e.Column, e.Msg)
-}
-
-// CompileWhere compiles src against a table's columns (Reader.Columns).
-// Names that are not columns are errors; a row for which the expression
-// fails (a NULL compared with a number) does not match.
-func CompileWhere(src string, cols []string) (*Where, error) {
-	if strings.TrimSpace(src) == "" {
-		return nil, &WhereError{Line: 1, Column: 1, Msg: "empty expression"}
-	}
-	fields := make([]reflect.StructField, len(cols))
-	for i, c := range cols {
-		fields[i] = reflect.StructField{
-			Name: fmt.Sprintf("C%d", i),
-			Type: reflect.TypeFor[any](),
-			Tag:  reflect.StructTag(fmt.Sprintf(`expr:%q`, c)),
-		}
-	}
-	typ := reflect.StructOf(fields)
-	prog, err := expr.Compile(src, expr.Env(reflect.New(typ).Elem().Interface()), expr.AsBool())
-	if err != nil {
-		var ferr *file.Error
-		if errors.As(err, &ferr) {
-			return nil, &WhereError{Line: ferr.Line, Column: ferr.Column + 1, Msg: ferr.Message}
-		}
-		return nil, &WhereError{Line: 1, Column: 1, Msg: err.Error()}
-	}
-	return &Where{src: src, cols: cols, typ: typ, prog: prog}, nil
-}
-
-func (w *Where) check(cols []string) error {
-	if strings.Join(cols, ",") != strings.Join(w.cols, ",") {
-		return errors.New("--where was compiled for other columns")
-	}
-	return nil
-}
-
-func (w *Where) match(vals []any) bool {
-	env := reflect.New(w.typ).Elem()
-	for i, v := range vals {
-		if v != nil {
-			env.Field(i).Set(reflect.ValueOf(v))
-		}
-	}
-	out, err := expr.Run(w.prog, env.Interface())
-	b, _ := out.(bool)
-	return err == nil && b
+	return n, rw.Flush()
 }

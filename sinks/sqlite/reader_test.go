@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/sinks/archive"
 )
 
 // searchArchive holds three analyzed sessions: Portuguese with accents,
@@ -150,7 +151,7 @@ func TestExportRoundTrip(t *testing.T) {
 		}
 		t.Run(table+"/csv", func(t *testing.T) {
 			var buf bytes.Buffer
-			n, err := r.Export(context.Background(), &buf, ExportOptions{Format: "csv", Table: table})
+			n, err := r.Export(context.Background(), &buf, archive.ExportOptions{Format: "csv", Table: table})
 			if err != nil || n != len(want) {
 				t.Fatalf("Export = %d, %v", n, err)
 			}
@@ -184,7 +185,7 @@ func TestExportRoundTrip(t *testing.T) {
 		})
 		t.Run(table+"/jsonl", func(t *testing.T) {
 			var buf bytes.Buffer
-			n, err := r.Export(context.Background(), &buf, ExportOptions{Format: "jsonl", Table: table})
+			n, err := r.Export(context.Background(), &buf, archive.ExportOptions{Format: "jsonl", Table: table})
 			if err != nil || n != len(want) {
 				t.Fatalf("Export = %d, %v", n, err)
 			}
@@ -214,7 +215,7 @@ func TestExportRoundTrip(t *testing.T) {
 				}
 				for j, v := range want[i] {
 					got := obj[cols[j]]
-					if jsonColumns[cols[j]] && v != nil {
+					if archive.JSONColumns[cols[j]] && v != nil {
 						// Embedded as JSON: compare as JSON.
 						var wantObj any
 						d := json.NewDecoder(strings.NewReader(v.(string)))
@@ -267,9 +268,9 @@ func TestExportFilters(t *testing.T) {
 		{"json column", `fromJSON(smart_fields).city == "São Paulo"`, time.Time{}, []string{"pt", "en", "other"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := ExportOptions{Format: "jsonl", Since: tc.since}
+			o := archive.ExportOptions{Format: "jsonl", Since: tc.since}
 			if tc.where != "" {
-				w, err := CompileWhere(tc.where, cols)
+				w, err := archive.CompileWhere(tc.where, cols)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -291,27 +292,6 @@ func TestExportFilters(t *testing.T) {
 				t.Errorf("exported %v, want %v", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestCompileWhereErrors(t *testing.T) {
-	t.Parallel()
-	cols := []string{"title", "lead_score"}
-	for _, tc := range []struct {
-		src       string
-		line, col int
-		msg       string
-	}{
-		{`titel == "x"`, 1, 1, "unknown name titel"},
-		{`lead_score >`, 1, 12, "unexpected token EOF"},
-		{`"title"`, 1, 1, "bool"},
-		{"   ", 1, 1, "empty"},
-	} {
-		_, err := CompileWhere(tc.src, cols)
-		var we *WhereError
-		if !errors.As(err, &we) || we.Line != tc.line || we.Column != tc.col || !strings.Contains(we.Msg, tc.msg) {
-			t.Errorf("CompileWhere(%q) = %v; want %d:%d %s", tc.src, err, tc.line, tc.col, tc.msg)
-		}
 	}
 }
 
@@ -337,7 +317,7 @@ func TestOpenReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if n, err := r.Export(ctx, &buf, ExportOptions{Format: "csv", Table: "events"}); err != nil || n != 4 {
+	if n, err := r.Export(ctx, &buf, archive.ExportOptions{Format: "csv", Table: "events"}); err != nil || n != 4 {
 		t.Errorf("Export while the sink is open = %d, %v; want 4", n, err)
 	}
 }

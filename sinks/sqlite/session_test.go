@@ -226,60 +226,6 @@ func TestSessionEventsInAnyOrder(t *testing.T) {
 	}
 }
 
-// The merge rule on its own, table-driven: what a late or partial event
-// may change.
-func TestSessionMerge(t *testing.T) {
-	t.Parallel()
-	base := func() *sessionRow {
-		return &sessionRow{vals: make([]any, nBuiltin), versions: map[string]string{}}
-	}
-	up := func(ts, group, version string, sets ...set) *sessionUpdate {
-		return &sessionUpdate{sessionID: "s", timestamp: ts, facts: []fact{{group: group, version: version, sets: sets}}}
-	}
-	for _, tc := range []struct {
-		name    string
-		updates []*sessionUpdate
-		col     int
-		want    any
-	}{
-		{"newer replaces", []*sessionUpdate{
-			up("1", "forward", "1 a", set{cForwardType, "qualified"}),
-			up("2", "forward", "2 b", set{cForwardType, "escalated"}),
-		}, cForwardType, "escalated"},
-		{"older does not replace", []*sessionUpdate{
-			up("2", "forward", "2 b", set{cForwardType, "escalated"}),
-			up("1", "forward", "1 a", set{cForwardType, "qualified"}),
-		}, cForwardType, "escalated"},
-		{"older fills a gap", []*sessionUpdate{
-			up("2", "info", "2 b", set{cTitle, nil}),
-			up("1", "info", "1 a", set{cTitle, "Mariana"}),
-		}, cTitle, "Mariana"},
-		{"newer nil keeps", []*sessionUpdate{
-			up("1", "info", "1 a", set{cTitle, "Mariana"}),
-			up("2", "info", "2 b", set{cTitle, nil}),
-		}, cTitle, "Mariana"},
-		{"same time: event id decides", []*sessionUpdate{
-			up("1", "forward", "1 b", set{cForwardedToName, "Carla"}),
-			up("1", "forward", "1 a", set{cForwardedToName, "Rafael"}),
-		}, cForwardedToName, "Carla"},
-		{"first and last event", []*sessionUpdate{
-			up("2", "x", "2"), up("3", "x", "3"), up("1", "x", "1"),
-		}, cFirstEventAt, "1"},
-		{"count", []*sessionUpdate{up("2", "x", "2"), up("1", "x", "1")}, cEventCount, int64(2)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := base()
-			for _, u := range tc.updates {
-				r.merge(u)
-			}
-			if got := r.vals[tc.col]; got != tc.want {
-				t.Errorf("%s = %#v, want %#v", builtinColumns[tc.col], got, tc.want)
-			}
-		})
-	}
-}
-
 func TestConfiguredColumns(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "archive.db")
@@ -353,33 +299,6 @@ func TestConfiguredColumns(t *testing.T) {
 	r.Close()
 	if want := []string{"city=data.smartFields.city", "lead_score=data.smartFields.leadScore", "wants_refund=data.smartFields.wantsRefund"}; !reflect.DeepEqual(exprs, want) {
 		t.Errorf("archive_columns = %q, want %q", exprs, want)
-	}
-}
-
-func TestColumnValue(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in, want any
-	}{
-		{nil, nil}, {"a", "a"}, {true, int64(1)}, {false, int64(0)}, {3, 3.0}, {2.5, 2.5},
-		{[]any{"x", 1.0}, `["x",1]`}, {map[string]any{"a": 1.0}, `{"a":1}`},
-	} {
-		if got := columnValue(tc.in); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("columnValue(%#v) = %#v, want %#v", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestCheckColumnName(t *testing.T) {
-	t.Parallel()
-	for name, ok := range map[string]bool{
-		"lead_score": true, "city2": true,
-		"Lead": false, "_x": false, "2x": false, "a-b": false, "": false, `a"b`: false,
-		"summary": false, "session_id": false, "id": false, "rowid": false, "event_count": false,
-	} {
-		if err := CheckColumnName(name); (err == nil) != ok {
-			t.Errorf("CheckColumnName(%q) = %v, want ok %v", name, err, ok)
-		}
 	}
 }
 

@@ -18,11 +18,12 @@ import (
 	"github.com/switchyard/switchyard/internal/sqlitedb"
 	"github.com/switchyard/switchyard/lang"
 	"github.com/switchyard/switchyard/sinks"
+	"github.com/switchyard/switchyard/sinks/archive"
 )
 
 // TimeFormat is how times are stored: ISO 8601 in UTC with milliseconds,
 // which sorts as text and which SQLite's date functions read.
-const TimeFormat = "2006-01-02T15:04:05.000Z"
+const TimeFormat = archive.TimeFormat
 
 // migrations[i] moves the archive from user_version i to i+1. Released
 // migrations never change. Configured columns are not migrations: they
@@ -114,7 +115,7 @@ type Options struct {
 	Path string
 	// Columns adds a column to sessions per entry, filled with the
 	// expression's value for the session's newest event where it is not
-	// nil. Names are checked with CheckColumnName.
+	// nil. Names are checked with archive.CheckColumnName.
 	Columns map[string]*lang.Expression
 	// Retention prunes events older than this, and sessions whose newest
 	// event is; zero keeps everything.
@@ -135,7 +136,8 @@ type Options struct {
 type Sink struct {
 	opts    Options
 	log     *slog.Logger
-	columns []column
+	mapper  *archive.Mapper
+	columns []archive.Column
 
 	mu     sync.Mutex
 	db     *sql.DB
@@ -144,8 +146,6 @@ type Sink struct {
 	stop   chan struct{} // closed by Close
 	wg     sync.WaitGroup
 	closed bool
-
-	warn warnings
 }
 
 var (
@@ -167,7 +167,8 @@ func New(opts Options) *Sink {
 	if opts.PruneEvery <= 0 {
 		opts.PruneEvery = time.Hour
 	}
-	return &Sink{opts: opts, log: opts.Logger, columns: configuredColumns(opts.Columns)}
+	cols := archive.ConfiguredColumns(opts.Columns)
+	return &Sink{opts: opts, log: opts.Logger, columns: cols, mapper: archive.NewMapper(archive.MapperOptions{Columns: cols, Providers: opts.Providers, Logger: opts.Logger})}
 }
 
 // Open creates or migrates the archive, adds configured columns, and
@@ -182,7 +183,7 @@ func (s *Sink) Open(ctx context.Context) error {
 		return nil
 	}
 	for _, c := range s.columns {
-		if err := CheckColumnName(c.name); err != nil {
+		if err := archive.CheckColumnName(c.Name); err != nil {
 			return err
 		}
 	}
@@ -258,7 +259,7 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 		s.mu.Unlock()
 	}
 	// The work that needs no database happens here, in parallel.
-	o := &op{row: s.prepareRow(d.Event), done: make(chan error, 1)}
+	o := &op{row: s.mapper.Row(d.Event), done: make(chan error, 1)}
 	select {
 	case ops <- o:
 	case <-stop:
@@ -277,7 +278,7 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 
 // op is one Send waiting for the writer.
 type op struct {
-	row  *eventRow
+	row  *archive.EventRow
 	done chan error
 }
 
@@ -316,7 +317,7 @@ func (s *Sink) tryBatch(batch []*op) error {
 	w := s.stmts.in(ctx, tx)
 	for _, o := range batch {
 		if err := w.write(ctx, o.row); err != nil {
-			return fmt.Errorf("archive event %s: %w", o.row.id, err)
+			return fmt.Errorf("archive event %s: %w", o.row.ID, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/sinks/archive"
 )
 
 // statements are the writer's prepared statements.
@@ -18,11 +19,13 @@ type statements struct {
 	ncols                                                    int
 }
 
-func prepare(ctx context.Context, db *sql.DB, columns []column) (*statements, error) {
-	cols := make([]string, 0, nBuiltin+len(columns))
-	cols = append(cols, builtinColumns[:]...)
+func prepare(ctx context.Context, db *sql.DB, columns []archive.Column) (*statements, error) {
+	cols := make([]string, 0, archive.NBuiltin+len(columns))
+	for i := range archive.NBuiltin {
+		cols = append(cols, archive.BuiltinColumn(i))
+	}
 	for _, c := range columns {
-		cols = append(cols, quote(c.name))
+		cols = append(cols, archive.Quote(c.Name))
 	}
 	st := &statements{ncols: len(cols)}
 	var err error
@@ -74,57 +77,58 @@ func (st *statements) in(ctx context.Context, tx *sql.Tx) *txWriter {
 
 // write inserts the events row and, if it is new, merges the event into
 // its session.
-func (w *txWriter) write(ctx context.Context, r *eventRow) error {
-	res, err := w.insertEvent.ExecContext(ctx, r.id, r.source, r.eventType, r.subject, r.agentID, r.agentName, r.timestamp, r.receivedAt, r.data, r.externalID)
+func (w *txWriter) write(ctx context.Context, r *archive.EventRow) error {
+	res, err := w.insertEvent.ExecContext(ctx, r.ID, r.Source, r.EventType, r.Subject, r.AgentID, r.AgentName, r.Timestamp, r.ReceivedAt, r.Data, r.ExternalID)
 	if err != nil {
 		return err
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return err
-	} else if n == 0 || r.session == nil {
+	} else if n == 0 || r.Session == nil {
 		return nil // archived before: a retry or a replay
 	}
-	return w.mergeSession(ctx, r.session)
+	return w.mergeSession(ctx, r.Session)
 }
 
-func (w *txWriter) mergeSession(ctx context.Context, u *sessionUpdate) error {
-	row := &sessionRow{vals: make([]any, w.ncols), versions: map[string]string{}}
+func (w *txWriter) mergeSession(ctx context.Context, u *archive.SessionUpdate) error {
+	row := archive.NewSessionRow(w.ncols)
+	var id int64
 	dest := make([]any, 0, w.ncols+2)
-	dest = append(dest, &row.id)
-	for i := range row.vals {
-		dest = append(dest, &row.vals[i])
+	dest = append(dest, &id)
+	for i := range row.Vals {
+		dest = append(dest, &row.Vals[i])
 	}
 	var versions string
 	dest = append(dest, &versions)
-	switch err := w.selectSession.QueryRowContext(ctx, u.sessionID).Scan(dest...); {
+	switch err := w.selectSession.QueryRowContext(ctx, u.SessionID).Scan(dest...); {
 	case errors.Is(err, sql.ErrNoRows):
-		row.id = 0
+		id = 0
 	case err != nil:
 		return fmt.Errorf("read session: %w", err)
 	default:
-		for i, v := range row.vals {
+		for i, v := range row.Vals {
 			if b, ok := v.([]byte); ok {
-				row.vals[i] = string(b)
+				row.Vals[i] = string(b)
 			}
 		}
-		if err := json.Unmarshal([]byte(versions), &row.versions); err != nil {
+		if err := json.Unmarshal([]byte(versions), &row.Versions); err != nil {
 			return fmt.Errorf("read session versions: %w", err)
 		}
 	}
-	row.merge(u)
-	vb, err := json.Marshal(row.versions)
+	row.Merge(u)
+	vb, err := json.Marshal(row.Versions)
 	if err != nil {
 		return err
 	}
 	args := make([]any, 0, w.ncols+2)
-	if row.id == 0 {
-		args = append(args, u.sessionID)
-		args = append(args, row.vals...)
+	if id == 0 {
+		args = append(args, u.SessionID)
+		args = append(args, row.Vals...)
 		args = append(args, string(vb))
 		_, err = w.insertSession.ExecContext(ctx, args...)
 	} else {
-		args = append(args, row.vals...)
-		args = append(args, string(vb), row.id)
+		args = append(args, row.Vals...)
+		args = append(args, string(vb), id)
 		_, err = w.updateSession.ExecContext(ctx, args...)
 	}
 	if err != nil {
@@ -184,8 +188,8 @@ func (s *Sink) backfillBatch(ctx context.Context, db *sql.DB, st *statements, af
 	defer tx.Rollback()
 	w := st.in(ctx, tx)
 	for _, ev := range evs {
-		if r := s.prepareRow(ev); r.session != nil {
-			if err := w.mergeSession(ctx, r.session); err != nil {
+		if r := s.mapper.Row(ev); r.Session != nil {
+			if err := w.mergeSession(ctx, r.Session); err != nil {
 				return 0, 0, err
 			}
 		}
