@@ -86,6 +86,17 @@ func Require(t testing.TB) string {
 	return bin
 }
 
+// New starts a cluster outside a test (a command that needs a
+// throwaway PostgreSQL, such as the console's screenshots); Remove
+// stops it and deletes its files.
+func New() (*Cluster, error) {
+	bin, err := Bin()
+	if err != nil {
+		return nil, err
+	}
+	return start(bin)
+}
+
 // Start starts a cluster of the test's own, stopped when the test ends.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
@@ -305,18 +316,28 @@ func (c *Cluster) dsn(db string) string {
 // DSN creates a fresh database and returns its connection string.
 func (c *Cluster) DSN(t testing.TB) string {
 	t.Helper()
+	dsn, err := c.NewDatabase()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return dsn
+}
+
+// NewDatabase creates a fresh database and returns its connection
+// string.
+func (c *Cluster) NewDatabase() (string, error) {
 	name := fmt.Sprintf("test_%d", c.dbs.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.dsn("postgres"))
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		return "", err
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
+		return "", fmt.Errorf("create database: %w", err)
 	}
-	return c.dsn(name)
+	return c.dsn(name), nil
 }
 
 func freePort() (int, error) {
@@ -350,9 +371,14 @@ func Shared(t testing.TB) *Cluster {
 	return shared.c
 }
 
-// Main runs the tests and then removes the shared cluster.
-func Main(m *testing.M) {
+// Main runs the tests, then the functions after (the package's own
+// cleanup: a TestMain calls os.Exit through Main), and removes the
+// shared cluster.
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	shared.Lock()
 	if shared.c != nil {
 		shared.c.Remove()
