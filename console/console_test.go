@@ -8,17 +8,6 @@ import (
 	"github.com/switchyard/switchyard/console/demo"
 )
 
-// start runs a demo gateway for one test.
-func start(t testing.TB) *demo.Gateway {
-	t.Helper()
-	g, err := demo.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Stop)
-	return g
-}
-
 func login(t testing.TB, g *demo.Gateway, token string) *demo.Client {
 	t.Helper()
 	c, status, err := demo.Login(g.Console, token)
@@ -33,35 +22,38 @@ func login(t testing.TB, g *demo.Gateway, token string) *demo.Client {
 // state and a session held back.
 func TestPagesRender(t *testing.T) {
 	t.Parallel()
-	g := start(t)
-	g.CRMFails.Store(true)
-	id, err := g.Post(demo.Event("session.forwarded.escalated", "sess-1", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.Post(demo.Event("session.analyzed", "sess-1", nil)); err != nil {
-		t.Fatal(err)
-	}
-	for _, token := range []string{demo.AdminToken, demo.ViewerToken} {
-		c := login(t, g, token)
-		for _, p := range []struct{ path, want string }{
-			{"/ui/", "Overview"},
-			{"/ui/events", "Events"},
-			{"/ui/events?type=session.*&state=pending&since=1h&text=reembolso&where=data.smartFields.leadScore+%3E+80", id},
-			{"/ui/events/" + id, "Routing"},
-			{"/ui/deliveries", "Deliveries"},
-			{"/ui/deliveries?state=dead", "Dead letters"},
-			{"/ui/sessions/sess-1", "Session"},
-			{"/ui/playground", "Rules playground"},
-			{"/ui/playground?run=1&event=" + id, "matched"},
-			{"/ui/config", "Running configuration"},
-		} {
-			body, status, err := c.Get(p.path)
-			if err != nil || status != http.StatusOK || !strings.Contains(body, p.want) {
-				t.Errorf("%s as %s: %d %v, want 200 with %q:\n%s", p.path, token[:5], status, err, p.want, excerpt(body))
+	eachBackend(t, func(t *testing.T, b backend) {
+		t.Parallel()
+		g := b.start(t)
+		g.CRMFails.Store(true)
+		id, err := g.Post(demo.Event("session.forwarded.escalated", "sess-1", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Post(demo.Event("session.analyzed", "sess-1", nil)); err != nil {
+			t.Fatal(err)
+		}
+		for _, token := range []string{demo.AdminToken, demo.ViewerToken} {
+			c := login(t, g, token)
+			for _, p := range []struct{ path, want string }{
+				{"/ui/", "Overview"},
+				{"/ui/events", "Events"},
+				{"/ui/events?type=session.*&state=pending&since=1h&text=reembolso&where=data.smartFields.leadScore+%3E+80", id},
+				{"/ui/events/" + id, "Routing"},
+				{"/ui/deliveries", "Deliveries"},
+				{"/ui/deliveries?state=dead", "Dead letters"},
+				{"/ui/sessions/sess-1", "Session"},
+				{"/ui/playground", "Rules playground"},
+				{"/ui/playground?run=1&event=" + id, "matched"},
+				{"/ui/config", "Running configuration"},
+			} {
+				body, status, err := c.Get(p.path)
+				if err != nil || status != http.StatusOK || !strings.Contains(body, p.want) {
+					t.Errorf("%s as %s: %d %v, want 200 with %q:\n%s", p.path, token[:5], status, err, p.want, excerpt(body))
+				}
 			}
 		}
-	}
+	})
 }
 
 func excerpt(s string) string {
@@ -76,28 +68,31 @@ func excerpt(s string) string {
 // viewer's POSTs are refused.
 func TestLoginAndCSRF(t *testing.T) {
 	t.Parallel()
-	g := start(t)
-	if c, status, err := demo.Login(g.Console, "wrong-token-0123456789abcdef"); c != nil || status != http.StatusUnauthorized || err != nil {
-		t.Fatalf("wrong token: %v %d %v", c, status, err)
-	}
-	c := login(t, g, demo.AdminToken)
-	if _, status, _ := c.Post("/ui/config/reload", map[string][]string{"csrf": {"forged"}}); status != http.StatusForbidden {
-		t.Errorf("POST with a wrong CSRF token: %d, want 403", status)
-	}
-	if _, status, _ := c.Post("/ui/config/reload", map[string][]string{"csrf": {""}}); status != http.StatusForbidden {
-		t.Errorf("POST without a CSRF token: %d, want 403", status)
-	}
-	v := login(t, g, demo.ViewerToken)
-	body, status, _ := v.Post("/ui/config/reload", map[string][]string{})
-	if status != http.StatusForbidden || !strings.Contains(body, "viewer") {
-		t.Errorf("viewer POST: %d, want 403", status)
-	}
-	// The reload went through for the admin only.
-	if _, status, _ := c.Post("/ui/config/reload", map[string][]string{}); status != http.StatusOK {
-		t.Errorf("admin reload: %d", status)
-	}
-	body, _, _ = c.Get("/ui/config")
-	if !strings.Contains(body, "applied") {
-		t.Errorf("config page after reload:\n%s", excerpt(body))
-	}
+	eachBackend(t, func(t *testing.T, b backend) {
+		t.Parallel()
+		g := b.start(t)
+		if c, status, err := demo.Login(g.Console, "wrong-token-0123456789abcdef"); c != nil || status != http.StatusUnauthorized || err != nil {
+			t.Fatalf("wrong token: %v %d %v", c, status, err)
+		}
+		c := login(t, g, demo.AdminToken)
+		if _, status, _ := c.Post("/ui/config/reload", map[string][]string{"csrf": {"forged"}}); status != http.StatusForbidden {
+			t.Errorf("POST with a wrong CSRF token: %d, want 403", status)
+		}
+		if _, status, _ := c.Post("/ui/config/reload", map[string][]string{"csrf": {""}}); status != http.StatusForbidden {
+			t.Errorf("POST without a CSRF token: %d, want 403", status)
+		}
+		v := login(t, g, demo.ViewerToken)
+		body, status, _ := v.Post("/ui/config/reload", map[string][]string{})
+		if status != http.StatusForbidden || !strings.Contains(body, "viewer") {
+			t.Errorf("viewer POST: %d, want 403", status)
+		}
+		// The reload went through for the admin only.
+		if _, status, _ := c.Post("/ui/config/reload", map[string][]string{}); status != http.StatusOK {
+			t.Errorf("admin reload: %d", status)
+		}
+		body, _, _ = c.Get("/ui/config")
+		if !strings.Contains(body, "applied") {
+			t.Errorf("config page after reload:\n%s", excerpt(body))
+		}
+	})
 }
