@@ -87,6 +87,7 @@ func Run(t *testing.T, h Harness) {
 		{"SessionAndBlocked", testSessionAndBlocked},
 		{"SinkStats", testSinkStats},
 		{"Audit", testAudit},
+		{"OddBytes", testOddBytes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
