@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -93,6 +94,48 @@ func TestLoginAndCSRF(t *testing.T) {
 		body, _, _ = c.Get("/ui/config")
 		if !strings.Contains(body, "applied") {
 			t.Errorf("config page after reload:\n%s", excerpt(body))
+		}
+	})
+}
+
+// TestOddBytes: a session id holding a NUL byte, and filters carrying a
+// NUL byte or bytes that are not UTF-8 (anyone can type them in a URL),
+// are text like any other on every backend: the pages find the session
+// and its events, or nothing, and never fail.
+func TestOddBytes(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b backend) {
+		t.Parallel()
+		g := b.start(t)
+		g.CRMFails.Store(true)
+		const session = "sess\x00nul"
+		id, err := g.Post(demo.Event("session.forwarded.escalated", session, map[string]any{"conversationTitle": "Ana\x00Lima"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := login(t, g, demo.AdminToken)
+		for _, p := range []struct{ path, want string }{
+			{"/ui/events/" + id, "sess"},
+			{"/ui/sessions/" + url.PathEscape(session), id},
+			{"/ui/events?subject=" + url.QueryEscape(session), id},
+			{"/ui/deliveries?subject=" + url.QueryEscape(session), id},
+			{"/ui/events?text=" + url.QueryEscape("Ana\x00Lima"), id},
+			{"/ui/events?text=%FF%FEzz", "No events"},
+			{"/ui/events?source=%00&type=session.%FF.*", "No events"},
+			{"/ui/deliveries?sink=%00&error=%FF", "No deliveries"},
+			{"/ui/deliveries?event=%00", "No deliveries"},
+			{"/ui/events/evt%00", "not found"},
+			{"/ui/sessions/%FF", "not found"},
+		} {
+			body, _, err := c.Get(p.path)
+			if err != nil || !strings.Contains(body, p.want) {
+				t.Errorf("%s: %v, want %q:\n%s", p.path, err, p.want, excerpt(body))
+			}
+		}
+		for _, path := range []string{"/ui/events/evt%00/replay", "/ui/deliveries/dlv%00/retry-now", "/ui/deliveries/dlv%FF/give-up"} {
+			if body, status, _ := c.Post(path, map[string][]string{}); status >= 500 {
+				t.Errorf("POST %s: %d:\n%s", path, status, excerpt(body))
+			}
 		}
 	})
 }
