@@ -504,3 +504,88 @@ func testOddBytes(t *testing.T, f *fixture) {
 		}
 	}
 }
+
+// testTextCase: text searches (an event's title and summary, a
+// delivery's last error) match letters A-Z in any case and every other
+// character as written, the same on every backend whatever the
+// database's locale (PostgreSQL's ILIKE folds "Ã" under C.UTF-8 and
+// en_US, not under C; SQLite's LIKE folds A-Z only).
+func testTextCase(t *testing.T, f *fixture) {
+	mk := func(data string) string {
+		ev := f.event("s")
+		ev.Data = []byte(data)
+		return f.acceptEvent(ev, "crm")
+	}
+	a := mk(`{"conversationTitle": "JOÃO PEREIRA", "summary": "Pediu ESTORNO em São Paulo; ΣΊΣΥΦΟΣ"}`)
+	b := mk(`{"summary": "1*2?3[4]5\\6.7(8)^$|+{9}'0\"; ação"}`)
+	for _, tc := range []struct {
+		text string
+		want []string
+	}{
+		{"jOÃO pereira", []string{a}},
+		{"são paulo", []string{a}},
+		{"ΣΊΣΥΦΟΣ", []string{a}},
+		{"joão", nil}, // ã is not Ã: letters beyond A-Z as written
+		{"SÃO", nil},
+		{"σίσυφος", nil},
+		{"joao", nil},
+		{"AçãO", []string{b}},
+		{"1*2?3[4]5\\6.7(8)^$|+{9}'0\"", []string{b}},
+		{"*", []string{b}},
+		{"?", []string{b}},
+		{"[4]", []string{b}},
+		{"[", []string{b}},
+		{"3[4", []string{b}},
+		{".", []string{b}},
+		{"1.2", nil},
+		{"2?", []string{b}},
+		{"2.", nil},
+		{"(8)", []string{b}},
+		{"^", []string{b}},
+		{"$|", []string{b}},
+		{"{9}", []string{b}},
+		{"\\", []string{b}},
+		{"5\\6", []string{b}},
+		{"'0\"", []string{b}},
+	} {
+		got, err := f.s.Events(f.ctx, queue.EventFilter{Text: tc.text})
+		var ids []string
+		for _, ev := range got {
+			ids = append(ids, ev.ID)
+		}
+		if err != nil || !slices.Equal(ids, tc.want) {
+			t.Errorf("Events(text %q) = %v, %v; want %v", tc.text, ids, err, tc.want)
+		}
+	}
+	// A delivery's last error: an excerpt of what the sink answered.
+	ds := f.lease("crm", 10, false)
+	for i := range ds {
+		msg := "HTTP 422: CAMPO OBRIGATÓRIO: contatoId"
+		if ds[i].EventID == b {
+			msg = "HTTP 400: [campo] inválido*"
+		}
+		f.complete(&ds[i], queue.Outcome{State: queue.StateDead, Error: msg, Status: 400})
+	}
+	for _, tc := range []struct {
+		text string
+		want string
+	}{
+		{"campo OBRIGATÓRIO", a},
+		{"campo obrigatório", ""},
+		{"INVáLIDO*", b},
+		{"[CAMPO]", b},
+	} {
+		got, err := f.s.List(f.ctx, queue.Filter{Sink: "crm", Error: tc.text})
+		var ids []string
+		for _, d := range got {
+			ids = append(ids, d.EventID)
+		}
+		want := []string{tc.want}
+		if tc.want == "" {
+			want = nil
+		}
+		if err != nil || !slices.Equal(ids, want) {
+			t.Errorf("List(error %q) = events %v, %v; want %v", tc.text, ids, err, want)
+		}
+	}
+}

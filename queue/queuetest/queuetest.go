@@ -88,6 +88,7 @@ func Run(t *testing.T, h Harness) {
 		{"SinkStats", testSinkStats},
 		{"Audit", testAudit},
 		{"OddBytes", testOddBytes},
+		{"TextCase", testTextCase},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
