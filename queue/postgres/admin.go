@@ -44,7 +44,7 @@ func where(f queue.Filter, first int) (string, []any, error) {
 		add("d.last_status = $%d", f.Status)
 	}
 	if f.Error != "" {
-		add(`d.last_error ILIKE $%d ESCAPE '\'`, "%"+likeEscape(f.Error)+"%")
+		add(containsCond("d.last_error"), contains(f.Error))
 	}
 	if len(f.States) > 0 {
 		for _, st := range f.States {

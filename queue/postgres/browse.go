@@ -41,6 +41,20 @@ func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
+// containsCond is the condition that column contains the argument
+// $%d (contains's pattern): letters A-Z in any case, every other
+// character as itself, as SQLite's LIKE matches. ILIKE folds cases by
+// the collation's locale: under the database's own, C.UTF-8 or en_US,
+// "ã" matched "Ã" too, and under C not, so that one search found
+// different events on different databases; under COLLATE "C" it folds
+// A-Z only, everywhere.
+func containsCond(column string) string {
+	return column + ` COLLATE "C" ILIKE $%d ESCAPE '\'`
+}
+
+// contains is the pattern of containsCond for s.
+func contains(s string) string { return "%" + likeEscape(s) + "%" }
+
 // named reports whether f names the deliveries an action applies to.
 func named(f queue.Filter) bool {
 	return f.ID != "" || f.IDs != nil || f.EventID != "" || f.Sink != ""
@@ -105,7 +119,7 @@ func eventWhere(f queue.EventFilter) ([]string, []any, error) {
 		add("e.received_at < $%d", ms(f.Until))
 	}
 	if f.Text != "" {
-		add(`e.search_text ILIKE $%d ESCAPE '\'`, "%"+likeEscape(f.Text)+"%")
+		add(containsCond("e.search_text"), contains(f.Text))
 	}
 	if f.After != "" {
 		at, seq, err := parseCursor(f.After)
