@@ -49,15 +49,14 @@ func (b backend) start(t testing.TB) *demo.Gateway {
 	return g
 }
 
-// open opens an empty store on b, closed when the test ends.
-func (b backend) open(t testing.TB) queue.Store {
+// open opens an empty store on b, closed when the test ends, and
+// returns with it its database's DSN on PostgreSQL.
+func (b backend) open(t testing.TB) (s queue.Store, dsn string) {
 	t.Helper()
-	var (
-		s   queue.Store
-		err error
-	)
+	var err error
 	if b.postgres {
-		s, err = postgres.Open(context.Background(), pgtest.Shared(t).DSN(t), postgres.Options{})
+		dsn = pgtest.Shared(t).DSN(t)
+		s, err = postgres.Open(context.Background(), dsn, postgres.Options{})
 	} else {
 		s, err = sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Synchronous: "normal"})
 	}
@@ -65,5 +64,5 @@ func (b backend) open(t testing.TB) queue.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return s, dsn
 }
