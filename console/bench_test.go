@@ -70,15 +70,21 @@ func bigConsole(tb testing.TB, b backend, n int) (h http.Handler, cookie *http.C
 			tb.Fatal(err)
 		}
 	}
+	return consoleOn(tb, s, console.Options{})
+}
+
+// consoleOn is a console on s, with opts besides what it reads from s
+// and a configuration, and a logged-in admin session.
+func consoleOn(tb testing.TB, s queue.Store, opts console.Options) (h http.Handler, cookie *http.Cookie) {
+	tb.Helper()
 	cfg, err := config.Parse("bench.yaml", []byte(benchConfig), func(string) (string, bool) { return "", false })
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c, err := console.New(console.Options{
-		Ops:    admin.NewOps(s, nil),
-		Tokens: func() (config.Secret, config.Secret) { return cfg.Admin.Token, "" },
-		Config: func() *config.Config { return cfg },
-	})
+	opts.Ops = admin.NewOps(s, nil)
+	opts.Tokens = func() (config.Secret, config.Secret) { return cfg.Admin.Token, "" }
+	opts.Config = func() *config.Config { return cfg }
+	c, err := console.New(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
