@@ -25,11 +25,15 @@ type backend struct {
 
 var backends = []backend{{name: "sqlite"}, {name: "postgres", postgres: true}}
 
-// eachBackend runs fn as a subtest on each backend.
+// eachBackend runs fn as a subtest on each backend, the backends in
+// parallel: a gateway and a browser tab each.
 func eachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) { fn(t, b) })
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b)
+		})
 	}
 }
 

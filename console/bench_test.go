@@ -170,7 +170,6 @@ func benchmarkEventsPage(b *testing.B, be backend) {
 func TestPageWeight(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b backend) {
-		t.Parallel()
 		h, cookie := bigConsole(t, b, 120)
 		list := get(t, h, cookie, "/ui/events").Body.String()
 		id := regexp.MustCompile(`href="/ui/events/(evt_[^"#]+)"`).FindStringSubmatch(list)[1]

@@ -24,7 +24,6 @@ func login(t testing.TB, g *demo.Gateway, token string) *demo.Client {
 func TestPagesRender(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b backend) {
-		t.Parallel()
 		g := b.start(t)
 		g.CRMFails.Store(true)
 		id, err := g.Post(demo.Event("session.forwarded.escalated", "sess-1", nil))
@@ -70,7 +69,6 @@ func excerpt(s string) string {
 func TestLoginAndCSRF(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b backend) {
-		t.Parallel()
 		g := b.start(t)
 		if c, status, err := demo.Login(g.Console, "wrong-token-0123456789abcdef"); c != nil || status != http.StatusUnauthorized || err != nil {
 			t.Fatalf("wrong token: %v %d %v", c, status, err)
@@ -105,7 +103,6 @@ func TestLoginAndCSRF(t *testing.T) {
 func TestOddBytes(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b backend) {
-		t.Parallel()
 		g := b.start(t)
 		g.CRMFails.Store(true)
 		const session = "sess\x00nul"

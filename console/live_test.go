@@ -22,7 +22,6 @@ import (
 func TestLiveTailOnce(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b backend) {
-		t.Parallel()
 		s, _ := b.open(t)
 		h, cookie := consoleOn(t, s, console.Options{LiveEvery: 20 * time.Millisecond})
 		srv := httptest.NewServer(h)
