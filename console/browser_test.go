@@ -291,6 +291,77 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 	})
 }
 
+// TestBrowserSession: a session held back on the ordered CRM, read on
+// its page (which delivery holds it, its error, what waits behind),
+// then moved on with the page's buttons: give up the head (dead), so
+// the next goes, and retry that one now once the CRM is back.
+func TestBrowserSession(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		g := b.start(t)
+		g.CRMFails.Store(true)
+		mustPost(t, g, demo.Event("session.forwarded.escalated", "sess-1", nil))
+		analyzed := mustPost(t, g, demo.Event("session.analyzed", "sess-1", nil))
+		ctx, _ := tab(t)
+		browserLogin(t, ctx, g, demo.AdminToken)
+		const crm = `section[aria-label="Sink crm"]`
+		waitPage(t, ctx, g.Console+"sessions/sess-1", `(document.querySelector('`+crm+` p.head') || {innerText: ""}).innerText.startsWith("Holds the session back")`)
+		head := text(t, ctx, crm+" p.head")
+		if !strings.Contains(head, "session.forwarded.escalated") || !strings.Contains(head, "HTTP 503") || !strings.Contains(head, "next attempt") {
+			t.Errorf("the head: %q", head)
+		}
+		if behind := text(t, ctx, crm+" p.head + p"); behind != "1 more waits behind it." {
+			t.Errorf("behind the head: %q", behind)
+		}
+		// An attempt in flight cannot be given up: the page says so, and
+		// the user tries again.
+		for try := 0; ; try++ {
+			submit(t, ctx, crm+` li.is-head form[action$="/give-up"] button`)
+			if strings.HasPrefix(text(t, ctx, "main h1"), "Session") {
+				break
+			}
+			if try == 5 {
+				t.Fatalf("give up: %s", text(t, ctx, "main"))
+			}
+			do(t, ctx, chromedp.Navigate(g.Console+"sessions/sess-1"), chromedp.WaitVisible(chromedp.CSS(crm+" li.is-head")))
+		}
+		// The escalation is dead; the summary is the head now, and fails.
+		if first := text(t, ctx, crm+" ol.session li"); !strings.Contains(first, "session.forwarded.escalated") || !strings.Contains(first, "dead") {
+			t.Errorf("the escalation after giving up: %q", first)
+		}
+		waitPage(t, ctx, g.Console+"sessions/sess-1", `(document.querySelector('`+crm+` p.head') || {innerText: ""}).innerText.includes("session.analyzed")`)
+		g.CRMFails.Store(false)
+		submit(t, ctx, crm+` li.is-head form[action$="/retry-now"] button`)
+		if err := demo.Eventually(10*time.Second, func() bool { return len(g.Received()) == 1 }); err != nil {
+			t.Fatal("the summary never reached the CRM")
+		}
+		if got := string(g.Received()[0]); !strings.Contains(got, "session.analyzed") {
+			t.Errorf("the CRM got %.200s, want the summary only", got)
+		}
+		waitPage(t, ctx, g.Console+"sessions/sess-1", `document.querySelectorAll('`+crm+` li .state').length == 2 && document.querySelectorAll('`+crm+` p.head').length == 0`)
+		states := eval[[]string](t, ctx, `[...document.querySelectorAll('`+crm+` li .state')].map(s => s.innerText)`)
+		if len(states) != 2 || states[0] != "dead" || states[1] != "delivered" {
+			t.Errorf("crm's deliveries of the session: %q, want dead then delivered (%s)", states, analyzed)
+		}
+	})
+}
+
+// submit clicks a form's button and waits for the page it leads to.
+func submit(t *testing.T, ctx context.Context, button string) {
+	t.Helper()
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.beforeSubmit = true`), chromedp.Click(chromedp.CSS(button)))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.beforeSubmit === undefined && document.readyState === "complete"`))
+		if err == nil && done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clicking %s led nowhere (%v)", button, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitPage loads url until cond (JavaScript) holds on it.
 func waitPage(t *testing.T, ctx context.Context, url, cond string) {
 	t.Helper()
