@@ -14,64 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/switchyard/switchyard/app"
-	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/pgtest"
-	"github.com/switchyard/switchyard/receiver/darwin"
-	"github.com/switchyard/switchyard/sinks"
 )
-
-// fillArchive writes a configuration with one archive sink (sinkYAML)
-// and fills the archive through the sink the gateway builds from it,
-// with the same events as archiveConfig.
-func fillArchive(t *testing.T, sinkYAML string) string {
-	t.Helper()
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`storage: {dir: %q}
-sources: [{name: darwin, provider: darwin, secret: x}]
-sinks:
-  - name: archive
-%s
-    retention: 3650d
-    columns:
-      lead_score: data.smartFields.leadScore
-      city: data.smartFields.city
-routes: [{name: all, match: ["*"], to: [archive]}]
-`, filepath.Join(dir, "state"), sinkYAML)), 0o600)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := app.Build(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plan.Close()
-	sink := plan.Sinks[0].Sink
-	if err := sink.(sinks.Opener).Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC)
-	for i, name := range []string{"session_opened", "session_forwarded_escalated", "session_analyzed", "session_closed_unforwarded"} {
-		body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "darwin", name+".json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := darwin.Normalize(body, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.ID, ev.Source = fmt.Sprintf("evt_%d", i), "darwin"
-		if name == "session_closed_unforwarded" {
-			ev.Subject = "other-session"
-		}
-		if err := sink.Send(context.Background(), &sinks.Delivery{ID: ev.ID, Attempt: 1, Event: ev}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return cfgPath
-}
 
 // exportLines decodes JSONL output.
 func exportLines(t *testing.T, out string) []map[string]any {
@@ -223,26 +167,7 @@ func TestAnalystQueriesPostgres(t *testing.T) {
 	text = strings.Replace(text, sqliteSink, fmt.Sprintf("    type: postgres\n    dsn: %q\n", dsn), 1)
 	path := filepath.Join(dir, "config.yaml")
 	os.WriteFile(path, []byte(text), 0o600)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Stop(ctx)
-	}()
+	a, _ := startGateway(t, path)
 	out, _, err := runCmd(t, "send", "--config", path, "--source", "darwin", "--url", "http://"+a.Addr()+"/hooks/darwin", "../../examples/events/three_sessions.jsonl")
 	if err != nil || strings.Count(out, "200 OK") != 15 {
 		t.Fatalf("send: %v\n%s", err, out)

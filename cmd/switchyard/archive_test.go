@@ -21,21 +21,27 @@ import (
 // archive through the sink the gateway would build from it.
 func archiveConfig(t *testing.T) (cfgPath, dbPath string) {
 	t.Helper()
+	dbPath = filepath.Join(t.TempDir(), "archive.db")
+	return fillArchive(t, fmt.Sprintf("    type: sqlite\n    path: %q", dbPath)), dbPath
+}
+
+// fillArchive writes a configuration with one archive sink (sinkYAML)
+// and fills the archive through the sink the gateway builds from it.
+func fillArchive(t *testing.T, sinkYAML string) string {
+	t.Helper()
 	dir := t.TempDir()
-	dbPath = filepath.Join(dir, "archive.db")
-	cfgPath = filepath.Join(dir, "config.yaml")
+	cfgPath := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`storage: {dir: %q}
 sources: [{name: darwin, provider: darwin, secret: x}]
 sinks:
   - name: archive
-    type: sqlite
-    path: %q
+%s
     retention: 3650d
     columns:
       lead_score: data.smartFields.leadScore
       city: data.smartFields.city
 routes: [{name: all, match: ["*"], to: [archive]}]
-`, filepath.Join(dir, "state"), dbPath)), 0o600)
+`, filepath.Join(dir, "state"), sinkYAML)), 0o600)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -49,12 +55,13 @@ routes: [{name: all, match: ["*"], to: [archive]}]
 	if err := sink.(sinks.Opener).Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	at := time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC)
 	for i, name := range []string{"session_opened", "session_forwarded_escalated", "session_analyzed", "session_closed_unforwarded"} {
 		body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "darwin", name+".json"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := darwin.Normalize(body, time.Now())
+		ev, err := darwin.Normalize(body, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +73,7 @@ routes: [{name: all, match: ["*"], to: [archive]}]
 			t.Fatal(err)
 		}
 	}
-	return cfgPath, dbPath
+	return cfgPath
 }
 
 func TestArchiveSearch(t *testing.T) {

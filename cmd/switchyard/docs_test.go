@@ -1,21 +1,15 @@
 package main
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 	"unicode"
-
-	"github.com/switchyard/switchyard/app"
-	"github.com/switchyard/switchyard/config"
 )
 
 // docQuery is an SQL block of a doc and the answer shown after it.
@@ -80,26 +74,7 @@ func TestAnalystQueries(t *testing.T) {
 	text = strings.Replace(text, `listen: ":8080"`, `listen: "127.0.0.1:0"`, 1)
 	path := filepath.Join(dir, "config.yaml")
 	os.WriteFile(path, []byte(text), 0o600)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Stop(ctx)
-	}()
+	a, _ := startGateway(t, path)
 	events := "../../examples/events/three_sessions.jsonl"
 	out, _, err := runCmd(t, "send", "--config", path, "--source", "darwin", "--url", "http://"+a.Addr()+"/hooks/darwin", events)
 	if err != nil || strings.Count(out, "200 OK") != 15 {

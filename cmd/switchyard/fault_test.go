@@ -200,17 +200,6 @@ func (r *rig) count(status int) int {
 	return r.statuses[status]
 }
 
-func (r *rig) waitFor(what string, timeout time.Duration, cond func() bool) {
-	r.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func (r *rig) healthz() (int, string) {
 	resp, err := http.Get("http://" + r.addr + "/healthz")
 	if err != nil {
@@ -234,7 +223,7 @@ func (r *rig) finish() (maxSends int) {
 	}
 	r.mu.Unlock()
 	for _, n := range retry {
-		r.waitFor(fmt.Sprintf("event %d accepted on retry", n), 30*time.Second, func() bool { return r.post(n) == http.StatusOK })
+		waitFor(r.t, fmt.Sprintf("event %d accepted on retry", n), 30*time.Second, func() bool { return r.post(n) == http.StatusOK })
 	}
 	missing := func() []string {
 		r.mu.Lock()
@@ -276,6 +265,18 @@ func (r *rig) finish() (maxSends int) {
 	return maxSends
 }
 
+// finishSentAtMost finishes (see finish), logs the summary under name,
+// and fails the test when a delivery was sent more than most times; why
+// says what the extra sends break.
+func (r *rig) finishSentAtMost(most int, name, why string) {
+	r.t.Helper()
+	maxSends := r.finish()
+	r.t.Logf("%s: %s", name, r.summary())
+	if maxSends > most {
+		r.t.Fatalf("a delivery was sent %d times, at most %d allowed: %s", maxSends, most, why)
+	}
+}
+
 func (r *rig) summary() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -308,7 +309,7 @@ func TestFaultDiskFull(t *testing.T) {
 	t.Cleanup(func() { exec.Command("umount", "-l", data).Run() })
 	r.start()
 	r.load(8)
-	r.waitFor("the disk to fill (503s)", 90*time.Second, func() bool { return r.count(http.StatusServiceUnavailable) >= 20 })
+	waitFor(t, "the disk to fill (503s)", 90*time.Second, func() bool { return r.count(http.StatusServiceUnavailable) >= 20 })
 	code, body := r.healthz()
 	sendsAtFull := r.count(0)
 	time.Sleep(time.Second) // the disk stays full under load: no storm
@@ -318,16 +319,12 @@ func TestFaultDiskFull(t *testing.T) {
 	if out, err := exec.Command("mount", "-o", "remount,size=64m", data).CombinedOutput(); err != nil {
 		t.Fatalf("free space: %v %s", err, out)
 	}
-	r.waitFor("recovery (2xx again)", 30*time.Second, func() bool { return r.count(0) > sendsAtFull+50 })
+	waitFor(t, "recovery (2xx again)", 30*time.Second, func() bool { return r.count(0) > sendsAtFull+50 })
 	r.endLoad()
 	if code, body := r.healthz(); code != http.StatusOK {
 		t.Errorf("healthz after recovery = %d %s", code, body)
 	}
-	maxSends := r.finish()
-	t.Logf("disk full: %s", r.summary())
-	if maxSends > 2 {
-		t.Fatalf("a delivery was sent %d times: at most one extra send per lease period", maxSends)
-	}
+	r.finishSentAtMost(2, "disk full", "at most one extra send per lease period")
 }
 
 // TestFaultLockHeld: another process holds the queue's write lock
@@ -340,7 +337,7 @@ func TestFaultLockHeld(t *testing.T) {
 	r := newRig(t, rigOptions{storage: "  busy_timeout: 100ms"})
 	r.start()
 	r.load(8)
-	r.waitFor("some events accepted", 30*time.Second, func() bool { return r.count(0) >= 200 })
+	waitFor(t, "some events accepted", 30*time.Second, func() bool { return r.count(0) >= 200 })
 	db, err := sql.Open("sqlite3", sqlitedb.DSN(filepath.Join(r.dir, "data", sqlite.FileName), sqlitedb.Options{}))
 	if err != nil {
 		t.Fatal(err)
@@ -361,13 +358,9 @@ func TestFaultLockHeld(t *testing.T) {
 		t.Error("no 503 while another process held the write lock")
 	}
 	accepted := r.count(0)
-	r.waitFor("recovery", 30*time.Second, func() bool { return r.count(0) > accepted+100 })
+	waitFor(t, "recovery", 30*time.Second, func() bool { return r.count(0) > accepted+100 })
 	r.endLoad()
-	maxSends := r.finish()
-	t.Logf("lock held: %s", r.summary())
-	if maxSends > 2 {
-		t.Fatalf("a delivery was sent %d times: at most one extra send per lease period", maxSends)
-	}
+	r.finishSentAtMost(2, "lock held", "at most one extra send per lease period")
 }
 
 // TestFaultFsyncFails: an fsync of the WAL fails under load (through the
@@ -384,9 +377,9 @@ func TestFaultFsyncFails(t *testing.T) {
 	r := newRig(t, rigOptions{env: []string{"SWITCHYARD_TEST_FSYNC_FAIL=" + flag}})
 	r.start()
 	r.load(8)
-	r.waitFor("some events accepted", 30*time.Second, func() bool { return r.count(0) >= 200 })
+	waitFor(t, "some events accepted", 30*time.Second, func() bool { return r.count(0) >= 200 })
 	os.WriteFile(flag, nil, 0o600)
-	r.waitFor("503s after the failed fsync", 30*time.Second, func() bool { return r.count(http.StatusServiceUnavailable) >= 10 })
+	waitFor(t, "503s after the failed fsync", 30*time.Second, func() bool { return r.count(http.StatusServiceUnavailable) >= 10 })
 	os.Remove(flag) // the disk seems fine again: the store must not believe it
 	accepted := r.count(0)
 	time.Sleep(500 * time.Millisecond)
@@ -399,11 +392,7 @@ func TestFaultFsyncFails(t *testing.T) {
 	r.endLoad()
 	r.stop()
 	r.start()
-	maxSends := r.finish()
-	t.Logf("fsync failed: %s", r.summary())
-	if maxSends > 2 {
-		t.Fatalf("a delivery was sent %d times", maxSends)
-	}
+	r.finishSentAtMost(2, "fsync failed", "at most one extra send per lease period, across the restart")
 }
 
 // TestFaultStoppedPastLease: the gateway is stopped (SIGSTOP) for
@@ -418,7 +407,7 @@ func TestFaultStoppedPastLease(t *testing.T) {
 	r.hold.Store(int64(300 * time.Millisecond))
 	r.start()
 	r.load(4)
-	r.waitFor("attempts in flight", 30*time.Second, func() bool {
+	waitFor(t, "attempts in flight", 30*time.Second, func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return len(r.sends) >= 20
@@ -427,14 +416,10 @@ func TestFaultStoppedPastLease(t *testing.T) {
 	time.Sleep(3 * time.Second) // three lease periods
 	r.child.cmd.Process.Signal(syscall.SIGCONT)
 	accepted := r.count(0)
-	r.waitFor("accepting again", 30*time.Second, func() bool { return r.count(0) > accepted+20 })
+	waitFor(t, "accepting again", 30*time.Second, func() bool { return r.count(0) > accepted+20 })
 	r.endLoad()
 	r.hold.Store(0)
-	maxSends := r.finish()
-	t.Logf("stopped past the lease: %s", r.summary())
-	if maxSends > 2 {
-		t.Fatalf("a delivery was sent %d times: at most once more after its lease expired", maxSends)
-	}
+	r.finishSentAtMost(2, "stopped past the lease", "at most once more after its lease expired")
 }
 
 // TestFaultReloadClientGone: POST /reload from a client that gives up
@@ -453,7 +438,7 @@ func TestFaultReloadClientGone(t *testing.T) {
 			t.Fatalf("post %d = %d", n, code)
 		}
 	}
-	r.waitFor("attempts in flight", 10*time.Second, func() bool {
+	waitFor(t, "attempts in flight", 10*time.Second, func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return len(r.sends) == 4

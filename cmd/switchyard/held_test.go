@@ -1,17 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/switchyard/switchyard/app"
-	"github.com/switchyard/switchyard/config"
 )
 
 // TestDeliveriesListShowsHeld: a delivery waiting for a held sink, or
@@ -30,26 +24,7 @@ sinks:
 routes: [{name: all, match: ["*"], to: [ops-slack, archive]}]
 `, dir)
 	os.WriteFile(path, []byte(cfgText), 0o600)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Stop(ctx)
-	}()
+	a, _ := startGateway(t, path)
 	event := "../../testdata/darwin/session_forwarded_escalated.json"
 	if out, _, err := runCmd(t, "send", "--config", path, "--source", "darwin", "--url", "http://"+a.Addr()+"/hooks/darwin", event); err != nil {
 		t.Fatalf("send: %v\n%s", err, out)
@@ -94,23 +69,7 @@ sources: [{name: darwin, provider: darwin, secret: s}]
 sinks: [{name: archive, type: sqlite, path: %[1]s/archive.db}]
 routes: [{name: all, match: ["*"], to: [archive]}]
 `, dir)), 0o600)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Stop(ctx)
-	}()
+	a, _ := startGateway(t, path)
 	for _, f := range []string{"session_forwarded_escalated", "session_forwarded_qualified", "session_analyzed"} {
 		if out, _, err := runCmd(t, "send", "--config", path, "--source", "darwin", "--url", "http://"+a.Addr()+"/hooks/darwin", "../../testdata/darwin/"+f+".json"); err != nil {
 			t.Fatalf("send %s: %v\n%s", f, err, out)

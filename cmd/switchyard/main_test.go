@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,57 @@ func exitCode(err error) int {
 		return ee.code
 	}
 	return 1
+}
+
+// startGateway runs the gateway of the configuration at path in this
+// process, on a free port of 127.0.0.1, until the test ends or stop is
+// called; stopping waits at most 5s for attempts in flight.
+func startGateway(t *testing.T, path string) (a *app.App, stop func()) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err = app.New(context.Background(), cfg, app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StartOn(ln); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			a.Stop(ctx)
+		})
+	}
+	t.Cleanup(stop)
+	return a, stop
+}
+
+// wait polls cond until it holds, failing the test after 20s.
+func wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	waitFor(t, what, 20*time.Second, cond)
+}
+
+// waitFor polls cond every 20ms until it holds, failing the test after
+// timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestCheckExampleConfig(t *testing.T) {
@@ -166,26 +218,7 @@ sources: [{name: darwin, provider: darwin, secret: send-secret}]
 sinks: [{name: archive, type: sqlite, path: %s}]
 routes: [{name: all, match: ["*"], to: [archive]}]
 `, filepath.Join(dir, "data"), filepath.Join(dir, "archive.db"))), 0o600)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Stop(ctx)
-	}()
+	a, _ := startGateway(t, path)
 	url := "http://" + a.Addr() + "/hooks/darwin"
 	event := "../../testdata/darwin/session_forwarded_escalated.json"
 

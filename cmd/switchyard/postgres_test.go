@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,7 +16,6 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/app"
-	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/pgtest"
 	"github.com/switchyard/switchyard/receiver/darwin"
 )
@@ -59,28 +56,6 @@ func (d *downstream) times(id string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.got[id]
-}
-
-// startGateway runs the gateway of the configuration at path in this
-// process, until the test ends or stop is called.
-func startGateway(t *testing.T, path string) (a *app.App, stop func()) {
-	t.Helper()
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err = app.New(context.Background(), cfg, app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() { once.Do(func() { a.Stop(context.Background()) }) }
-	t.Cleanup(stop)
-	return a, stop
 }
 
 func postEvent(t *testing.T, a *app.App, session string, n int) (id string, duplicate bool) {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,10 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/switchyard/switchyard/app"
-	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/receiver/darwin"
 )
 
@@ -63,19 +58,7 @@ sinks:
   - {name: archive, type: sqlite, path: %s}
 routes: [{name: all, match: ["*"], to: [crm, archive]}]
 `, data, crm.URL, filepath.Join(dir, "archive.db"))), 0o600)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Stop(context.Background())
+	a, _ := startGateway(t, path)
 
 	post := func(session string, n int) string {
 		body := fmt.Sprintf(`{"eventType":"session.forwarded.escalated","data":{"sessionId":%q,"n":%d}}`, session, n)
@@ -153,7 +136,7 @@ routes: [{name: all, match: ["*"], to: [crm, archive]}]
 	}
 
 	fixed.Store(true)
-	out, _, err = runCmd(t, "replay", "--config", path, "--sink", "crm", "--state", "dead", "--since", "1h")
+	out, _, err := runCmd(t, "replay", "--config", path, "--sink", "crm", "--state", "dead", "--since", "1h")
 	if err != nil || !strings.Contains(out, "re-queued 1 deliveries") {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
@@ -164,16 +147,5 @@ routes: [{name: all, match: ["*"], to: [crm, archive]}]
 	out, _, _ = runCmd(t, "deliveries", "list", "--dir", data, "--event", poison, "--json")
 	if !strings.Contains(out, `"sink":"crm"`) || !strings.Contains(out, `"replays":1`) || strings.Contains(out, `"state":"dead"`) {
 		t.Fatalf("after replay:\n%s", out)
-	}
-}
-
-func wait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -249,17 +249,6 @@ func (p *proof) accepted() int {
 	return len(p.ids)
 }
 
-func (p *proof) waitFor(what string, timeout time.Duration, cond func() bool) {
-	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // admin calls a replica's admin API.
 func (p *proof) admin(r *replicaProc, method, path, body string) (int, map[string]any) {
 	req, _ := http.NewRequest(method, "http://"+r.admin+path, strings.NewReader(body))
@@ -392,18 +381,18 @@ func TestReplicasProof(t *testing.T) {
 		start := time.Now()
 		p.target.failing.Store(true)
 		p.load(sessions)
-		p.waitFor("load with the sink failing", 30*time.Second, func() bool { return p.accepted() >= 60 })
+		waitFor(t, "load with the sink failing", 30*time.Second, func() bool { return p.accepted() >= 60 })
 		p.target.failing.Store(false)
 
 		// kill -9 one replica mid-load, and start it again.
-		p.waitFor("load", 60*time.Second, func() bool { return p.accepted() >= 150 })
+		waitFor(t, "load", 60*time.Second, func() bool { return p.accepted() >= 150 })
 		r1.child.cmd.Process.Signal(syscall.SIGKILL)
 		<-r1.child.done
 		time.Sleep(time.Second)
 		p.start(r1)
 
 		// Stop another past its lease (3s), then continue it.
-		p.waitFor("load", 60*time.Second, func() bool { return p.accepted() >= 300 })
+		waitFor(t, "load", 60*time.Second, func() bool { return p.accepted() >= 300 })
 		r2.child.cmd.Process.Signal(syscall.SIGSTOP)
 		before := len(p.target.sends())
 		time.Sleep(5 * time.Second)
@@ -412,14 +401,14 @@ func TestReplicasProof(t *testing.T) {
 		if during == 0 {
 			t.Fatal("nothing was delivered while r2 was stopped: the others did not carry on")
 		}
-		p.waitFor("load after the stop", 60*time.Second, func() bool { return p.accepted() >= 400 })
+		waitFor(t, "load after the stop", 60*time.Second, func() bool { return p.accepted() >= 400 })
 		close(p.stopLoad)
 		p.senders.Wait()
 
 		// The poison session's deliveries are dead letters; replayed
 		// through r0's admin API, they are carried out by the others
 		// while r0 is stopped.
-		p.waitFor("the poison session's dead letters", 60*time.Second, func() bool {
+		waitFor(t, "the poison session's dead letters", 60*time.Second, func() bool {
 			return len(p.deliveries(r1, "dead")) == len(p.order["poison"]) && len(p.deliveries(r1, "pending,failed")) == 0
 		})
 		dead := len(p.deliveries(r1, "dead"))
@@ -429,7 +418,7 @@ func TestReplicasProof(t *testing.T) {
 			t.Fatalf("POST /replay on r0: %d %v, want %d re-queued", status, out, dead)
 		}
 		r0.child.cmd.Process.Signal(syscall.SIGSTOP)
-		p.waitFor("the replay carried out", 30*time.Second, func() bool {
+		waitFor(t, "the replay carried out", 30*time.Second, func() bool {
 			return len(p.deliveries(r1, "dead")) == 0 && len(p.deliveries(r1, "pending,failed")) == 0
 		})
 		r0.child.cmd.Process.Signal(syscall.SIGCONT)
@@ -465,17 +454,17 @@ func TestReplicasProof(t *testing.T) {
 		start := time.Now()
 		p.target.failing.Store(true)
 		p.load(sessions)
-		p.waitFor("load with the sink failing", 30*time.Second, func() bool { return p.accepted() >= 60 })
+		waitFor(t, "load with the sink failing", 30*time.Second, func() bool { return p.accepted() >= 60 })
 		p.target.failing.Store(false)
-		p.waitFor("load", 60*time.Second, func() bool { return p.accepted() >= 150 })
+		waitFor(t, "load", 60*time.Second, func() bool { return p.accepted() >= 150 })
 		r0.child.cmd.Process.Signal(syscall.SIGKILL)
 		<-r0.child.done
 		time.Sleep(time.Second)
 		p.start(r0)
-		p.waitFor("load after the restart", 60*time.Second, func() bool { return p.accepted() >= 300 })
+		waitFor(t, "load after the restart", 60*time.Second, func() bool { return p.accepted() >= 300 })
 		close(p.stopLoad)
 		p.senders.Wait()
-		p.waitFor("the poison session's dead letters", 60*time.Second, func() bool {
+		waitFor(t, "the poison session's dead letters", 60*time.Second, func() bool {
 			return len(p.deliveries(r0, "dead")) == len(p.order["poison"]) && len(p.deliveries(r0, "pending,failed")) == 0
 		})
 		dead := len(p.deliveries(r0, "dead"))
@@ -483,7 +472,7 @@ func TestReplicasProof(t *testing.T) {
 		if status, out := p.admin(r0, http.MethodPost, "/replay", `{"sink":"ordered","state":"dead"}`); status != http.StatusOK || out["requeued"] != float64(dead) {
 			t.Fatalf("POST /replay: %d %v", status, out)
 		}
-		p.waitFor("drained", 30*time.Second, func() bool { return len(p.deliveries(r0, "pending,failed,dead")) == 0 })
+		waitFor(t, "drained", 30*time.Second, func() bool { return len(p.deliveries(r0, "pending,failed,dead")) == 0 })
 		p.check("r0")
 		t.Logf("sqlite: %d dead letters replayed; %s in all", dead, time.Since(start).Round(time.Second))
 	})

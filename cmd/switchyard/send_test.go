@@ -1,19 +1,13 @@
 package main
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/switchyard/switchyard/app"
-	"github.com/switchyard/switchyard/config"
 )
 
 // TestSendSignsForEverySource: send posts as each kind of sender would,
@@ -57,26 +51,7 @@ sources:
 sinks: [{name: archive, type: sqlite, path: %[1]s/archive.db}]
 routes: [{name: all, match: ["*"], to: [archive]}]
 `, dir, hex.EncodeToString(pub))), 0o600)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.StartOn(ln); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Stop(ctx)
-	}()
+	a, _ := startGateway(t, path)
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, []byte(body), 0o600)
