@@ -3,44 +3,21 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
-)
 
-// pruneBatch is how many rows one pruning statement deletes: small, so
-// the writers never wait long for it.
-const pruneBatch = 500
+	"github.com/switchyard/switchyard/sinks/archive"
+)
 
 // pruner runs Prune a minute after Open and then every PruneEvery
 // until Close.
 func (s *Sink) pruner() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-s.stop
-		cancel()
-	}()
-	t := time.NewTimer(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		if events, sessions, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("prune archive", "err", err)
-		} else if events+sessions > 0 {
-			s.log.Info("pruned archive", "events", events, "sessions", sessions, "retention", s.opts.Retention)
-		}
-		t.Reset(s.opts.PruneEvery)
-	}
+	archive.Pruner{Stop: s.stop, Every: s.opts.PruneEvery, Retention: s.opts.Retention, Log: s.log, Prune: s.Prune}.Run()
 }
 
-// Prune deletes, 500 rows at a time, the events whose timestamp is
-// older than the retention, and the sessions whose newest event is. One
-// replica prunes at a time (an advisory lock): while another does,
-// Prune returns at once, deleting nothing. It reports how many rows it
-// deleted; without a retention it does nothing.
+// Prune deletes, archive.PruneBatch rows at a time, the events whose
+// timestamp is older than the retention, and the sessions whose newest
+// event is. One replica prunes at a time (an advisory lock): while
+// another does, Prune returns at once, deleting nothing. It reports how
+// many rows it deleted; without a retention it does nothing.
 func (s *Sink) Prune(ctx context.Context) (events, sessions int64, err error) {
 	if s.opts.Retention <= 0 {
 		return 0, 0, nil
@@ -72,15 +49,13 @@ func (s *Sink) Prune(ctx context.Context) (events, sessions int64, err error) {
 		{&events, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE timestamp < $1 LIMIT $2)`},
 		{&sessions, `DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE last_event_at < $1 LIMIT $2)`},
 	} {
-		for {
-			tag, err := conn.Exec(ctx, p.q, cutoff, pruneBatch)
-			if err != nil {
-				return events, sessions, fmt.Errorf("prune: %w", redact(err, s.cfg))
-			}
-			*p.n += tag.RowsAffected()
-			if tag.RowsAffected() < pruneBatch {
-				break
-			}
+		n, err := archive.DeleteInBatches(func() (int64, error) {
+			tag, err := conn.Exec(ctx, p.q, cutoff, archive.PruneBatch)
+			return tag.RowsAffected(), err
+		})
+		*p.n = n
+		if err != nil {
+			return events, sessions, fmt.Errorf("prune: %w", redact(err, s.cfg))
 		}
 	}
 	return events, sessions, nil

@@ -3,37 +3,14 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"time"
+
+	"github.com/switchyard/switchyard/sinks/archive"
 )
 
-// pruneBatch is how many rows one pruning transaction deletes: small, so
-// the writer never waits long for it.
-const pruneBatch = 500
-
-// pruner runs Prune soon after Open and then every PruneEvery until
-// Close.
+// pruner runs Prune a minute after Open and then every PruneEvery
+// until Close.
 func (s *Sink) pruner() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-s.stop
-		cancel()
-	}()
-	t := time.NewTimer(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		if events, sessions, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("prune archive", "err", err)
-		} else if events+sessions > 0 {
-			s.log.Info("pruned archive", "events", events, "sessions", sessions, "retention", s.opts.Retention)
-		}
-		t.Reset(s.opts.PruneEvery)
-	}
+	archive.Pruner{Stop: s.stop, Every: s.opts.PruneEvery, Retention: s.opts.Retention, Log: s.log, Prune: s.Prune}.Run()
 }
 
 // Prune deletes, in small transactions, the events whose timestamp is
@@ -58,16 +35,17 @@ func (s *Sink) Prune(ctx context.Context) (events, sessions int64, err error) {
 		{&events, `DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE timestamp < ? LIMIT ?)`},
 		{&sessions, `DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE last_event_at < ? LIMIT ?)`},
 	} {
-		for {
-			res, err := db.ExecContext(ctx, p.q, cutoff, pruneBatch)
+		n, err := archive.DeleteInBatches(func() (int64, error) {
+			res, err := db.ExecContext(ctx, p.q, cutoff, archive.PruneBatch)
 			if err != nil {
-				return events, sessions, fmt.Errorf("prune: %w", err)
+				return 0, err
 			}
 			n, _ := res.RowsAffected()
-			*p.n += n
-			if n < pruneBatch {
-				break
-			}
+			return n, nil
+		})
+		*p.n = n
+		if err != nil {
+			return events, sessions, fmt.Errorf("prune: %w", err)
 		}
 	}
 	return events, sessions, nil

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/sinks/archive"
 )
 
 func TestPrune(t *testing.T) {
@@ -33,7 +35,7 @@ func TestPrune(t *testing.T) {
 		sends = append(sends, func() error { return s.Send(ctx, delivery(ev, 1)) })
 	}
 	fn := load(t, "function_call", "x").ev
-	for i := range pruneBatch*2 + 7 {
+	for i := range archive.PruneBatch*2 + 7 {
 		ev := *fn
 		ev.ID = fmt.Sprintf("evt_fn_%04d", i)
 		sends = append(sends, func() error { return s.Send(ctx, delivery(&ev, 1)) })
@@ -52,7 +54,7 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wantEvents := int64(6 + 3 + pruneBatch*2 + 7); events != wantEvents || sessions != 1 {
+	if wantEvents := int64(6 + 3 + archive.PruneBatch*2 + 7); events != wantEvents || sessions != 1 {
 		t.Errorf("pruned %d events, %d sessions; want %d, 1", events, sessions, wantEvents)
 	}
 	db := reader(t, path)
