@@ -5,6 +5,7 @@
 package groupcommit
 
 import (
+	"context"
 	"runtime"
 	"time"
 )
@@ -61,5 +62,26 @@ func (l Loop[T]) Run() {
 			}
 		}
 		l.Commit(batch)
+	}
+}
+
+// Submit hands op to the writer reading ops and waits for its answer on
+// done. It returns closed when stop is closed before a writer takes op,
+// and ctx's error when ctx ends first. An op taken is committed with its
+// batch even when ctx ends while Submit waits: callers whose writes may
+// then be retried need them to be harmless to write twice.
+func Submit[T any](ctx context.Context, ops chan<- T, stop <-chan struct{}, op T, done <-chan error, closed error) error {
+	select {
+	case ops <- op:
+	case <-stop:
+		return closed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

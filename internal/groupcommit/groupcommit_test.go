@@ -1,6 +1,8 @@
 package groupcommit
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -60,4 +62,60 @@ func TestLoopGroupsConcurrentRequests(t *testing.T) {
 	if len(sizes) >= 200 {
 		t.Fatalf("%d commits for 200 concurrent requests: nothing was grouped", len(sizes))
 	}
+}
+
+// TestSubmit: the writer's answer comes back; before a writer takes the
+// request, a closed stop answers closed and an ended ctx its error; once
+// taken, an ended ctx returns at once while the writer goes on.
+func TestSubmit(t *testing.T) {
+	t.Parallel()
+	errClosed := errors.New("closed")
+	errWrite := errors.New("write failed")
+	type req struct{ done chan error }
+	t.Run("answered", func(t *testing.T) {
+		t.Parallel()
+		ops := make(chan req)
+		go func() {
+			r := <-ops
+			r.done <- errWrite
+		}()
+		r := req{make(chan error, 1)}
+		if err := Submit(context.Background(), ops, nil, r, r.done, errClosed); err != errWrite {
+			t.Fatalf("Submit = %v, want the writer's answer", err)
+		}
+	})
+	t.Run("stopped before taken", func(t *testing.T) {
+		t.Parallel()
+		stop := make(chan struct{})
+		close(stop)
+		r := req{make(chan error, 1)}
+		if err := Submit(context.Background(), make(chan req), stop, r, r.done, errClosed); err != errClosed {
+			t.Fatalf("Submit = %v, want %v", err, errClosed)
+		}
+	})
+	t.Run("ctx ends before taken", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		r := req{make(chan error, 1)}
+		if err := Submit(ctx, make(chan req), make(chan struct{}), r, r.done, errClosed); err != context.Canceled {
+			t.Fatalf("Submit = %v, want %v", err, context.Canceled)
+		}
+	})
+	t.Run("ctx ends once taken", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithCancel(context.Background())
+		ops := make(chan req)
+		taken := make(chan req)
+		go func() {
+			r := <-ops
+			cancel()
+			taken <- r
+		}()
+		r := req{make(chan error, 1)}
+		if err := Submit(ctx, ops, make(chan struct{}), r, r.done, errClosed); err != context.Canceled {
+			t.Fatalf("Submit = %v, want %v", err, context.Canceled)
+		}
+		(<-taken).done <- nil // the writer answers later: done is buffered
+	})
 }

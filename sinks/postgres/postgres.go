@@ -222,20 +222,9 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 		s.mu.Unlock()
 	}
 	o := &op{row: cleanRow(s.mapper.Row(d.Event)), done: make(chan error, 1)}
-	select {
-	case ops <- o:
-	case <-stop:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		// The row may still commit; a retry of it is harmless.
-		return ctx.Err()
-	}
+	// Once the writer has it, the row may commit after ctx ends; a retry
+	// of it is harmless.
+	return groupcommit.Submit(ctx, ops, stop, o, o.done, ErrClosed)
 }
 
 // Preview returns the rows Send would write for ev, without opening

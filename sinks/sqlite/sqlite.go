@@ -260,20 +260,9 @@ func (s *Sink) Send(ctx context.Context, d *sinks.Delivery) error {
 	}
 	// The work that needs no database happens here, in parallel.
 	o := &op{row: s.mapper.Row(d.Event), done: make(chan error, 1)}
-	select {
-	case ops <- o:
-	case <-stop:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		// The row may still commit; a retry of it is harmless.
-		return ctx.Err()
-	}
+	// Once the writer has it, the row may commit after ctx ends; a retry
+	// of it is harmless.
+	return groupcommit.Submit(ctx, ops, stop, o, o.done, ErrClosed)
 }
 
 // op is one Send waiting for the writer.
