@@ -38,6 +38,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/queue"
 )
 
@@ -102,12 +103,7 @@ type Store struct {
 	// writes in them.
 	commits, committed atomic.Int64
 
-	health atomic.Pointer[error]
-	// healthLog warns once per change of error, not once per write.
-	healthLog struct {
-		sync.Mutex
-		last string
-	}
+	health *health.Writes
 
 	ops chan *op
 	// ungrouped runs each write in a transaction of its own, on the
@@ -172,6 +168,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.health = health.New(s.log.With("db", s.describe), "queue database cannot write", "queue database writes again")
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -304,12 +301,7 @@ func (s *Store) Waiting(sink string) int64 { return s.waiting.get(sink) }
 func (s *Store) Stats() (commits, writes int64) { return s.commits.Load(), s.committed.Load() }
 
 // Health implements queue.Store.
-func (s *Store) Health() error {
-	if p := s.health.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
+func (s *Store) Health() error { return s.health.Err() }
 
 // noteFault records the outcome of a write for Health, warning once per
 // change of error rather than once per write. Errors of the write's own
@@ -318,24 +310,7 @@ func (s *Store) noteFault(err error) {
 	if err != nil && !storageFault(err) {
 		return
 	}
-	if err == nil {
-		if s.health.Load() == nil {
-			return
-		}
-		s.health.Store(nil)
-	} else {
-		s.health.Store(&err)
-	}
-	s.healthLog.Lock()
-	defer s.healthLog.Unlock()
-	switch {
-	case err == nil && s.healthLog.last != "":
-		s.log.Info("queue database writes again", "db", s.describe)
-		s.healthLog.last = ""
-	case err != nil && err.Error() != s.healthLog.last:
-		s.log.Warn("queue database cannot write", "db", s.describe, "err", err)
-		s.healthLog.last = err.Error()
-	}
+	s.health.Note(err)
 }
 
 // Intervals of the background work.
@@ -361,7 +336,7 @@ func (s *Store) background() {
 			return
 		case <-t.C:
 		}
-		if s.health.Load() != nil {
+		if s.health.Err() != nil {
 			s.probe()
 		}
 		if time.Since(last) < recountEvery {

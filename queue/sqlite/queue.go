@@ -22,6 +22,7 @@ import (
 	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"github.com/switchyard/switchyard/internal/groupcommit"
+	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/internal/sqlitedb"
 	"github.com/switchyard/switchyard/queue"
 )
@@ -79,13 +80,8 @@ type Store struct {
 
 	// health is the error of the last failed write, nil once one
 	// succeeds; failed latches a fault the store cannot vouch for.
-	health atomic.Pointer[error]
+	health *health.Writes
 	failed atomic.Pointer[error]
-	// healthLog warns once per change of error, not once per write.
-	healthLog struct {
-		sync.Mutex
-		last string
-	}
 
 	// stmts are the hot writes, prepared once on the writer's
 	// connection (parsing SQL costs as much as running it); stmtDue and
@@ -225,6 +221,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.health = health.New(s.log.With("path", s.path), "queue storage cannot write", "queue storage writes again")
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -429,7 +426,7 @@ func (s *Store) checkpointer() {
 			return
 		case <-t.C:
 		}
-		if s.health.Load() != nil && s.failed.Load() == nil && time.Since(probed) >= probeEvery {
+		if s.health.Err() != nil && s.failed.Load() == nil && time.Since(probed) >= probeEvery {
 			probed = time.Now()
 			s.probe()
 		}
@@ -765,24 +762,7 @@ func (s *Store) noteFault(err error) {
 	if err != nil && !storageFault(err) {
 		return // the write's own problem, not the store's
 	}
-	if err == nil {
-		if s.health.Load() == nil {
-			return
-		}
-		s.health.Store(nil)
-	} else {
-		s.health.Store(&err)
-	}
-	s.healthLog.Lock()
-	defer s.healthLog.Unlock()
-	switch {
-	case err == nil && s.healthLog.last != "":
-		s.log.Info("queue storage writes again", "path", s.path)
-		s.healthLog.last = ""
-	case err != nil && err.Error() != s.healthLog.last:
-		s.log.Warn("queue storage cannot write", "path", s.path, "err", err)
-		s.healthLog.last = err.Error()
-	}
+	s.health.Note(err)
 }
 
 // Health implements queue.Store.
@@ -790,10 +770,7 @@ func (s *Store) Health() error {
 	if p := s.failed.Load(); p != nil {
 		return *p
 	}
-	if p := s.health.Load(); p != nil {
-		return *p
-	}
-	return nil
+	return s.health.Err()
 }
 
 // syncer answers committed batches once an fsync of the WAL that began
