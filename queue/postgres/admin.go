@@ -160,11 +160,7 @@ func (s *Store) deliveriesWith(ctx context.Context, more []any, each func(*queue
 // attempt in flight keeps its lease: the attempt's outcome goes to the
 // history, and the delivery stays due.
 func (s *Store) Replay(ctx context.Context, f queue.Filter) (int64, error) {
-	if !named(f) {
-		return 0, queue.ErrNoFilter
-	}
-	f.Limit, f.After = 0, ""
-	cond, args, err := where(f, 2)
+	cond, args, err := changeCond(f, named)
 	if err != nil {
 		return 0, err
 	}
@@ -205,11 +201,7 @@ func (s *Store) Replay(ctx context.Context, f queue.Filter) (int64, error) {
 // Purge implements queue.Store. Deliveries an attempt holds anywhere in
 // the cluster are left alone.
 func (s *Store) Purge(ctx context.Context, f queue.Filter, dryRun bool) (int64, error) {
-	if f.Sink == "" && f.ID == "" && f.IDs == nil {
-		return 0, queue.ErrNoFilter
-	}
-	f.Limit, f.After = 0, ""
-	cond, args, err := where(f, 2)
+	cond, args, err := changeCond(f, purgeable)
 	if err != nil {
 		return 0, err
 	}

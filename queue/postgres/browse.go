@@ -60,6 +60,23 @@ func named(f queue.Filter) bool {
 	return f.ID != "" || f.IDs != nil || f.EventID != "" || f.Sink != ""
 }
 
+// purgeable reports whether f names the deliveries a purge may delete:
+// a sink's, or deliveries by id.
+func purgeable(f queue.Filter) bool { return f.Sink != "" || f.ID != "" || f.IDs != nil }
+
+// changeCond is the condition on deliveries d, its arguments from $2
+// on, selecting those an operator's change (a replay, a retry now, a
+// give-up, a purge) applies to: every one f selects, whatever its Limit
+// and After. It returns queue.ErrNoFilter when f does not name them as
+// ok wants.
+func changeCond(f queue.Filter, ok func(queue.Filter) bool) (string, []any, error) {
+	if !ok(f) {
+		return "", nil, queue.ErrNoFilter
+	}
+	f.Limit, f.After = 0, ""
+	return where(f, 2)
+}
+
 // cleanedFilter is f with its text as stored (cleaned): a NUL byte or
 // bytes that are not UTF-8, which PostgreSQL's text refuses, select
 // what was stored with them, as on any backend, rather than fail.
@@ -133,11 +150,7 @@ func eventWhere(f queue.EventFilter) ([]string, []any, error) {
 
 // RetryNow implements queue.Store.
 func (s *Store) RetryNow(ctx context.Context, f queue.Filter) (int64, error) {
-	if !named(f) {
-		return 0, queue.ErrNoFilter
-	}
-	f.Limit, f.After = 0, ""
-	cond, args, err := where(f, 2)
+	cond, args, err := changeCond(f, named)
 	if err != nil {
 		return 0, err
 	}
@@ -168,11 +181,7 @@ func (s *Store) RetryNow(ctx context.Context, f queue.Filter) (int64, error) {
 // in the cluster is left to its attempt; one whose lease expired loses
 // it, so that a late outcome cannot bring it back from the dead.
 func (s *Store) GiveUp(ctx context.Context, f queue.Filter) (int64, error) {
-	if !named(f) {
-		return 0, queue.ErrNoFilter
-	}
-	f.Limit, f.After = 0, ""
-	cond, args, err := where(f, 2)
+	cond, args, err := changeCond(f, named)
 	if err != nil {
 		return 0, err
 	}

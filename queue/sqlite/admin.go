@@ -103,6 +103,27 @@ func named(f queue.Filter) bool {
 	return f.ID != "" || f.IDs != nil || f.EventID != "" || f.Sink != ""
 }
 
+// purgeable reports whether f names the deliveries a purge may delete:
+// a sink's, or deliveries by id.
+func purgeable(f queue.Filter) bool { return f.Sink != "" || f.ID != "" || f.IDs != nil }
+
+// changeWhere is the condition on deliveries d selecting those an
+// operator's change (a replay, a retry now, a give-up, a purge) applies
+// to: every one f selects, whatever its Limit and After. It returns
+// queue.ErrNoFilter when f does not name them as ok wants. Operators'
+// changes reach deliveries the fresh list holds: from now on, they are
+// leased as the queue has them.
+func (s *Store) changeWhere(f queue.Filter, ok func(queue.Filter) bool) (string, []any, error) {
+	s.leases.mu.Lock()
+	s.leases.clearFresh()
+	s.leases.mu.Unlock()
+	if !ok(f) {
+		return "", nil, queue.ErrNoFilter
+	}
+	f.Limit, f.After = 0, ""
+	return where(f)
+}
+
 // List returns the deliveries f selects, most recently changed first.
 func (s *Store) List(ctx context.Context, f queue.Filter) ([]queue.DeliveryInfo, error) {
 	where, args, err := where(f)
@@ -172,16 +193,7 @@ func (s *Store) Deliveries(ctx context.Context, eventID string) ([]queue.Deliver
 // flight is replayed after that attempt: the attempt's outcome goes to
 // the history, and the delivery stays due.
 func (s *Store) Replay(ctx context.Context, f queue.Filter) (int64, error) {
-	// Operators' changes reach deliveries the fresh list holds: from
-	// now on, lease them as the queue has them.
-	s.leases.mu.Lock()
-	s.leases.clearFresh()
-	s.leases.mu.Unlock()
-	if !named(f) {
-		return 0, queue.ErrNoFilter
-	}
-	f.Limit, f.After = 0, ""
-	where, args, err := where(f)
+	where, args, err := s.changeWhere(f, named)
 	if err != nil {
 		return 0, err
 	}
@@ -227,16 +239,7 @@ func countBySink(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]sink
 // Purge implements queue.Store. Deliveries with an attempt in flight in
 // this process are left alone.
 func (s *Store) Purge(ctx context.Context, f queue.Filter, dryRun bool) (int64, error) {
-	// Operators' changes reach deliveries the fresh list holds: from
-	// now on, lease them as the queue has them.
-	s.leases.mu.Lock()
-	s.leases.clearFresh()
-	s.leases.mu.Unlock()
-	if f.Sink == "" && f.ID == "" && f.IDs == nil {
-		return 0, queue.ErrNoFilter
-	}
-	f.Limit, f.After = 0, ""
-	where, args, err := where(f)
+	where, args, err := s.changeWhere(f, purgeable)
 	if err != nil {
 		return 0, err
 	}

@@ -52,16 +52,7 @@ func (s *Store) notLeased(where string, args []any) (string, []any) {
 
 // RetryNow implements queue.Store.
 func (s *Store) RetryNow(ctx context.Context, f queue.Filter) (int64, error) {
-	// Operators' changes reach deliveries the fresh list holds: from
-	// now on, lease them as the queue has them.
-	s.leases.mu.Lock()
-	s.leases.clearFresh()
-	s.leases.mu.Unlock()
-	if !named(f) {
-		return 0, queue.ErrNoFilter
-	}
-	f.Limit, f.After = 0, ""
-	where, args, err := where(f)
+	where, args, err := s.changeWhere(f, named)
 	if err != nil {
 		return 0, err
 	}
@@ -81,16 +72,7 @@ func (s *Store) RetryNow(ctx context.Context, f queue.Filter) (int64, error) {
 // GiveUp implements queue.Store. Deliveries with an attempt in flight in
 // this process are left alone: the attempt decides.
 func (s *Store) GiveUp(ctx context.Context, f queue.Filter) (int64, error) {
-	// Operators' changes reach deliveries the fresh list holds: from
-	// now on, lease them as the queue has them.
-	s.leases.mu.Lock()
-	s.leases.clearFresh()
-	s.leases.mu.Unlock()
-	if !named(f) {
-		return 0, queue.ErrNoFilter
-	}
-	f.Limit, f.After = 0, ""
-	where, args, err := where(f)
+	where, args, err := s.changeWhere(f, named)
 	if err != nil {
 		return 0, err
 	}
