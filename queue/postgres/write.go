@@ -184,13 +184,7 @@ func (s *Store) runBatch(ctx context.Context, batch []*op) error {
 		}
 		deltas = append(deltas, d...)
 	}
-	s.waiting.beginCommit()
-	err = tx.Commit(ctx)
-	s.waiting.endCommit(deltas, err == nil)
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return s.commitTx(ctx, tx, deltas)
 }
 
 // inTx runs fn in a transaction of its own (the writes that are not
@@ -221,8 +215,14 @@ func (s *Store) runTx(ctx context.Context, fn func(tx pgx.Tx) ([]sinkDelta, erro
 		tx.Rollback(ctx)
 		return err
 	}
+	return s.commitTx(ctx, tx, deltas)
+}
+
+// commitTx commits tx and applies its deltas to the waiting counts once
+// it is committed.
+func (s *Store) commitTx(ctx context.Context, tx pgx.Tx, deltas []sinkDelta) error {
 	s.waiting.beginCommit()
-	err = tx.Commit(ctx)
+	err := tx.Commit(ctx)
 	s.waiting.endCommit(deltas, err == nil)
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
