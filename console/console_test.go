@@ -1,8 +1,11 @@
 package console_test
 
 import (
+	"fmt"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -132,6 +135,44 @@ func TestOddBytes(t *testing.T) {
 		for _, path := range []string{"/ui/events/evt%00/replay", "/ui/deliveries/dlv%00/retry-now", "/ui/deliveries/dlv%FF/give-up"} {
 			if body, status, _ := c.Post(path, map[string][]string{}); status >= 500 {
 				t.Errorf("POST %s: %d:\n%s", path, status, excerpt(body))
+			}
+		}
+	})
+}
+
+// TestListPaging: the events and deliveries lists link the next page
+// when there is one, and the newest page from any other; a filter
+// written wrong is shown with a 400, and nothing else fails.
+func TestListPaging(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b backend) {
+		g := b.start(t)
+		for i := range 51 { // a page and one more
+			if _, err := g.Post(demo.Event("session.forwarded.escalated", fmt.Sprintf("page-%02d", i), nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := login(t, g, demo.ViewerToken)
+		next := regexp.MustCompile(`<a href="([^"]+)" rel="next">Older »</a>`)
+		for _, list := range []string{"/ui/events", "/ui/deliveries"} {
+			body, status, err := c.Get(list)
+			m := next.FindStringSubmatch(body)
+			if err != nil || status != http.StatusOK || m == nil || !strings.Contains(m[1], "after=") || strings.Contains(body, "« Newest") {
+				t.Fatalf("%s: %d %v, want 200 linking the next page and not the newest:\n%s", list, status, err, excerpt(body))
+			}
+			older := html.UnescapeString(m[1])
+			body, status, err = c.Get(older)
+			if err != nil || status != http.StatusOK || !strings.Contains(body, `<a href="`+list+`">« Newest</a>`) {
+				t.Errorf("%s: %d %v, want 200 linking the newest page:\n%s", older, status, err, excerpt(body))
+			}
+		}
+		for _, p := range []struct{ path, want string }{
+			{"/ui/events?where=" + url.QueryEscape("data.x >"), "where: 1:"},
+			{"/ui/deliveries?state=gone", `unknown state &#34;gone&#34;`},
+		} {
+			body, status, err := c.Get(p.path)
+			if err != nil || status != http.StatusBadRequest || !strings.Contains(body, p.want) || next.MatchString(body) {
+				t.Errorf("%s: %d %v, want 400 showing %q and no next page:\n%s", p.path, status, err, p.want, excerpt(body))
 			}
 		}
 	})

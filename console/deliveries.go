@@ -42,13 +42,12 @@ func (f deliveryFilter) Empty() bool { return f == deliveryFilter{} }
 
 type deliveriesView struct {
 	*base
-	F                 deliveryFilter
-	Sinks, States     []string
-	Page              admin.DeliveryPage
-	NextURL, FirstURL string
-	Error             string
-	Audit             []admin.AuditEntry
-	MaxBulk           int
+	F             deliveryFilter
+	Sinks, States []string
+	Page          admin.DeliveryPage
+	listing
+	Audit   []admin.AuditEntry
+	MaxBulk int
 }
 
 func (c *Console) deliveries(w http.ResponseWriter, r *http.Request, v *base) {
@@ -65,29 +64,16 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request, v *base) {
 	query := f.query()
 	query.After, query.Limit = q.Get("after"), pageSize
 	page, err := c.opts.Ops.DeliveryPage(r.Context(), query)
-	switch {
-	case admin.IsInput(err):
-		view.Error = err.Error()
-	case err != nil:
+	if err := view.paged(err, page.Next, query.After, f.url); err != nil {
 		c.failErr(w, r, v, err)
 		return
 	}
 	view.Page = page
-	if page.Next != "" {
-		view.NextURL = f.url("after", page.Next)
-	}
-	if query.After != "" {
-		view.FirstURL = f.url()
-	}
 	if view.Audit, err = c.opts.Ops.Audits(r.Context(), 20); err != nil {
 		c.failErr(w, r, v, err)
 		return
 	}
-	status := http.StatusOK
-	if view.Error != "" {
-		status = http.StatusBadRequest
-	}
-	c.render(w, r, status, "deliveries", view)
+	c.render(w, r, view.status(), "deliveries", view)
 }
 
 func (c *Console) sinkNames() []string {

@@ -59,13 +59,9 @@ type eventsView struct {
 	Sources []string
 	States  []string
 	Page    admin.EventPage
-	// NextURL is the next page; FirstURL the newest, when this page is
-	// not the first.
-	NextURL, FirstURL string
+	listing
 	// TailURL toggles the live tail; LiveURL is its stream.
 	TailURL, LiveURL string
-	// Error is a filter written wrong, with where it is wrong.
-	Error string
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request, v *base) {
@@ -76,31 +72,18 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, v *base) {
 	query := f.query()
 	query.After = q.Get("after")
 	page, err := c.opts.Ops.EventPage(r.Context(), query)
-	switch {
-	case admin.IsInput(err):
-		view.Error = err.Error()
-	case err != nil:
+	if err := view.paged(err, page.Next, query.After, f.url); err != nil {
 		c.failErr(w, r, v, err)
 		return
 	}
 	view.Page = page
-	if page.Next != "" {
-		view.NextURL = f.url("after", page.Next)
-	}
-	if query.After != "" {
-		view.FirstURL = f.url()
-	}
 	if f.Tail {
 		view.TailURL = f.url()
 		view.LiveURL = "/ui/live/events?" + f.values().Encode()
 	} else {
 		view.TailURL = f.url("tail", "1")
 	}
-	status := http.StatusOK
-	if view.Error != "" {
-		status = http.StatusBadRequest
-	}
-	c.render(w, r, status, "events", view)
+	c.render(w, r, view.status(), "events", view)
 }
 
 func (c *Console) sourceNames() []string {

@@ -28,6 +28,45 @@ type base struct {
 // Admin reports whether the session may act (the admin token).
 func (b *base) Admin() bool { return b.Role == admin.RoleAdmin }
 
+// listing is what a list page (events, deliveries) shows around its
+// rows: the error its filter met, and the links between its pages.
+type listing struct {
+	// NextURL is the next page; FirstURL the newest, when this page is
+	// not the first.
+	NextURL, FirstURL string
+	// Error is a filter written wrong, with where it is wrong.
+	Error string
+}
+
+// paged fills l for a page read from the cursor after, with err its
+// error and next the cursor of the page after it; url is the list's
+// address with more parameters. A filter written wrong is shown on the
+// page; paged returns any other error, which fails the request.
+func (l *listing) paged(err error, next, after string, url func(extra ...string) string) error {
+	if err != nil {
+		if !admin.IsInput(err) {
+			return err
+		}
+		l.Error = err.Error()
+	}
+	if next != "" {
+		l.NextURL = url("after", next)
+	}
+	if after != "" {
+		l.FirstURL = url()
+	}
+	return nil
+}
+
+// status is the list page's answer: 400 when its filter is written
+// wrong.
+func (l *listing) status() int {
+	if l.Error != "" {
+		return http.StatusBadRequest
+	}
+	return http.StatusOK
+}
+
 // page is a parsed page: the layout with the page's templates.
 type page struct{ t *template.Template }
 
