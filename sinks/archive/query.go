@@ -126,27 +126,9 @@ func tsq(n qnode, folded []string) (string, bool) {
 		}
 		return s, true
 	case *qand:
-		var parts []string
-		for _, k := range n.kids {
-			if s, ok := tsq(k, folded); ok {
-				parts = append(parts, s)
-			}
-		}
-		if len(parts) == 0 {
-			return "", false
-		}
-		return "(" + strings.Join(parts, " & ") + ")", true
+		return tsqJoin(n.kids, folded, " & ")
 	case *qor:
-		var parts []string
-		for _, k := range n.kids {
-			if s, ok := tsq(k, folded); ok {
-				parts = append(parts, s)
-			}
-		}
-		if len(parts) == 0 {
-			return "", false
-		}
-		return "(" + strings.Join(parts, " | ") + ")", true
+		return tsqJoin(n.kids, folded, " | ")
 	case *qnot:
 		pos, ok := tsq(n.pos, folded)
 		if !ok {
@@ -159,6 +141,21 @@ func tsq(n qnode, folded []string) (string, bool) {
 		return "(" + pos + " & !" + neg + ")", true
 	}
 	return "", false
+}
+
+// tsqJoin joins the kids of an AND or an OR with op, leaving out those
+// that fold to nothing; false when they all do.
+func tsqJoin(kids []qnode, folded []string, op string) (string, bool) {
+	var parts []string
+	for _, k := range kids {
+		if s, ok := tsq(k, folded); ok {
+			parts = append(parts, s)
+		}
+	}
+	if len(parts) == 0 {
+		return "", false
+	}
+	return "(" + strings.Join(parts, op) + ")", true
 }
 
 type qtokKind int
