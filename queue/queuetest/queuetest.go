@@ -312,16 +312,28 @@ func testDedup(t *testing.T, f *fixture) {
 // once (as a sender retrying against several replicas would): it is
 // stored once, and every answer carries its id.
 func testDedupConcurrent(t *testing.T, f *fixture) {
+	acceptAtOnce(t, f, f.s)
+	if w := f.s.Waiting("slack"); w != 1 {
+		t.Fatalf("Waiting = %d, want 1", w)
+	}
+}
+
+// acceptAtOnce posts one sender event (same dedup key, a fresh id each
+// time) 16 times at once, in turn to each of stores, and checks that it
+// was stored once and that every answer carries the stored id.
+func acceptAtOnce(t *testing.T, f *fixture, stores ...queue.Store) {
+	t.Helper()
 	base := f.event("s")
 	const n = 16
 	var wg sync.WaitGroup
 	res := make([]queue.Accepted, n)
 	errs := make([]error, n)
 	for i := range n {
+		s := stores[i%len(stores)]
 		wg.Go(func() {
 			ev := *base
 			ev.ID = fmt.Sprintf("%s-%02d", base.ID, i)
-			res[i], errs[i] = f.s.Accept(f.ctx, queue.Incoming{Event: &ev, Targets: targets("slack")})
+			res[i], errs[i] = s.Accept(f.ctx, queue.Incoming{Event: &ev, Targets: targets("slack")})
 		})
 	}
 	wg.Wait()
@@ -341,9 +353,6 @@ func testDedupConcurrent(t *testing.T, f *fixture) {
 		if res[i].EventID != stored {
 			t.Fatalf("answer %d carries %s, want the stored event's id %s", i, res[i].EventID, stored)
 		}
-	}
-	if w := f.s.Waiting("slack"); w != 1 {
-		t.Fatalf("Waiting = %d, want 1", w)
 	}
 }
 
@@ -1032,40 +1041,7 @@ func testRate(t *testing.T, f *fixture) {
 // testReplicasDedup: the same sender event posted to two replicas at
 // once is stored once, and every answer carries its id.
 func testReplicasDedup(t *testing.T, f *fixture, other queue.Store) {
-	base := f.event("s")
-	const n = 16
-	var wg sync.WaitGroup
-	res := make([]queue.Accepted, n)
-	errs := make([]error, n)
-	for i := range n {
-		s := f.s
-		if i%2 == 1 {
-			s = other
-		}
-		wg.Go(func() {
-			ev := *base
-			ev.ID = fmt.Sprintf("%s-%02d", base.ID, i)
-			res[i], errs[i] = s.Accept(f.ctx, queue.Incoming{Event: &ev, Targets: targets("slack")})
-		})
-	}
-	wg.Wait()
-	stored := ""
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
-		if !res[i].Duplicate {
-			if stored != "" {
-				t.Fatalf("stored twice: %s and %s", stored, res[i].EventID)
-			}
-			stored = res[i].EventID
-		}
-	}
-	for i := range n {
-		if res[i].EventID != stored {
-			t.Fatalf("answer %d carries %s, want the stored event's id %s", i, res[i].EventID, stored)
-		}
-	}
+	acceptAtOnce(t, f, f.s, other)
 	if evs, err := other.Events(f.ctx, queue.EventFilter{}); err != nil || len(evs) != 1 {
 		t.Fatalf("events = %d, %v; want 1", len(evs), err)
 	}
