@@ -346,6 +346,20 @@ type AttemptInfo struct {
 	Error  string
 }
 
+// WithDelivered is a delivery's recorded attempts and, after them, the
+// attempt that delivered it when only the delivery records it (a first
+// attempt that delivers writes no attempt row): last is that attempt
+// as the delivery has it, its state, attempts, replays, time and status.
+func WithDelivered(recorded []AttemptInfo, last AttemptInfo) []AttemptInfo {
+	if last.State != StateDelivered || last.Attempt == 0 {
+		return recorded
+	}
+	if n := len(recorded); n > 0 && recorded[n-1].Replays == last.Replays && recorded[n-1].Attempt == last.Attempt {
+		return recorded
+	}
+	return append(recorded, last)
+}
+
 // Filter selects deliveries. Zero fields select everything.
 type Filter struct {
 	// ID selects one delivery; IDs several.

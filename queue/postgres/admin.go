@@ -266,12 +266,8 @@ func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]queue.Attemp
 	if err != nil {
 		return nil, fmt.Errorf("attempts: %w", err)
 	}
-	if state == queue.StateDelivered && attempts > 0 &&
-		(len(out) == 0 || out[len(out)-1].Replays != replays || out[len(out)-1].Attempt != attempts) {
-		out = append(out, queue.AttemptInfo{Attempt: attempts, Replays: replays, At: updated,
-			Took: time.Duration(took) * time.Millisecond, State: state, Status: status})
-	}
-	return out, nil
+	return queue.WithDelivered(out, queue.AttemptInfo{Attempt: attempts, Replays: replays, At: updated,
+		Took: time.Duration(took) * time.Millisecond, State: state, Status: status}), nil
 }
 
 // OldestPending implements queue.Store.
