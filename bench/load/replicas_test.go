@@ -103,3 +103,23 @@ func TestMedianFigures(t *testing.T) {
 		t.Error("medianFigures changed its input")
 	}
 }
+
+// TestRunFigures: each row's events/s as a share of SQLite×1's in the
+// same run; rows without a SQLite×1 have none.
+func TestRunFigures(t *testing.T) {
+	t.Parallel()
+	mk := func(v variant, events int) *row {
+		return &row{target: "c", res: &loadResult{Measured: events, Window: 10 * time.Second},
+			cl: clusterRow{variant: v, labelled: true}}
+	}
+	rows := []*row{mk(variant{backendSQLite, 1}, 80000), mk(variant{backendPostgres, 1}, 40000), mk(variant{backendPostgres, 2}, 30000)}
+	fs := runFigures(rows, []int{0, 1, 2})
+	for i, want := range []float64{1, 0.5, 0.375} {
+		if fs[i].share != want {
+			t.Errorf("%s: share %v, want %v", fs[i].v, fs[i].share, want)
+		}
+	}
+	if fs := runFigures(rows, []int{1, 2}); fs[0].share != 0 {
+		t.Errorf("without SQLite×1: share %v, want 0", fs[0].share)
+	}
+}
