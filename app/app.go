@@ -229,7 +229,7 @@ func (a *App) open(ctx context.Context, plan *Plan) error {
 		ropts.Metrics, ropts.MetricsPath = a.metricsHandler(), config.MetricsPath
 	}
 	a.server = receiver.New(plan.Sources, a, ropts)
-	a.ops = admin.NewOps(a.store, func() []string { return a.routing.Load().names() })
+	a.ops = admin.NewOps(wakingStore{a.store, a.wakeAll}, func() []string { return a.routing.Load().names() })
 	a.ops.SetSinkInfo(a.sinkInfo)
 	if cfg.Admin.Enabled() {
 		aopts := admin.Options{
@@ -626,5 +626,36 @@ func (a *App) pruneLoop() {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// wakingStore is the store as the admin operations (API, console) see
+// it: what they make due again wakes the sinks' workers at once, rather
+// than at their next poll.
+type wakingStore struct {
+	queue.Store
+	wake func()
+}
+
+func (w wakingStore) Replay(ctx context.Context, f queue.Filter) (int64, error) {
+	n, err := w.Store.Replay(ctx, f)
+	if n > 0 {
+		w.wake()
+	}
+	return n, err
+}
+
+func (w wakingStore) RetryNow(ctx context.Context, f queue.Filter) (int64, error) {
+	n, err := w.Store.RetryNow(ctx, f)
+	if n > 0 {
+		w.wake()
+	}
+	return n, err
+}
+
+// wakeAll tells every running sink's worker that deliveries may be due.
+func (a *App) wakeAll() {
+	for name, rs := range a.routing.Load().sinks {
+		rs.disp.Notify(name)
 	}
 }

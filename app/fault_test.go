@@ -213,3 +213,38 @@ func testEvent(i int) *event.Event {
 	return &event.Event{ID: event.NewID("evt_", now), Source: "darwin", EventType: "session.opened",
 		Subject: fmt.Sprint("s", i), Timestamp: now, ReceivedAt: now, Data: json.RawMessage(`{}`), DedupKey: fmt.Sprint("test-", i)}
 }
+
+// TestOperatorsWakeTheWorkers: a replay or retry-now through the admin
+// operations (API, console) is attempted at once, not at the workers'
+// next poll a second later.
+func TestOperatorsWakeTheWorkers(t *testing.T) {
+	t.Parallel()
+	tg := newTarget(t)
+	tg.status.Store(http.StatusServiceUnavailable)
+	a := gateway(t, t.TempDir(), "http://"+tg.addr, "", "")
+	tg.status.Store(http.StatusBadRequest) // dead at once
+	for i := range 5 {
+		id := mustAccept(t, a, sessionEvent(t, fmt.Sprint("wake-", i), i))
+		eventually(t, "dead", func() bool {
+			ds, _ := deliveriesOf(a.Store(), id)
+			return len(ds) == 1 && ds[0].State == queue.StateDead
+		})
+		tg.status.Store(http.StatusOK)
+		time.Sleep(50 * time.Millisecond) // not just after a poll
+		start := time.Now()
+		if _, err := a.Ops().Replay(context.Background(), admin.DeliveryQuery{Event: id}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			ds, _ := deliveriesOf(a.Store(), id)
+			if len(ds) == 1 && ds[0].State == queue.StateDelivered {
+				break
+			}
+			if time.Since(start) > 300*time.Millisecond {
+				t.Fatalf("replay %d not delivered within 300 ms: the workers waited for their poll", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		tg.status.Store(http.StatusBadRequest)
+	}
+}

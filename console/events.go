@@ -118,7 +118,7 @@ const tailBatch = 50
 
 // liveEvents streams the events page's new rows ("rows", newest first)
 // as they are stored: each tick asks for those received since the
-// newest one sent.
+// millisecond of the newest one read, and sends those not sent yet.
 func (c *Console) liveEvents(w http.ResponseWriter, r *http.Request, v *base) {
 	f := eventFilterOf(r.URL.Query())
 	since := c.now().Add(-time.Second)
@@ -136,20 +136,23 @@ func (c *Console) liveEvents(w http.ResponseWriter, r *http.Request, v *base) {
 				fresh = append(fresh, ev)
 			}
 		}
+		if len(page.Events) > 0 {
+			// The next ask starts at the millisecond of the newest event
+			// read (the store filters receive times to the millisecond):
+			// remember every event from it on, sent now or before, and
+			// forget the older ones.
+			newest := slices.MaxFunc(page.Events, func(a, b admin.Event) int { return a.ReceivedAt.Compare(b.ReceivedAt) }).ReceivedAt
+			since = newest.Truncate(time.Millisecond)
+			seen = map[string]bool{}
+			for _, ev := range page.Events {
+				if !ev.ReceivedAt.Before(since) {
+					seen[ev.ID] = true
+				}
+			}
+		}
 		if len(fresh) == 0 {
 			return send("ping", "")
 		}
-		// Forget what is older than the newest: the next ask starts there.
-		newest := slices.MaxFunc(fresh, func(a, b admin.Event) int { return a.ReceivedAt.Compare(b.ReceivedAt) }).ReceivedAt
-		for id := range seen {
-			delete(seen, id)
-		}
-		for _, ev := range page.Events {
-			if ev.ReceivedAt.Equal(newest) {
-				seen[ev.ID] = true
-			}
-		}
-		since = newest
 		var buf strings.Builder
 		for _, ev := range fresh {
 			c.renderFragmentTo(&buf, "events", "row", &rowView{base: v, E: ev})

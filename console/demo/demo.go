@@ -1,8 +1,9 @@
 // Package demo runs a real gateway for the console's browser tests and
 // its screenshots: a Darwin source, an HTTP sink played by a local
 // server that can be told to fail, a held Slack sink, an archive, and
-// the admin listener with both tokens. Events are posted signed, over
-// HTTP, as Darwin would post them.
+// the admin listener with both tokens, on either storage backend:
+// embedded SQLite, or PostgreSQL (Options.PostgresDSN). Events are
+// posted signed, over HTTP, as Darwin would post them.
 package demo
 
 import (
@@ -53,10 +54,38 @@ type Gateway struct {
 	logMu sync.Mutex
 }
 
-// Config is the demo gateway's configuration; %s are the storage
-// directory, the CRM's URL and the archive's path.
-const Config = `server: {listen: "127.0.0.1:0", shutdown_timeout: 5s}
-storage: {dir: %s, synchronous: normal}
+// Options choose the demo gateway's storage.
+type Options struct {
+	// PostgresDSN, when set, runs the gateway on PostgreSQL
+	// (storage.backend postgres) with a PostgreSQL archive, both in
+	// this database, which should be empty; otherwise on SQLite in the
+	// gateway's directory.
+	PostgresDSN string
+}
+
+// Config returns the demo gateway's configuration: dir is the
+// gateway's directory (its storage in dir/data, a SQLite archive in
+// dir/archive.db), crm the CRM's URL. With redact, the secrets (webhook
+// secret, tokens, DSN) and the CRM's URL are written <secret>.
+func Config(o Options, dir, crm string, redact bool) string {
+	secret, dsn, admin, viewer := Secret, o.PostgresDSN, AdminToken, ViewerToken
+	if redact {
+		secret, dsn, admin, viewer, crm = "<secret>", "<secret>", "<secret>", "<secret>", "<secret>"
+	}
+	data := filepath.Join(dir, "data")
+	storage := fmt.Sprintf("{dir: %s, synchronous: normal}", data)
+	archive := fmt.Sprintf("{name: archive, type: sqlite, path: %s}", filepath.Join(dir, "archive.db"))
+	if o.PostgresDSN != "" {
+		storage = fmt.Sprintf("{backend: postgres, dsn: %q, dir: %s}", dsn, data)
+		archive = fmt.Sprintf("{name: archive, type: postgres, dsn: %q}", dsn)
+	}
+	return fmt.Sprintf(configText, storage, secret, crm, archive, admin, viewer)
+}
+
+// configText is the configuration; %s are the storage section, the
+// webhook secret, the CRM's URL, the archive sink and the two tokens.
+const configText = `server: {listen: "127.0.0.1:0", shutdown_timeout: 5s}
+storage: %s
 sources:
   - {name: darwin, provider: darwin, secret: "%s"}
 sinks:
@@ -69,7 +98,7 @@ sinks:
     type: slack
     webhook_url: ""
     ordered: true
-  - {name: archive, type: sqlite, path: %s}
+  - %s
 routes:
   - name: escalations
     match: ["session.forwarded.*"]
@@ -88,7 +117,7 @@ admin:
 `
 
 // Start runs a demo gateway in dir until Stop.
-func Start(dir string) (*Gateway, error) {
+func Start(dir string, o Options) (*Gateway, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
@@ -109,7 +138,7 @@ func Start(dir string) (*Gateway, error) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	path := filepath.Join(dir, "switchyard.yaml")
-	text := fmt.Sprintf(Config, filepath.Join(dir, "data"), Secret, g.CRM.URL, filepath.Join(dir, "archive.db"), AdminToken, ViewerToken)
+	text := Config(o, dir, g.CRM.URL, false)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		g.CRM.Close()
 		return nil, err

@@ -1,10 +1,17 @@
 // Command screenshots regenerates the console's screenshots in the docs:
-// it runs a demo gateway (a real store in a temporary directory, a CRM
-// that refuses or fails some deliveries), posts signed events to it, and
-// photographs every page with headless Chromium.
+// it runs a demo gateway (a real store, a CRM that refuses or fails
+// some deliveries), posts signed events to it, and photographs every
+// page with headless Chromium.
 //
 //	go run ./console/screenshots            # writes docs/console/*.png
 //	go run ./console/screenshots -out DIR
+//	go run ./console/screenshots -backend postgres            # a throwaway PostgreSQL
+//	go run ./console/screenshots -backend postgres -dsn DSN   # an empty database of yours
+//
+// The store is SQLite in a temporary directory by default. With
+// -backend postgres it is a throwaway PostgreSQL cluster (Debian's
+// postgresql package, started as the tests start it), or the empty
+// database -dsn names.
 package main
 
 import (
@@ -22,17 +29,26 @@ import (
 
 	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/console/demo"
+	"github.com/switchyard/switchyard/internal/pgtest"
 )
 
 func main() {
 	out := flag.String("out", filepath.Join("docs", "console"), "directory to write the screenshots to")
+	backend := flag.String("backend", "sqlite", "the gateway's storage: sqlite or postgres")
+	dsn := flag.String("dsn", "", "with -backend postgres: an empty database to use instead of a throwaway cluster")
 	flag.Parse()
-	if err := run(*out); err != nil {
+	if *backend != "sqlite" && *backend != "postgres" {
+		log.Fatalf("-backend %q: want sqlite or postgres", *backend)
+	}
+	if *dsn != "" && *backend != "postgres" {
+		log.Fatal("-dsn needs -backend postgres")
+	}
+	if err := run(*out, *backend, *dsn); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string) error {
+func run(out, backend, dsn string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -41,12 +57,27 @@ func run(out string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	g, err := demo.Start(filepath.Join(dir, "gateway"))
+	var opts demo.Options
+	if backend == "postgres" {
+		if dsn == "" {
+			c, err := pgtest.New()
+			if err != nil {
+				return fmt.Errorf("throwaway PostgreSQL: %w", err)
+			}
+			defer c.Remove()
+			if dsn, err = c.NewDatabase(); err != nil {
+				return fmt.Errorf("throwaway PostgreSQL: %w", err)
+			}
+		}
+		opts.PostgresDSN = dsn
+	}
+	g, err := demo.Start(filepath.Join(dir, "gateway"), opts)
 	if err != nil {
 		return err
 	}
 	defer g.Stop()
 	escalated, err := seed(g)
+	yaml := editedYAML(opts)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
@@ -78,7 +109,7 @@ func run(out string) error {
 		{"event-390", "events/" + escalated, 390, "table.routes"},
 		{"dead-letters", "deliveries?state=dead", 1280, "table.audit"},
 		{"session", "sessions/sess-blocked", 1280, "ol.session"},
-		{"playground", "playground?run=1&mode=edited&event=" + escalated + "&yaml=" + editedYAML(), 1280, "#ed-h"},
+		{"playground", "playground?run=1&mode=edited&event=" + escalated + "&yaml=" + yaml, 1280, "#ed-h"},
 		{"config", "config", 1280, "pre.yaml"},
 	}
 	for _, s := range shots {
@@ -102,8 +133,8 @@ func run(out string) error {
 }
 
 // editedYAML is the playground's edit: the escalations route narrowed.
-func editedYAML() string {
-	text := fmt.Sprintf(demo.Config, "/var/lib/switchyard", "<secret>", "<secret>", "./archive.db", "<secret>", "<secret>")
+func editedYAML(opts demo.Options) string {
+	text := demo.Config(opts, "/var/lib/switchyard", "", true)
 	text = strings.Replace(text, `data.forwardType == "escalated"`, `data.forwardType == "escalated" && data.smartFields.leadScore > 90`, 1)
 	return urlEscape(text)
 }

@@ -100,9 +100,10 @@ func Start(t testing.TB) *Cluster {
 	return c
 }
 
-// New starts a cluster outside a test (a benchmark, a tool), as Start
-// does, with settings ("name=value") added to the server's command
-// line; the caller stops it and deletes its files with Remove.
+// New starts a cluster outside a test (a command that needs a
+// throwaway PostgreSQL: the console's screenshots, the load benchmark),
+// as Start does, with settings ("name=value") added to the server's
+// command line; Remove stops it and deletes its files.
 // ErrNotInstalled when PostgreSQL is not installed.
 func New(settings ...string) (*Cluster, error) {
 	bin, err := Bin()
@@ -341,18 +342,28 @@ func (c *Cluster) dsn(db string) string {
 // DSN creates a fresh database and returns its connection string.
 func (c *Cluster) DSN(t testing.TB) string {
 	t.Helper()
+	dsn, err := c.NewDatabase()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return dsn
+}
+
+// NewDatabase creates a fresh database and returns its connection
+// string.
+func (c *Cluster) NewDatabase() (string, error) {
 	name := fmt.Sprintf("test_%d", c.dbs.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.dsn("postgres"))
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		return "", err
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
+		return "", fmt.Errorf("create database: %w", err)
 	}
-	return c.dsn(name)
+	return c.dsn(name), nil
 }
 
 func freePort() (int, error) {
@@ -386,9 +397,14 @@ func Shared(t testing.TB) *Cluster {
 	return shared.c
 }
 
-// Main runs the tests and then removes the shared cluster.
-func Main(m *testing.M) {
+// Main runs the tests, then the functions after (the package's own
+// cleanup: a TestMain calls os.Exit through Main), and removes the
+// shared cluster.
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	shared.Lock()
 	if shared.c != nil {
 		shared.c.Remove()

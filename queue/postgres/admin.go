@@ -17,6 +17,7 @@ import (
 // where turns f into a condition on deliveries d, with its arguments
 // numbered from $first.
 func where(f queue.Filter, first int) (string, []any, error) {
+	f = cleanedFilter(f)
 	var conds []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -43,7 +44,7 @@ func where(f queue.Filter, first int) (string, []any, error) {
 		add("d.last_status = $%d", f.Status)
 	}
 	if f.Error != "" {
-		add(`d.last_error ILIKE $%d ESCAPE '\'`, "%"+likeEscape(f.Error)+"%")
+		add(containsCond("d.last_error"), contains(f.Error))
 	}
 	if len(f.States) > 0 {
 		for _, st := range f.States {
@@ -113,7 +114,7 @@ func (s *Store) List(ctx context.Context, f queue.Filter) ([]queue.DeliveryInfo,
 // JOIN queue_events e (sqlDeliveryColumns).
 const (
 	deliveryColumns = `d.id, d.event_id, e.event_type, e.source, d.sink, d.subject, d.routes, d.state, d.attempts, d.replays,
-			d.last_error, d.last_status, d.created_at, d.updated_at, d.next_at, d.seq`
+			d.last_error, d.last_status, d.created_at, d.updated_at, d.next_at, d.seq, e.exact`
 	sqlDeliveryColumns = `SELECT ` + deliveryColumns + ` FROM queue_deliveries d JOIN queue_events e ON e.id = d.event_id`
 )
 
@@ -130,10 +131,20 @@ func (s *Store) deliveriesWith(ctx context.Context, more []any, each func(*queue
 	var d queue.DeliveryInfo
 	var routes string
 	var seq int64
+	var exact []byte
 	dest := append([]any{&d.ID, &d.EventID, &d.EventType, &d.Source, &d.Sink, &d.Subject, &routes, &d.State,
-		&d.Attempts, &d.Replays, &d.LastError, &d.LastStatus, &d.CreatedAt, &d.UpdatedAt, &d.NextAt, &seq}, more...)
+		&d.Attempts, &d.Replays, &d.LastError, &d.LastStatus, &d.CreatedAt, &d.UpdatedAt, &d.NextAt, &seq, &exact}, more...)
 	_, err := pgx.ForEachRow(rows, dest, func() error {
 		d.Routes = strings.Split(routes, ",")
+		if exact != nil {
+			// The columns hold a cleaned copy (a NUL byte in the
+			// subject, say): the event as stored says what it was.
+			var ev event.Event
+			if err := decodeEvent(exact, &ev); err != nil {
+				return fmt.Errorf("event %s: %w", d.EventID, err)
+			}
+			d.EventType, d.Source, d.Subject = ev.EventType, ev.Source, ev.Subject
+		}
 		d.Cursor = formatCursor(d.UpdatedAt, seq)
 		if each != nil {
 			each(&d)
@@ -243,7 +254,7 @@ func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]queue.Attemp
 		took              int64
 	)
 	err := s.pool.QueryRow(ctx, `SELECT state, attempts, replays, last_status, updated_at, took_ms FROM queue_deliveries WHERE id = $1`,
-		deliveryID).Scan(&state, &attempts, &replays, &status, &updated, &took)
+		cleaned(deliveryID)).Scan(&state, &attempts, &replays, &status, &updated, &took)
 	if isNoRows(err) {
 		return nil, fmt.Errorf("delivery %s: %w", deliveryID, queue.ErrNotFound)
 	}
@@ -251,7 +262,7 @@ func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]queue.Attemp
 		return nil, fmt.Errorf("attempts: %w", err)
 	}
 	rows, _ := s.pool.Query(ctx, `SELECT replays, attempt, at, took_ms, state, status, error FROM queue_attempts
-		WHERE delivery_id = $1 ORDER BY replays, attempt`, deliveryID)
+		WHERE delivery_id = $1 ORDER BY replays, attempt`, cleaned(deliveryID))
 	var out []queue.AttemptInfo
 	var a queue.AttemptInfo
 	var tookMS int64
@@ -336,7 +347,7 @@ func (s *Store) Events(ctx context.Context, f queue.EventFilter) ([]queue.EventI
 func (s *Store) Event(ctx context.Context, id string) (queue.EventInfo, error) {
 	var header string
 	var body []byte
-	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns("e")+`, e.request_header, e.request_body FROM queue_events e WHERE e.id = $1`, id),
+	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns("e")+`, e.request_header, e.request_body FROM queue_events e WHERE e.id = $1`, cleaned(id)),
 		&header, &body)
 	if isNoRows(err) {
 		return queue.EventInfo{}, fmt.Errorf("event %s: %w", id, queue.ErrNotFound)

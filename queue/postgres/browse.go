@@ -41,14 +41,44 @@ func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
+// containsCond is the condition that column contains the argument
+// $%d (contains's pattern): letters A-Z in any case, every other
+// character as itself, as SQLite's LIKE matches. ILIKE folds cases by
+// the collation's locale: under the database's own, C.UTF-8 or en_US,
+// "ã" matched "Ã" too, and under C not, so that one search found
+// different events on different databases; under COLLATE "C" it folds
+// A-Z only, everywhere.
+func containsCond(column string) string {
+	return column + ` COLLATE "C" ILIKE $%d ESCAPE '\'`
+}
+
+// contains is the pattern of containsCond for s.
+func contains(s string) string { return "%" + likeEscape(s) + "%" }
+
 // named reports whether f names the deliveries an action applies to.
 func named(f queue.Filter) bool {
 	return f.ID != "" || f.IDs != nil || f.EventID != "" || f.Sink != ""
 }
 
+// cleanedFilter is f with its text as stored (cleaned): a NUL byte or
+// bytes that are not UTF-8, which PostgreSQL's text refuses, select
+// what was stored with them, as on any backend, rather than fail.
+func cleanedFilter(f queue.Filter) queue.Filter {
+	f.ID, f.EventID, f.Sink, f.Subject, f.Error = cleaned(f.ID), cleaned(f.EventID), cleaned(f.Sink), cleaned(f.Subject), cleaned(f.Error)
+	if f.IDs != nil {
+		ids := make([]string, len(f.IDs))
+		for i, id := range f.IDs {
+			ids[i] = cleaned(id)
+		}
+		f.IDs = ids
+	}
+	return f
+}
+
 // eventWhere turns f into conditions on events e, with their arguments
-// numbered from $1.
+// numbered from $1. Its text is cleaned as cleanedFilter's.
 func eventWhere(f queue.EventFilter) ([]string, []any, error) {
+	f.Source, f.EventType, f.Subject, f.Text = cleaned(f.Source), cleaned(f.EventType), cleaned(f.Subject), cleaned(f.Text)
 	var conds []string
 	var args []any
 	add := func(cond string, arg ...any) {
@@ -89,7 +119,7 @@ func eventWhere(f queue.EventFilter) ([]string, []any, error) {
 		add("e.received_at < $%d", ms(f.Until))
 	}
 	if f.Text != "" {
-		add(`e.search_text ILIKE $%d ESCAPE '\'`, "%"+likeEscape(f.Text)+"%")
+		add(containsCond("e.search_text"), contains(f.Text))
 	}
 	if f.After != "" {
 		at, seq, err := parseCursor(f.After)
@@ -171,7 +201,7 @@ func (s *Store) GiveUp(ctx context.Context, f queue.Filter) (int64, error) {
 // Session implements queue.Store.
 func (s *Store) Session(ctx context.Context, subject string) ([]queue.DeliveryInfo, error) {
 	out, err := s.deliveries(ctx, sqlDeliveryColumns+
-		` WHERE d.event_id IN (SELECT id FROM queue_events WHERE subject = $1 AND subject <> '') ORDER BY d.seq`, subject)
+		` WHERE d.event_id IN (SELECT id FROM queue_events WHERE subject = $1 AND subject <> '') ORDER BY d.seq`, cleaned(subject))
 	if err != nil {
 		return nil, fmt.Errorf("session: %w", err)
 	}
@@ -193,7 +223,7 @@ func (s *Store) Blocked(ctx context.Context, sink string, limit int) ([]queue.Bl
 	var out []queue.Blocked
 	_, err := s.deliveriesWith(ctx, []any{&n}, func(d *queue.DeliveryInfo) {
 		out = append(out, queue.Blocked{Sink: d.Sink, Subject: d.Subject, Head: *d, Behind: n - 1})
-	}, q, sink)
+	}, q, cleaned(sink))
 	if err != nil {
 		return nil, fmt.Errorf("blocked subjects: %w", err)
 	}

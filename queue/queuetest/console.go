@@ -1,6 +1,7 @@
 package queuetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -419,5 +420,172 @@ func testAudit(t *testing.T, f *fixture) {
 	}
 	if got[1].Action != "replay" || got[1].Matched != 11 {
 		t.Fatalf("second audit = %+v", got[1])
+	}
+}
+
+// testOddBytes: a NUL byte and bytes that are not UTF-8 are text like
+// any other in what an operator asks (a console URL, a CLI flag): events
+// stored with them are found by them, in every filter, a session and
+// its blocked head; and asking with them never fails, whatever the
+// backend's text can hold.
+func testOddBytes(t *testing.T, f *fixture) {
+	// A sender's JSON can carry a NUL (\u0000), not bytes that are not
+	// UTF-8 (decoding makes them U+FFFD): those come only in queries.
+	const nul, bad = "sess\x00nul", "sess\xffbad"
+	ev := f.event(nul)
+	ev.Data = []byte(`{"conversationTitle": "Ana\u0000Lima"}`)
+	a := f.acceptEvent(ev, "crm")
+	f.accept("plain", "crm")
+	// a's delivery fails: its session is blocked.
+	for _, d := range f.lease("crm", 10, false) {
+		if d.EventID == a {
+			f.complete(&d, f.failed(time.Hour))
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		f    queue.EventFilter
+		want []string
+	}{
+		{"subject with a NUL", queue.EventFilter{Subject: nul}, []string{a}},
+		{"subject not UTF-8, found nowhere", queue.EventFilter{Subject: bad}, nil},
+		{"text with a NUL", queue.EventFilter{Text: "Ana\x00Lima"}, []string{a}},
+		{"text not UTF-8, found nowhere", queue.EventFilter{Text: "\xfe\xffzz"}, nil},
+		{"source and type", queue.EventFilter{Source: "\x00", EventType: "session.\xff.*"}, nil},
+	} {
+		got, err := f.s.Events(f.ctx, tc.f)
+		var ids []string
+		for _, ev := range got {
+			ids = append(ids, ev.ID)
+		}
+		if err != nil || !slices.Equal(ids, tc.want) {
+			t.Errorf("Events(%s) = %v, %v; want %v", tc.name, ids, err, tc.want)
+		}
+	}
+	if ev, err := f.s.Event(f.ctx, a); err != nil || ev.Subject != nul {
+		t.Errorf("Event(a) = subject %q, %v; want %q", ev.Subject, err, nul)
+	}
+	if ds, err := f.s.Session(f.ctx, nul); err != nil || len(ds) != 1 || ds[0].EventID != a {
+		t.Errorf("Session(%q) = %+v, %v; want a's delivery", nul, ds, err)
+	}
+	if ds, err := f.s.List(f.ctx, queue.Filter{Subject: nul}); err != nil || len(ds) != 1 || ds[0].EventID != a || ds[0].Subject != nul {
+		t.Errorf("List(subject %q) = %+v, %v; want a's delivery", nul, ds, err)
+	}
+	if bl, err := f.s.Blocked(f.ctx, "crm", 0); err != nil || len(bl) != 1 || bl[0].Subject != nul || bl[0].Head.Subject != nul {
+		t.Errorf("Blocked = %+v, %v; want %q", bl, err, nul)
+	}
+	// Nothing stored under these: found nowhere, changed nowhere.
+	for _, id := range []string{"evt\x00", "dlv\xff", bad} {
+		if _, err := f.s.Event(f.ctx, id); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("Event(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := f.s.Attempts(f.ctx, id); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("Attempts(%q): %v, want ErrNotFound", id, err)
+		}
+		if ds, err := f.s.Session(f.ctx, id); err != nil || len(ds) != 0 {
+			t.Errorf("Session(%q) = %v, %v", id, ds, err)
+		}
+		if bl, err := f.s.Blocked(f.ctx, id, 1); err != nil || len(bl) != 0 {
+			t.Errorf("Blocked(%q) = %v, %v", id, bl, err)
+		}
+		for _, fl := range []queue.Filter{{ID: id}, {IDs: []string{id}}, {EventID: id}, {Sink: id}, {Sink: "crm", Error: id}} {
+			if ds, err := f.s.List(f.ctx, fl); err != nil || len(ds) != 0 {
+				t.Errorf("List(%+v) = %v, %v", fl, ds, err)
+			}
+			ops := map[string]func(context.Context, queue.Filter) (int64, error){"Replay": f.s.Replay, "RetryNow": f.s.RetryNow, "GiveUp": f.s.GiveUp}
+			if fl.EventID == "" { // purge names a sink or deliveries
+				ops["Purge"] = func(ctx context.Context, fl queue.Filter) (int64, error) { return f.s.Purge(ctx, fl, false) }
+			}
+			for name, op := range ops {
+				if n, err := op(f.ctx, fl); err != nil || n != 0 {
+					t.Errorf("%s(%+v) = %d, %v", name, fl, n, err)
+				}
+			}
+		}
+	}
+}
+
+// testTextCase: text searches (an event's title and summary, a
+// delivery's last error) match letters A-Z in any case and every other
+// character as written, the same on every backend whatever the
+// database's locale (PostgreSQL's ILIKE folds "Ã" under C.UTF-8 and
+// en_US, not under C; SQLite's LIKE folds A-Z only).
+func testTextCase(t *testing.T, f *fixture) {
+	mk := func(data string) string {
+		ev := f.event("s")
+		ev.Data = []byte(data)
+		return f.acceptEvent(ev, "crm")
+	}
+	a := mk(`{"conversationTitle": "JOÃO PEREIRA", "summary": "Pediu ESTORNO em São Paulo; ΣΊΣΥΦΟΣ"}`)
+	b := mk(`{"summary": "1*2?3[4]5\\6.7(8)^$|+{9}'0\"; ação"}`)
+	for _, tc := range []struct {
+		text string
+		want []string
+	}{
+		{"jOÃO pereira", []string{a}},
+		{"são paulo", []string{a}},
+		{"ΣΊΣΥΦΟΣ", []string{a}},
+		{"joão", nil}, // ã is not Ã: letters beyond A-Z as written
+		{"SÃO", nil},
+		{"σίσυφος", nil},
+		{"joao", nil},
+		{"AçãO", []string{b}},
+		{"1*2?3[4]5\\6.7(8)^$|+{9}'0\"", []string{b}},
+		{"*", []string{b}},
+		{"?", []string{b}},
+		{"[4]", []string{b}},
+		{"[", []string{b}},
+		{"3[4", []string{b}},
+		{".", []string{b}},
+		{"1.2", nil},
+		{"2?", []string{b}},
+		{"2.", nil},
+		{"(8)", []string{b}},
+		{"^", []string{b}},
+		{"$|", []string{b}},
+		{"{9}", []string{b}},
+		{"\\", []string{b}},
+		{"5\\6", []string{b}},
+		{"'0\"", []string{b}},
+	} {
+		got, err := f.s.Events(f.ctx, queue.EventFilter{Text: tc.text})
+		var ids []string
+		for _, ev := range got {
+			ids = append(ids, ev.ID)
+		}
+		if err != nil || !slices.Equal(ids, tc.want) {
+			t.Errorf("Events(text %q) = %v, %v; want %v", tc.text, ids, err, tc.want)
+		}
+	}
+	// A delivery's last error: an excerpt of what the sink answered.
+	ds := f.lease("crm", 10, false)
+	for i := range ds {
+		msg := "HTTP 422: CAMPO OBRIGATÓRIO: contatoId"
+		if ds[i].EventID == b {
+			msg = "HTTP 400: [campo] inválido*"
+		}
+		f.complete(&ds[i], queue.Outcome{State: queue.StateDead, Error: msg, Status: 400})
+	}
+	for _, tc := range []struct {
+		text string
+		want string
+	}{
+		{"campo OBRIGATÓRIO", a},
+		{"campo obrigatório", ""},
+		{"INVáLIDO*", b},
+		{"[CAMPO]", b},
+	} {
+		got, err := f.s.List(f.ctx, queue.Filter{Sink: "crm", Error: tc.text})
+		var ids []string
+		for _, d := range got {
+			ids = append(ids, d.EventID)
+		}
+		want := []string{tc.want}
+		if tc.want == "" {
+			want = nil
+		}
+		if err != nil || !slices.Equal(ids, want) {
+			t.Errorf("List(error %q) = events %v, %v; want %v", tc.text, ids, err, want)
+		}
 	}
 }

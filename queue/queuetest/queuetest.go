@@ -87,6 +87,8 @@ func Run(t *testing.T, h Harness) {
 		{"SessionAndBlocked", testSessionAndBlocked},
 		{"SinkStats", testSinkStats},
 		{"Audit", testAudit},
+		{"OddBytes", testOddBytes},
+		{"TextCase", testTextCase},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

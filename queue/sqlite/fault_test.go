@@ -315,7 +315,12 @@ func TestWALBoundedUnderLoad(t *testing.T) {
 func TestOutcomesRideAlong(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	s := open(t, t.TempDir(), c)
+	// A long linger, so that a slow machine still gets the event in.
+	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, lazyLinger: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	ctx := context.Background()
 	s.Accept(ctx, queue.Incoming{Event: newEvent(c, "first"), Targets: targets("a")})
 	ds, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})

@@ -45,8 +45,8 @@ type Options struct {
 	// to make an fsync fail.
 	SyncHook func() error
 
-	// idleTruncate replaces idleTruncate (tests).
-	idleTruncate time.Duration
+	// idleTruncate and lazyLinger replace the constants (tests).
+	idleTruncate, lazyLinger time.Duration
 }
 
 // Store is the SQLite queue. Its methods are safe for concurrent use.
@@ -74,6 +74,8 @@ type Store struct {
 	// for the checkpointer's idle truncation after idleAfter.
 	lastWrite atomic.Int64
 	idleAfter time.Duration
+	// lingerFor is lazyLinger.
+	lingerFor time.Duration
 
 	// health is the error of the last failed write, nil once one
 	// succeeds; failed latches a fault the store cannot vouch for.
@@ -216,6 +218,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		syncHook:  opts.SyncHook,
 		sync:      full,
 		idleAfter: cmp.Or(opts.idleTruncate, idleTruncate),
+		lingerFor: cmp.Or(opts.lazyLinger, lazyLinger),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -623,7 +626,7 @@ func (s *Store) linger(batch []*op) []*op {
 		}
 	}
 	s.lingers.Add(1)
-	t := time.NewTimer(lazyLinger)
+	t := time.NewTimer(s.lingerFor)
 	defer t.Stop()
 	for len(batch) < maxBatch {
 		select {

@@ -217,13 +217,22 @@ func TestPaceHoldsAcrossReplicas(t *testing.T) {
 	}
 	slices.Sort(gaps)
 	t.Logf("start spacing at Slack: min %v, median %v, max %v (pace 1/%v)", gaps[0], gaps[len(gaps)/2], gaps[len(gaps)-1], per)
-	// Arrival jitters by the HTTP round trip and, on a busy machine, the
-	// scheduling of each side: allow 40ms.
-	if gaps[0] < per-40*time.Millisecond {
-		t.Errorf("two posts arrived %v apart; the channel's pace is one per %v", gaps[0], per)
+	// Posts start at the pace; they arrive later by the HTTP round trip
+	// and, on a busy machine, by scheduling, so one late arrival may
+	// bring the next close. What per-replica pacing could not do is fit
+	// 10 posts into less than 9 slots, nor bring several pairs together.
+	total := reqs[len(reqs)-1].At.Sub(reqs[0].At)
+	if min := time.Duration(2*each-1)*per - 100*time.Millisecond; total < min {
+		t.Errorf("10 posts in %v: the pace of one per %v allows no less than %v", total, per, min)
 	}
-	if total := reqs[len(reqs)-1].At.Sub(reqs[0].At); total > time.Duration(2*each)*per {
-		t.Errorf("10 posts took %v; want about %v", total, time.Duration(2*each-1)*per)
+	close := 0
+	for _, g := range gaps {
+		if g < per/2 {
+			close++
+		}
+	}
+	if close > 1 {
+		t.Errorf("%d pairs of posts arrived under %v apart; the channel's pace is one per %v", close, per/2, per)
 	}
 }
 

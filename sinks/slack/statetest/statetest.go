@@ -354,27 +354,36 @@ func testPace(t *testing.T, b Backend) {
 func testPauseAndRelease(t *testing.T, b Backend) {
 	states := handles(t, b, 2)
 	a, c := states[0].Pacer("ops", 1, 100*time.Millisecond), states[1].Pacer("ops", 1, 100*time.Millisecond)
+	// Each bound allows for the time the calls themselves take (a busy
+	// machine, a database round trip): since tells how much of the pause
+	// has passed.
+	start := time.Now()
+	since := func() time.Duration { return time.Since(start) }
+	const slack = 60 * time.Millisecond
 	if err := a.Block(ctx, "#ops", 400*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	s, err := c.Reserve(ctx, "#ops")
-	if err != nil || s.Wait < 350*time.Millisecond {
-		t.Errorf("a post after a 400ms pause waits %v, %v", s.Wait, err)
+	if err != nil || s.Wait < 400*time.Millisecond-since()-slack {
+		t.Errorf("a post after a 400ms pause waits %v (%v after the pause began), %v", s.Wait, since(), err)
 	}
 	// Give it back: the next post takes the paused slot, not one after.
 	if err := c.Release(ctx, "#ops", s); err != nil {
 		t.Fatal(err)
 	}
+	before := since()
 	s2, err := a.Reserve(ctx, "#ops")
-	if err != nil || s2.Wait > 450*time.Millisecond || s2.Wait < 300*time.Millisecond {
-		t.Errorf("after a slot was given back, the next waits %v, %v; want the pause only", s2.Wait, err)
+	after := since()
+	if err != nil || s2.Wait > 400*time.Millisecond-before+slack || s2.Wait < 400*time.Millisecond-after-slack {
+		t.Errorf("after a slot was given back, the next waits %v (%v–%v after the pause began), %v; want the pause only", s2.Wait, before, after, err)
 	}
-	// A shorter pause does not shorten a longer one.
+	// A shorter pause does not shorten a longer one: the next slot is
+	// still after the pause and the slot s2 took.
 	if err := c.Block(ctx, "#ops", 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	s3, err := c.Reserve(ctx, "#ops")
-	if err != nil || s3.Wait < 400*time.Millisecond {
-		t.Errorf("after a shorter pause, the next waits %v, %v", s3.Wait, err)
+	if err != nil || s3.Wait < 500*time.Millisecond-since()-slack {
+		t.Errorf("after a shorter pause, the next waits %v (%v after the pause began), %v", s3.Wait, since(), err)
 	}
 }
