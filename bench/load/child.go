@@ -127,6 +127,9 @@ func serveGateway(ctx context.Context, configPath string) error {
 	if err != nil {
 		return err
 	}
+	if listen := os.Getenv("SWITCHYARD_LISTEN"); listen != "" { // as serve does
+		cfg.Server.Listen = listen
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	a, err := app.New(ctx, cfg, app.Options{Logger: log})
 	if err != nil {

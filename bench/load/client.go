@@ -35,7 +35,8 @@ func (r *loadResult) percentile(q float64) time.Duration {
 	return r.Latencies[max(0, min(i, len(r.Latencies)-1))]
 }
 
-// load drives addr with conns connections. Closed loop (rate 0), each
+// load drives the servers at addrs with conns connections, spread
+// evenly over them (connection w sends to addrs[w % len(addrs)]). Closed loop (rate 0), each
 // sends its next event as soon as the previous one is answered; open
 // loop, events are sent at rate per second, each at its scheduled time
 // (or as soon as a connection is free), and its latency counts from
@@ -43,15 +44,18 @@ func (r *loadResult) percentile(q float64) time.Duration {
 // window opens, with a function counting the 2xx answers so far;
 // onClose when it closes. With collectIDs it keeps the id of every 2xx
 // answer ({"id": …}).
-func load(addr string, events []signedEvent, conns, rate int, warmup, window time.Duration, collectIDs bool,
+func load(addrs []string, events []signedEvent, conns, rate int, warmup, window time.Duration, collectIDs bool,
 	onOpen func(accepted func() int), onClose func()) *loadResult {
-	client := &fasthttp.HostClient{
-		Addr:                      addr,
-		MaxConns:                  conns,
-		ReadTimeout:               10 * time.Second,
-		WriteTimeout:              10 * time.Second,
-		MaxIdemponentCallAttempts: 1,
-		NoDefaultUserAgentHeader:  true,
+	clients := make([]*fasthttp.HostClient, len(addrs))
+	for i, addr := range addrs {
+		clients[i] = &fasthttp.HostClient{
+			Addr:                      addr,
+			MaxConns:                  (conns + len(addrs) - 1) / len(addrs),
+			ReadTimeout:               10 * time.Second,
+			WriteTimeout:              10 * time.Second,
+			MaxIdemponentCallAttempts: 1,
+			NoDefaultUserAgentHeader:  true,
+		}
 	}
 	start := time.Now()
 	open, end := start.Add(warmup), start.Add(warmup+window)
@@ -76,6 +80,7 @@ func load(addr string, events []signedEvent, conns, rate int, warmup, window tim
 	for w := range conns {
 		r := &loadResult{ErrorKinds: map[string]int{}}
 		results[w] = r
+		client, addr := clients[w%len(addrs)], addrs[w%len(addrs)]
 		wg.Go(func() {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)

@@ -42,7 +42,6 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/queue"
-	"github.com/switchyard/switchyard/queue/sqlite"
 )
 
 type options struct {
@@ -62,6 +61,14 @@ type options struct {
 	drainTimeout time.Duration
 	cpuprofile   string
 	keep         bool
+
+	// c and ingest: one row per storage variant (-backend, -replicas;
+	// replicas.go), PostgreSQL at dsn or a throwaway cluster (pg).
+	variants []variant
+	dsn      string
+	pgstats  bool
+	poolSize int
+	pg       *pgServer
 }
 
 var allTargets = []string{"a", "b", "d", "ingest", "c"}
@@ -84,6 +91,11 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the gateway (c or ingest) to `file` (it then runs inside this binary, as serve wires it)")
 	flag.StringVar(&o.synchronous, "synchronous", "full", "c, ingest: the queue's storage.synchronous (full or normal)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, databases)")
+	backends := flag.String("backend", backendSQLite, "c, ingest: the queue's storage, comma-separated for a row each: sqlite, postgres")
+	replicas := flag.String("replicas", "1", "c, ingest on postgres: gateways sharing the database, comma-separated for a row each (1,2,3); sqlite always runs one")
+	flag.StringVar(&o.dsn, "dsn", "", "postgres: an existing server to use (its user creates and drops a database per row) instead of a throwaway cluster")
+	flag.BoolVar(&o.pgstats, "pgstats", false, "postgres: print each row's transactions, WAL, busy backends' waits and top statements (pg_stat_statements, loaded in the throwaway cluster)")
+	flag.IntVar(&o.poolSize, "pool-size", 0, "postgres: each gateway's storage.pool_size (0: the default)")
 	// Internal: the server side of a target, in a child process.
 	child := flag.String("child", "", "internal: serve a target (bare, verify, insert or gateway) instead of benchmarking")
 	addr := flag.String("addr", "", "internal: -child listen address")
@@ -99,6 +111,11 @@ func main() {
 		return
 	}
 	o.targets = strings.Split(*targets, ",")
+	var err error
+	if o.variants, err = parseVariants(*backends, *replicas); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
@@ -125,6 +142,8 @@ type row struct {
 	// when it closed: growing means delivery does not keep up.
 	backlog0, backlog1 int
 	idleCPU            float64 // cores used by the idle gateway after the drain
+
+	cl clusterRow // c, ingest: storage variant, database CPU (replicas.go)
 }
 
 func run(o options) error {
@@ -169,6 +188,12 @@ func run(o options) error {
 			}
 			gateway = []string{bin}
 		}
+		if hasPostgres(o.variants) {
+			if o.pg, err = startPostgres(context.Background(), o.dsn, o.pgstats); err != nil {
+				return err
+			}
+			defer o.pg.close(o.keep)
+		}
 	}
 
 	load1, _ := os.ReadFile("/proc/loadavg")
@@ -195,6 +220,7 @@ func run(o options) error {
 				return err
 			}
 			var r *row
+			var rs []*row
 			var err error
 			switch t {
 			case "a":
@@ -204,21 +230,26 @@ func run(o options) error {
 			case "d":
 				r, err = runPlain(o, dir, "d", self, "insert", events)
 			case "ingest", "c":
-				r, err = runGateway(o, dir, t, gateway, events)
+				rs, err = runVariants(o, dir, t, gateway, events)
 			}
 			if err != nil {
 				return fmt.Errorf("run %d, target %s: %w", n+1, t, err)
 			}
-			rows = append(rows, r)
+			if r != nil {
+				rs = []*row{r}
+			}
+			rows = append(rows, rs...)
 		}
 		if o.runs > 1 {
 			fmt.Printf("run %d of %d\n", n+1, o.runs)
 		}
 		report(o, rows)
+		reportReplicas(o, rows)
 		runs = append(runs, rows)
 	}
 	if o.runs > 1 {
 		medians(o, runs)
+		replicaMedians(o, runs)
 	}
 	return nil
 }
@@ -233,7 +264,7 @@ func runPlain(o options, dir, target, self, mode string, events []signedEvent) (
 	if err != nil {
 		return nil, err
 	}
-	r, err := measure(o, target, srv, addr, events, false, nil)
+	r, err := measure(o, target, single(srv, addr), events, false, nil)
 	if stopErr := srv.stop(30 * time.Second); err == nil {
 		err = stopErr
 	}
@@ -249,38 +280,36 @@ func (o options) serverEnv() []string {
 
 // runGateway runs target c (with a loopback HTTP sink, then waits until
 // the sink has received every accepted event, and measures the idle
-// gateway) or ingest (every event routed to a held sink).
-func runGateway(o options, dir, target string, gateway []string, events []signedEvent) (*row, error) {
+// gateway) or ingest (every event routed to a held sink), on v's
+// storage: v.replicas gateways share the sink and the load.
+func runGateway(o options, dir, target string, v variant, gateway []string, events []signedEvent) (*row, error) {
 	sk, err := startSink()
 	if err != nil {
 		return nil, err
 	}
 	defer sk.close()
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	cfg := filepath.Join(dir, "switchyard.yaml")
 	url := sk.url()
 	if target == "ingest" {
 		url = "" // held: stored, delivered nowhere
 	}
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, addr, filepath.Join(dir, "data"), o.synchronous, o.secret, url), 0o600); err != nil {
-		return nil, err
-	}
-	args := append(slices.Clone(gateway[1:]), "-config", cfg)
-	if len(gateway) == 1 {
-		args = []string{"serve", "--config", cfg, "--log-level", "warn"}
-	}
-	srv, err := startServer(filepath.Join(dir, "server.log"), o.serverEnv(), gateway[0], args...)
+	srv, err := startGateways(o, dir, v, gateway, url)
 	if err != nil {
 		return nil, err
 	}
+	defer srv.release()
 	var sinkAt func() int
 	if target == "c" {
 		sinkAt = sk.distinct
 	}
-	r, err := measure(o, target, srv, addr, events, target == "c", sinkAt)
+	all0, err := srv.cpu()
+	if err != nil {
+		return nil, err
+	}
+	r, err := measure(o, target, srv, events, target == "c", sinkAt)
+	if err == nil {
+		r.cl.variant = v
+		err = srv.statements(r)
+	}
 	var missing []string
 	if err == nil && target == "c" {
 		r.sink = true
@@ -291,13 +320,16 @@ func runGateway(o options, dir, target string, gateway []string, events []signed
 			missing = sk.missing(missing)
 		}
 		r.drain = time.Since(start)
+		if len(missing) == 0 {
+			err = r.drained(srv, all0)
+		}
 		requests, distinct, rate := sk.counts()
 		r.redelivery, r.deliveryRate = requests-distinct, rate
 		if err == nil && o.idle > 0 {
-			r.idleCPU, err = idleCPU(srv.pid(), o.idle)
+			r.idleCPU, err = srv.idleCPU(o.idle)
 		}
 		if err == nil {
-			r.rss, err = peakRSS(srv.pid()) // again: the drain may have grown it
+			r.rss, err = srv.peakRSS() // again: the drain may have grown it
 		}
 	}
 	if stopErr := srv.stop(60 * time.Second); err == nil {
@@ -309,7 +341,7 @@ func runGateway(o options, dir, target string, gateway []string, events []signed
 		// lost) or lost.
 		missing = sk.missing(missing)
 		var states map[string]int
-		states, err = queuedStates(filepath.Join(dir, "data"), missing)
+		states, err = queuedStates(srv, missing)
 		r.queued = states[queue.StatePending] + states[queue.StateFailed]
 		r.lost = len(missing) - r.queued
 		delete(states, queue.StatePending)
@@ -319,26 +351,12 @@ func runGateway(o options, dir, target string, gateway []string, events []signed
 	return r, err
 }
 
-// idleCPU measures the cores pid uses over d.
-func idleCPU(pid int, d time.Duration) (float64, error) {
-	c0, err := cpuTime(pid)
-	if err != nil {
-		return 0, err
-	}
-	time.Sleep(d)
-	c1, err := cpuTime(pid)
-	if err != nil {
-		return 0, err
-	}
-	return (c1 - c0).Seconds() / d.Seconds(), nil
-}
-
 // queuedStates counts the events among ids by the state of their
-// delivery in the queue in dir ("none" when it has none). The gateway
-// must be stopped.
-func queuedStates(dir string, ids []string) (map[string]int, error) {
+// delivery in the gateways' queue ("none" when it has none). The
+// gateways must be stopped.
+func queuedStates(g *servers, ids []string) (map[string]int, error) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	st, err := g.openQueue(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -358,13 +376,12 @@ func queuedStates(dir string, ids []string) (map[string]int, error) {
 	return out, nil
 }
 
-const gatewayConfig = `# Written by bench/load for targets c and ingest.
+const gatewayConfig = `# Written by bench/load for targets c and ingest. Each gateway
+# listens on $SWITCHYARD_LISTEN.
 server:
-  listen: %q
+  listen: "127.0.0.1:1"
 storage:
-  dir: %q
-  synchronous: %s
-sources:
+%ssources:
   - name: darwin
     provider: darwin
     secret: %q
@@ -382,17 +399,18 @@ routes:
 // measure waits for srv, loads it and reads its CPU time and peak RSS.
 // sinkAt, when set, counts the events the sink has received, to see the
 // backlog when the window opens and closes.
-func measure(o options, target string, srv *server, addr string, events []signedEvent, collectIDs bool, sinkAt func() int) (*row, error) {
-	if err := srv.waitHealthy(addr, 60*time.Second); err != nil {
+func measure(o options, target string, srv *servers, events []signedEvent, collectIDs bool, sinkAt func() int) (*row, error) {
+	if err := srv.waitHealthy(60 * time.Second); err != nil {
 		return nil, err
 	}
 	r := &row{target: target}
-	var srv0, self0 time.Duration
+	var srv0 cpuSample
+	var self0 time.Duration
 	var cpuErr error
 	var accepted func() int
-	res := load(addr, events, o.conns, o.rate, o.warmup, o.duration, collectIDs, func(acc func() int) {
+	res := load(srv.addrs, events, o.conns, o.rate, o.warmup, o.duration, collectIDs, func(acc func() int) {
 		var err1, err2 error
-		srv0, err1 = cpuTime(srv.pid())
+		srv0, err1 = srv.cpu()
 		self0, err2 = cpuTime(os.Getpid())
 		cpuErr = fmt.Errorf("cpu time: %w %w", err1, err2)
 		if err1 == nil && err2 == nil {
@@ -410,16 +428,17 @@ func measure(o options, target string, srv *server, addr string, events []signed
 	if cpuErr != nil {
 		return nil, cpuErr
 	}
-	srv1, err1 := cpuTime(srv.pid())
+	srv1, err1 := srv.cpu()
 	self1, err2 := cpuTime(os.Getpid())
 	if err1 != nil || err2 != nil {
 		return nil, fmt.Errorf("cpu time: %v %v", err1, err2)
 	}
-	rss, err := peakRSS(srv.pid())
+	rss, err := srv.peakRSS()
 	if err != nil {
 		return nil, err
 	}
-	r.res, r.rss, r.serverCPU, r.loadCPU = res, rss, srv1-srv0, self1-self0
+	r.res, r.rss, r.loadCPU = res, rss, self1-self0
+	r.window(srv0, srv1)
 	return r, nil
 }
 
@@ -436,7 +455,9 @@ func report(o options, rows []*row) {
 	fmt.Fprintln(tw, "target\tevents/s\tp50\tp99\tmax\terrors\tCPU/event\tserver CPU\tlost\tdelivered/s\tbacklog\tdrain\tidle CPU\tpeak RSS\t")
 	byTarget := map[string]*row{}
 	for _, r := range rows {
-		byTarget[r.target] = r
+		if byTarget[r.target] == nil { // with several storage variants: the first (SQLite×1)
+			byTarget[r.target] = r
+		}
 		lost, delivered, backlog, drain, idle := "-", "-", "-", "-", "-"
 		if r.sink {
 			lost, delivered, drain = fmt.Sprint(r.lost), fmt.Sprintf("%.0f", r.deliveryRate), r.drain.Round(100*time.Millisecond).String()
@@ -445,10 +466,7 @@ func report(o options, rows []*row) {
 				idle = fmt.Sprintf("%.2f%%", 100*r.idleCPU)
 			}
 		}
-		name := targetNames[r.target]
-		if (r.target == "c" || r.target == "ingest") && o.cpuprofile != "" {
-			name += " (profiled)"
-		}
+		name := r.name(o)
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%.1f MiB\t\n",
 			name, r.rate(), ms(r.res.percentile(0.50)), ms(r.res.percentile(0.99)), ms(r.res.percentile(1)),
 			r.res.Errors, us(r.cpuPerEvent()), r.serverCPU.Seconds()/r.res.Window.Seconds(), lost, delivered, backlog, drain, idle,
@@ -458,9 +476,10 @@ func report(o options, rows []*row) {
 	fmt.Println(`
 events/s, p50, p99, max: 2xx answers to requests sent in the measured window (open loop: latency from the scheduled send)
 errors: non-2xx answers and transport errors, warm-up included
-CPU/event: the server's CPU time (user + system, /proc) in the window per event answered 2xx in it
+CPU/event: the server's CPU time (user + system, /proc) in the window per event answered 2xx in it (replicas: the gateways', summed)
 server CPU: cores the server used in the window
-lost: accepted (2xx) events neither received by the sink nor waiting in queue.db
+peak RSS: the server's (replicas: the largest gateway's)
+lost: accepted (2xx) events neither received by the sink nor waiting in the queue
 delivered/s: distinct events received by the sink, from its first delivery to its last
 backlog: accepted minus delivered when the window opened → when it closed; growing: delivery does not keep up
 drain: time after the load until the sink had every accepted event (bounded by -drain-timeout)
@@ -468,19 +487,19 @@ idle CPU: the gateway's CPU use once drained and idle, in % of a core`)
 
 	for _, r := range rows {
 		for kind, n := range r.res.ErrorKinds {
-			fmt.Printf("%s: %d × %s\n", r.target, n, kind)
+			fmt.Printf("%s: %d × %s\n", r.name(o), n, kind)
 		}
 		if r.res.Wrapped {
-			fmt.Printf("%s: more requests than -events: events were re-sent (%d answered as duplicates)\n", r.target, r.res.Duplicates)
+			fmt.Printf("%s: more requests than -events: events were re-sent (%d answered as duplicates)\n", r.name(o), r.res.Duplicates)
 		}
 		if r.queued > 0 {
-			fmt.Printf("%s: %d accepted events not delivered within %v, still queued: delivery is slower than ingest\n", r.target, r.queued, o.drainTimeout)
+			fmt.Printf("%s: %d accepted events not delivered within %v, still queued: delivery is slower than ingest\n", r.name(o), r.queued, o.drainTimeout)
 		}
 		for state, n := range r.lostStates {
-			fmt.Printf("%s: %d lost events are %q in queue.db\n", r.target, n, state)
+			fmt.Printf("%s: %d lost events are %q in the queue\n", r.name(o), n, state)
 		}
 		if r.redelivery > 0 {
-			fmt.Printf("%s: %d deliveries repeated an event (at least once)\n", r.target, r.redelivery)
+			fmt.Printf("%s: %d deliveries repeated an event (at least once)\n", r.name(o), r.redelivery)
 		}
 	}
 	fmt.Println()
@@ -557,7 +576,7 @@ func medians(o options, runs [][]*row) {
 	fmt.Printf("medians of %d runs\n", len(runs))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\tevents/s\tp99\tCPU/event\tserver CPU\tdelivered/s\tidle CPU\tpeak RSS\t")
-	for i, t := range o.targets {
+	for i, r0 := range runs[0] {
 		var rate, p99, cpu, cores, delivered, idle, rss []float64
 		for _, rows := range runs {
 			r := rows[i]
@@ -569,7 +588,7 @@ func medians(o options, runs [][]*row) {
 			idle = append(idle, r.idleCPU)
 			rss = append(rss, float64(r.rss))
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.2f\t%.0f\t%.2f%%\t%.1f MiB\t\n", targetNames[t], median(rate), ms(time.Duration(median(p99))),
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.2f\t%.0f\t%.2f%%\t%.1f MiB\t\n", r0.name(o), median(rate), ms(time.Duration(median(p99))),
 			us(time.Duration(median(cpu))), median(cores), median(delivered), 100*median(idle), median(rss)/(1<<20))
 	}
 	tw.Flush()
@@ -578,7 +597,9 @@ func medians(o options, runs [][]*row) {
 	for _, rows := range runs {
 		t := map[string]*row{}
 		for _, r := range rows {
-			t[r.target] = r
+			if t[r.target] == nil {
+				t[r.target] = r
+			}
 		}
 		for _, q := range ratios(t) {
 			if _, ok := byName[q.name]; !ok {

@@ -44,6 +44,8 @@ type Cluster struct {
 	mu   sync.Mutex
 	dbs  atomic.Int64
 	log  string
+	// settings are added to the server's command line (-c name=value).
+	settings []string
 }
 
 // ErrNotInstalled is why a test skips outside CI.
@@ -86,17 +88,6 @@ func Require(t testing.TB) string {
 	return bin
 }
 
-// New starts a cluster outside a test (a command that needs a
-// throwaway PostgreSQL, such as the console's screenshots); Remove
-// stops it and deletes its files.
-func New() (*Cluster, error) {
-	bin, err := Bin()
-	if err != nil {
-		return nil, err
-	}
-	return start(bin)
-}
-
 // Start starts a cluster of the test's own, stopped when the test ends.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
@@ -109,12 +100,25 @@ func Start(t testing.TB) *Cluster {
 	return c
 }
 
-func start(bin string) (*Cluster, error) {
+// New starts a cluster outside a test (a command that needs a
+// throwaway PostgreSQL: the console's screenshots, the load benchmark),
+// as Start does, with settings ("name=value") added to the server's
+// command line; Remove stops it and deletes its files.
+// ErrNotInstalled when PostgreSQL is not installed.
+func New(settings ...string) (*Cluster, error) {
+	bin, err := Bin()
+	if err != nil {
+		return nil, err
+	}
+	return start(bin, settings...)
+}
+
+func start(bin string, settings ...string) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "switchyard-pg-")
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir, bin: bin}
+	c := &Cluster{dir: dir, bin: bin, settings: settings}
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses to run as root: run it as the postgres
 		// user, which Debian's package creates.
@@ -172,9 +176,13 @@ func (c *Cluster) Start() error {
 		return err
 	}
 	defer logf.Close()
-	cmd := c.command("postgres", "-D", filepath.Join(c.dir, "data"), "-p", strconv.Itoa(c.port),
+	args := []string{"-D", filepath.Join(c.dir, "data"), "-p", strconv.Itoa(c.port),
 		"-h", "127.0.0.1", "-k", c.dir,
-		"-c", "fsync=on", "-c", "max_connections=300", "-c", "shared_buffers=64MB")
+		"-c", "fsync=on", "-c", "max_connections=300", "-c", "shared_buffers=64MB"}
+	for _, s := range c.settings {
+		args = append(args, "-c", s)
+	}
+	cmd := c.command("postgres", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The server dies with the test binary, however it ends.
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
@@ -308,6 +316,24 @@ func (c *Cluster) Remove() {
 
 // Port is the server's port on 127.0.0.1.
 func (c *Cluster) Port() int { return c.port }
+
+// PID is the server's (the postmaster's) process id; 0 when stopped.
+func (c *Cluster) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// Dir is the directory of the cluster's files: its data directory
+// (data), its socket and its log (postgres.log).
+func (c *Cluster) Dir() string { return c.dir }
+
+// ConnString is the connection string of database db on the cluster,
+// as its superuser postgres; db need not exist yet ("postgres" does).
+func (c *Cluster) ConnString(db string) string { return c.dsn(db) }
 
 func (c *Cluster) dsn(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)

@@ -2,6 +2,10 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -46,5 +50,52 @@ func TestClusters(t *testing.T) {
 				t.Fatalf("after a crash: %d, %v", x, err)
 			}
 		})
+	}
+}
+
+// TestNew starts a cluster as a benchmark does, without a test's
+// cleanup: its settings reach the server, PID is the server's, and
+// Remove stops it and deletes its files.
+func TestNew(t *testing.T) {
+	Require(t)
+	c, err := New("work_mem=5MB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	defer func() {
+		if !removed {
+			c.Remove()
+		}
+	}()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var workMem string
+	var backend int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('work_mem'), pg_backend_pid()").Scan(&workMem, &backend); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if workMem != "5MB" {
+		t.Errorf("work_mem = %q, want 5MB (the setting given to New)", workMem)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", backend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if fields[1] != strconv.Itoa(c.PID()) {
+		t.Errorf("the backend's parent is %s, PID() is %d", fields[1], c.PID())
+	}
+	c.Remove()
+	removed = true
+	if c.PID() != 0 {
+		t.Errorf("PID() = %d after Remove, want 0", c.PID())
+	}
+	if _, err := os.Stat(c.Dir()); !os.IsNotExist(err) {
+		t.Errorf("%s after Remove: %v, want it gone", c.Dir(), err)
 	}
 }

@@ -261,23 +261,34 @@ func (c *completeWrite) finish(context.Context, pgx.Tx) ([]sinkDelta, error) {
 	return []sinkDelta{{c.sink, -1}}, nil
 }
 
-// NextDue implements queue.Store. Leased deliveries are left out (their
-// attempt's end wakes the worker).
-func (s *Store) NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error) {
-	q := `SELECT min(d.next_at) FROM queue_deliveries d WHERE d.sink = $1 AND d.state IN ('pending', 'failed') AND ` + notLeased
+// sqlNextDue selects when the earliest waiting delivery of sink $1 that
+// no lease holds at $2 is due. ORDER BY … LIMIT 1 reads the due index
+// from its head and stops at the first such delivery, whatever the
+// table's statistics. min(next_at) did the same only once the table had
+// been analyzed: before autovacuum first came by (a new database, a
+// table that grew fast), its plan read every waiting delivery of the
+// sink, 8–32 ms a call with 15,000–30,000 waiting in the load benchmark.
+func sqlNextDue(ordered bool) string {
+	q := `SELECT d.next_at FROM queue_deliveries d WHERE d.sink = $1 AND d.state IN ('pending', 'failed') AND ` + notLeased
 	if ordered {
 		q += " AND " + headOfSubject
 	}
-	var next *time.Time
+	return q + ` ORDER BY d.next_at LIMIT 1`
+}
+
+// NextDue implements queue.Store. Leased deliveries are left out (their
+// attempt's end wakes the worker).
+func (s *Store) NextDue(ctx context.Context, sink string, ordered bool) (time.Time, bool, error) {
+	var next time.Time
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if err := s.pool.QueryRow(ctx, q, sink, ms(s.now())).Scan(&next); err != nil {
+	if err := s.pool.QueryRow(ctx, sqlNextDue(ordered), sink, ms(s.now())).Scan(&next); err != nil {
+		if isNoRows(err) {
+			return time.Time{}, false, nil
+		}
 		return time.Time{}, false, fmt.Errorf("next due: %w", err)
 	}
-	if next == nil {
-		return time.Time{}, false, nil
-	}
-	return *next, true, nil
+	return next, true, nil
 }
 
 // eventColumns are the columns of an event row a (aliased) that

@@ -503,3 +503,66 @@ func TestDatabasePaused(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestNextDueReadsTheHead: NextDue reads the head of the due index, not
+// every waiting delivery, on a table no ANALYZE has seen yet (a new
+// database, before autovacuum first comes by) as on one it has.
+func TestNextDueReadsTheHead(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Shared(t).DSN(t)
+	s := open(t, dsn, Options{PoolSize: 16})
+	const clients, each = 50, 60
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				if _, err := s.Accept(context.Background(), queue.Incoming{Event: testEvent(fmt.Sprint("c", c), i),
+					Targets: []queue.Target{{Sink: "crm", Routes: []string{"r"}}}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, analyzed := range []bool{false, true} {
+		if analyzed {
+			if _, err := conn.Exec(ctx, "ANALYZE queue_deliveries"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, ordered := range []bool{false, true} {
+			var plan []map[string]any
+			if err := conn.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sqlNextDue(ordered), "crm", ms(time.Now())).Scan(&plan); err != nil {
+				t.Fatal(err)
+			}
+			if most := mostRows(plan[0]["Plan"].(map[string]any)); most > 10 {
+				t.Errorf("analyzed %v, ordered %v: a plan node returned %v rows of %d waiting deliveries: NextDue reads past the head of the due index\n%v",
+					analyzed, ordered, most, clients*each, plan)
+			}
+		}
+	}
+	if _, ok, err := s.NextDue(ctx, "crm", false); err != nil || !ok {
+		t.Fatalf("NextDue = %v, %v; want a due time", ok, err)
+	}
+	if _, ok, err := s.NextDue(ctx, "nothing-waits", true); err != nil || ok {
+		t.Fatalf("NextDue of a sink without deliveries = %v, %v; want none", ok, err)
+	}
+}
+
+// mostRows is the most rows any node of an EXPLAIN (FORMAT JSON) plan
+// returned (per loop).
+func mostRows(node map[string]any) float64 {
+	most, _ := node["Actual Rows"].(float64)
+	kids, _ := node["Plans"].([]any)
+	for _, k := range kids {
+		most = max(most, mostRows(k.(map[string]any)))
+	}
+	return most
+}
