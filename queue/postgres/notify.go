@@ -80,6 +80,37 @@ func (s *Store) notify(sinks []string) {
 	}
 }
 
+// takeoverDelay is how long a replica waits before acting on another
+// replica's announcement. The announcing replica leases its own new
+// work at once; the others only need to look when it cannot keep up, or
+// for a replay from the CLI. Acting on every announcement made every
+// replica lease (and queue for the sink's lock) once per event: at three
+// replicas, three leases per event. Announcements that come during the
+// delay share one wake.
+const takeoverDelay = 25 * time.Millisecond
+
+// wakeSoon calls onNotify for sink after takeoverDelay, once for all the
+// announcements of sink that come meanwhile.
+func (s *Store) wakeSoon(sink string) {
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	if s.waking == nil {
+		s.waking = map[string]bool{}
+	}
+	if s.waking[sink] {
+		return
+	}
+	s.waking[sink] = true
+	time.AfterFunc(takeoverDelay, func() {
+		s.wakeMu.Lock()
+		delete(s.waking, sink)
+		s.wakeMu.Unlock()
+		if !s.isClosed() {
+			s.onNotify(sink)
+		}
+	})
+}
+
 // listener LISTENs on its own connection and calls OnNotify for each
 // announcement of another store; after the connection is lost, it
 // connects again and wakes every sink, since announcements may have
@@ -167,7 +198,7 @@ func (s *Store) listenOnce(listening func()) error {
 		}
 		origin, sink, ok := strings.Cut(n.Payload, " ")
 		if ok && origin != s.origin {
-			s.onNotify(sink)
+			s.wakeSoon(sink)
 		}
 	}
 }

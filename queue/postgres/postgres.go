@@ -96,7 +96,10 @@ type Store struct {
 	timeout  time.Duration
 	describe string
 	onNotify func(string)
-	client   bool
+	// waking are the sinks whose wake (wakeSoon) is due; under wakeMu.
+	wakeMu sync.Mutex
+	waking map[string]bool
+	client bool
 
 	waiting counter
 	// commits and committed count the group-commit transactions and the

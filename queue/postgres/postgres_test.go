@@ -256,6 +256,63 @@ func TestNotify(t *testing.T) {
 	}
 }
 
+// TestNotifyBurstWakesOnce: a burst of announcements from another
+// replica wakes a store's workers for a sink a few times, not once per
+// event: the announcing replica leases its own new work, and each wake
+// of the others costs a lease that queues for the sink's lock.
+func TestNotifyBurstWakesOnce(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Shared(t).DSN(t)
+	var wakes atomic.Int32
+	heard := make(chan struct{}, 1)
+	open(t, dsn, Options{OnNotify: func(sink string) {
+		wakes.Add(1)
+		select {
+		case heard <- struct{}{}:
+		default:
+		}
+	}})
+	other := open(t, dsn, Options{})
+	n := 0
+	accept := func() {
+		t.Helper()
+		n++
+		if _, err := other.Accept(context.Background(), queue.Incoming{Event: testEvent("s", n), Targets: []queue.Target{{Sink: "crm"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The listener connects in the background: wait until it hears.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		accept()
+		select {
+		case <-heard:
+		case <-time.After(200 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no notification of an accepted event")
+			}
+			continue
+		}
+		break
+	}
+	time.Sleep(100 * time.Millisecond)
+	wakes.Store(0)
+	const burst = 40
+	start := time.Now()
+	for range burst {
+		accept()
+	}
+	took := time.Since(start)
+	time.Sleep(200 * time.Millisecond)
+	got := int(wakes.Load())
+	// One wake per takeoverDelay the burst spanned, and one more.
+	most := int(took/takeoverDelay) + 2
+	if got == 0 || got > most || got >= burst/2 {
+		t.Fatalf("%d announcements in %v woke the other store %d times, want 1 to %d", burst, took, got, most)
+	}
+	t.Logf("%d announcements in %v: %d wakes", burst, took, got)
+}
+
 // TestGroupCommit: concurrent accepts share transactions.
 func TestGroupCommit(t *testing.T) {
 	t.Parallel()
