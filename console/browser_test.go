@@ -279,7 +279,7 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 			t.Fatalf("dead letter row: %q", row)
 		}
 		g.CRMRefuses.Store(false)
-		do(t, ctx, chromedp.Click(chromedp.CSS("table.deliveries tbody form button")), chromedp.WaitVisible(chromedp.CSS("table.deliveries")))
+		submit(t, ctx, "table.deliveries tbody form button")
 		if err := demo.Eventually(10*time.Second, func() bool { return len(g.Received()) == 1 }); err != nil {
 			t.Fatal("the replayed delivery never reached the sink")
 		}

@@ -428,8 +428,12 @@ func TestReplicasProof(t *testing.T) {
 				replayedBy[s.replica]++
 			}
 		}
-		if replayedBy["r0"] > 0 || replayedBy["r1"]+replayedBy["r2"] < dead {
-			t.Fatalf("the replay issued on r0 was carried out by %v, want by r1 and r2 alone", replayedBy)
+		// r0 wakes its own workers for the replay and may send some
+		// before it stops; every other dead letter is the others' to
+		// carry out, and the ones r0 held when it stopped are sent
+		// again once its lease lapses.
+		if replayedBy["r1"]+replayedBy["r2"] < dead-replayedBy["r0"] || replayedBy["r1"]+replayedBy["r2"] == 0 {
+			t.Fatalf("the replay issued on r0 was carried out by %v, want r1 and r2 to carry out the %d r0 did not", replayedBy, dead)
 		}
 		// Everything drained, on every replica's view.
 		for _, r := range p.replicas {

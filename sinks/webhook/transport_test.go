@@ -140,6 +140,15 @@ func TestMutualTLS(t *testing.T) {
 				}
 				return
 			}
+			// Under TLS 1.3 the server checks the client's certificate
+			// after the client's side of the handshake is done: the
+			// client may be writing its request when the server's alert
+			// closes the connection, and then sees only the broken
+			// connection (a failure it retries, like any other).
+			if tc.name == "no client certificate" && err != nil && (strings.Contains(err.Error(), "broken pipe") || strings.Contains(err.Error(), "connection reset")) {
+				t.Logf("the server's alert raced the request: %v", err)
+				return
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Send = %v, want an error with %q", err, tc.want)
 			}
