@@ -377,9 +377,9 @@ func queuedStates(g *servers, ids []string) (map[string]int, error) {
 }
 
 const gatewayConfig = `# Written by bench/load for targets c and ingest. Each gateway
-# listens on $SWITCHYARD_LISTEN.
+# listens on $SWITCHYARD_LISTEN (one gateway: on the address below too).
 server:
-  listen: "127.0.0.1:1"
+  listen: %q
 storage:
 %ssources:
   - name: darwin

@@ -201,15 +201,24 @@ func startGateways(o options, dir string, v variant, gateway []string, sinkURL s
 			storage += fmt.Sprintf("  pool_size: %d\n", o.poolSize)
 		}
 	}
-	cfg := filepath.Join(dir, "switchyard.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, storage, o.secret, sinkURL), 0o600); err != nil {
-		return nil, err
-	}
-	for i := range v.replicas {
-		addr, err := freeAddr()
-		if err != nil {
+	addrs := make([]string, v.replicas)
+	for i := range addrs {
+		if addrs[i], err = freeAddr(); err != nil {
 			return nil, err
 		}
+	}
+	// One gateway also finds its address in the file, so that a build
+	// older than SWITCHYARD_LISTEN (-switchyard, for a before-and-after
+	// comparison in one run) listens where the load goes.
+	listen := "127.0.0.1:1"
+	if v.replicas == 1 {
+		listen = addrs[0]
+	}
+	cfg := filepath.Join(dir, "switchyard.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, listen, storage, o.secret, sinkURL), 0o600); err != nil {
+		return nil, err
+	}
+	for i, addr := range addrs {
 		bin, args := gateway[0], []string{"serve", "--config", cfg, "--log-level", "warn"}
 		if len(gateway) > 1 {
 			args = append(slices.Clone(gateway[1:]), "-config", cfg)
