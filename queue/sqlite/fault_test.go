@@ -316,7 +316,7 @@ func TestOutcomesRideAlong(t *testing.T) {
 	t.Parallel()
 	c := newClock()
 	// A long linger, so that a slow machine still gets the event in.
-	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, lazyLinger: time.Second})
+	s, err := Open(context.Background(), t.TempDir(), Options{Now: c.Now, lazyLinger: time.Second, lingerAfter: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,4 +340,78 @@ func TestOutcomesRideAlong(t *testing.T) {
 	if n := s.commits.Load() - before; n != 1 {
 		t.Fatalf("%d commits for an outcome and an event that came while it waited: want one", n)
 	}
+}
+
+// TestOutcomesAloneDoNotWait: an outcome waits for company only when
+// company is likely soon. Not while an accepted event waits for its
+// fsync (the requests that would join are blocked behind it), nor once
+// no event has been accepted for a while (a backlog draining): each
+// wait would hold the delivery's slot for nothing.
+func TestOutcomesAloneDoNotWait(t *testing.T) {
+	t.Parallel()
+	const linger = 5 * time.Second
+	open := func(t *testing.T, o Options) *Store {
+		o.lazyLinger = linger
+		s, err := Open(context.Background(), t.TempDir(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	complete := func(t *testing.T, s *Store, d *queue.Delivery) {
+		t.Helper()
+		start := time.Now()
+		if err := s.Complete(context.Background(), d, queue.Outcome{State: queue.StateDelivered}); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took >= linger {
+			t.Fatalf("the outcome waited %v for company", took.Round(time.Millisecond))
+		}
+	}
+	t.Run("draining", func(t *testing.T) {
+		t.Parallel()
+		c := newClock()
+		s := open(t, Options{Now: c.Now, lingerAfter: 50 * time.Millisecond})
+		ctx := context.Background()
+		s.Accept(ctx, queue.Incoming{Event: newEvent(c, "first"), Targets: targets("a")})
+		ds, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
+		time.Sleep(100 * time.Millisecond)
+		complete(t, s, &ds[0])
+	})
+	t.Run("an event waits for its fsync", func(t *testing.T) {
+		t.Parallel()
+		c := newClock()
+		gate := make(chan struct{})
+		var once sync.Once
+		release := func() { once.Do(func() { close(gate) }) }
+		var hold atomic.Bool
+		s := open(t, Options{Now: c.Now, lingerAfter: time.Minute, SyncHook: func() error {
+			if hold.Load() {
+				<-gate
+			}
+			return nil
+		}})
+		t.Cleanup(release) // before the store closes: its syncer waits here
+		if s.syncs == nil {
+			t.Skip("one CPU: the writer fsyncs inside the commit, nothing waits beside it")
+		}
+		ctx := context.Background()
+		s.Accept(ctx, queue.Incoming{Event: newEvent(c, "first"), Targets: targets("a")})
+		ds, _ := s.Lease(ctx, queue.LeaseRequest{Sink: "a", Limit: 1, For: time.Minute})
+		hold.Store(true)
+		accepted := make(chan error, 1)
+		go func() {
+			_, err := s.Accept(ctx, queue.Incoming{Event: newEvent(c, "second"), Targets: targets("a")})
+			accepted <- err
+		}()
+		for s.syncing.Load() == 0 {
+			time.Sleep(100 * time.Microsecond)
+		}
+		complete(t, s, &ds[0])
+		release()
+		if err := <-accepted; err != nil {
+			t.Fatal(err)
+		}
+	})
 }
