@@ -153,10 +153,14 @@ routes: [{name: all, match: ["*"], to: [crm]}]
 	}
 	wait(t, "the replayed delivery", func() bool { return crm.times(poison) == 1 })
 
-	out, _, err = runCmd(t, "deliveries", "purge", "--config", path, "--sink", "crm", "--state", "delivered", "--dry-run")
-	if err != nil || !strings.Contains(out, "would purge 2 deliveries") {
-		t.Fatalf("purge --dry-run: %v\n%s", err, out)
-	}
+	// The sink has it; the gateway records the outcome just after.
+	wait(t, "the replayed delivery recorded", func() bool {
+		out, _, err = runCmd(t, "deliveries", "purge", "--config", path, "--sink", "crm", "--state", "delivered", "--dry-run")
+		if err != nil {
+			t.Fatalf("purge --dry-run: %v\n%s", err, out)
+		}
+		return strings.Contains(out, "would purge 2 deliveries")
+	})
 	out, _, err = runCmd(t, "deliveries", "purge", "--config", path, "--sink", "crm", "--state", "delivered", "--yes")
 	if err != nil || !strings.Contains(out, "purged 2 deliveries") {
 		t.Fatalf("purge: %v\n%s", err, out)
