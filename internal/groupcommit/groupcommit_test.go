@@ -119,3 +119,39 @@ func TestSubmit(t *testing.T) {
 		(<-taken).done <- nil // the writer answers later: done is buffered
 	})
 }
+
+// TestAwaitAbandonedBeforeTaken: a caller that gives up before a writer
+// takes its write gets its context's error, and the writer then leaves
+// the write out; once taken, the caller waits for the outcome.
+func TestAwaitAbandonedBeforeTaken(t *testing.T) {
+	t.Parallel()
+	ops := make(chan *Ticket, 1)
+	stop, writersDone := make(chan struct{}), make(chan struct{})
+	closed := errors.New("closed")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var gone Ticket
+	done := make(chan error, 1)
+	go func() { <-ops; cancel() }()
+	if err := Await(ctx, ops, &gone, &gone, done, stop, writersDone, closed); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Await = %v, want the context's error", err)
+	}
+	if gone.Claim(context.Background(), done) {
+		t.Fatal("the writer took a write its caller had given up")
+	}
+
+	var kept Ticket
+	done = make(chan error, 1)
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		<-ops
+		if !kept.Claim(context.Background(), done) {
+			t.Error("the writer could not take a waiting write")
+		}
+		cancel() // too late: taken
+		done <- nil
+	}()
+	if err := Await(ctx, ops, &kept, &kept, done, stop, writersDone, closed); err != nil {
+		t.Fatalf("Await of a taken write = %v, want its outcome", err)
+	}
+}

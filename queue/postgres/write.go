@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,19 +41,11 @@ type write interface {
 
 // op is a write waiting for a batch.
 type op struct {
-	ctx  context.Context
-	w    write
-	done chan error
-	// state is opQueued until a writer takes the op into a batch
-	// (opTaken) or its caller gives up waiting first (opAbandoned).
-	state atomic.Int32
+	ctx    context.Context
+	w      write
+	done   chan error
+	ticket groupcommit.Ticket
 }
-
-const (
-	opQueued int32 = iota
-	opTaken
-	opAbandoned
-)
 
 // maxBatch bounds how many writes share one transaction.
 const maxBatch = 256
@@ -70,33 +61,12 @@ func (s *Store) submit(ctx context.Context, w write) error {
 	}
 	o := &op{ctx: ctx, w: w, done: make(chan error, 1)}
 	if s.ungrouped {
-		o.state.Store(opTaken)
+		if !o.ticket.Claim(ctx, o.done) {
+			return <-o.done
+		}
 		return s.tryBatch([]*op{o})
 	}
-	select {
-	case s.ops <- o:
-	case <-s.closing:
-		return queue.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-o.done:
-		return err
-	case <-s.writersDone:
-		// Close raced the send; the writers may have drained o already.
-		select {
-		case err := <-o.done:
-			return err
-		default:
-			return queue.ErrClosed
-		}
-	case <-ctx.Done():
-		if o.state.CompareAndSwap(opQueued, opAbandoned) {
-			return ctx.Err()
-		}
-		return <-o.done // taken: its outcome comes with its batch's
-	}
+	return groupcommit.Await(ctx, s.ops, o, &o.ticket, o.done, s.closing, s.writersDone, queue.ErrClosed)
 }
 
 // writer commits batches of ops until the store closes; ops queued
@@ -113,11 +83,7 @@ func (s *Store) writer() {
 func (s *Store) commit(batch []*op) {
 	live := make([]*op, 0, len(batch))
 	for _, o := range batch {
-		if o.ctx.Err() != nil && o.state.CompareAndSwap(opQueued, opAbandoned) {
-			o.done <- o.ctx.Err()
-			continue
-		}
-		if o.state.CompareAndSwap(opQueued, opTaken) {
+		if o.ticket.Claim(o.ctx, o.done) {
 			live = append(live, o)
 		}
 	}

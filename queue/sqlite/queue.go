@@ -498,17 +498,9 @@ type op struct {
 	// lazy writes need not be on disk when answered (outcomes of
 	// attempts: one lost to a power cut only makes its delivery go
 	// again); the next fsync takes them along.
-	lazy bool
-	// state is opQueued until the writer takes the op into a batch
-	// (opTaken) or its caller gives up waiting first (opAbandoned).
-	state atomic.Int32
+	lazy   bool
+	ticket groupcommit.Ticket
 }
-
-const (
-	opQueued int32 = iota
-	opTaken
-	opAbandoned
-)
 
 // maxBatch bounds how many writes share one transaction.
 const maxBatch = 256
@@ -541,30 +533,7 @@ func (s *Store) submit(ctx context.Context, fn func(ctx context.Context, tx *sql
 		return queue.ErrClosed
 	default:
 	}
-	select {
-	case s.ops <- o:
-	case <-s.closing:
-		return queue.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-o.done:
-		return err
-	case <-s.done:
-		// Close raced the send; the writer may have drained o already.
-		select {
-		case err := <-o.done:
-			return err
-		default:
-			return queue.ErrClosed
-		}
-	case <-ctx.Done():
-		if o.state.CompareAndSwap(opQueued, opAbandoned) {
-			return ctx.Err()
-		}
-		return <-o.done // taken: its outcome comes with its batch's
-	}
+	return groupcommit.Await(ctx, s.ops, o, &o.ticket, o.done, s.closing, s.done, queue.ErrClosed)
 }
 
 func (s *Store) writer() {
@@ -595,11 +564,7 @@ func (s *Store) commit(batch []*op) {
 	batch = s.linger(batch)
 	live := batch[:0]
 	for _, o := range batch {
-		if o.ctx.Err() != nil && o.state.CompareAndSwap(opQueued, opAbandoned) {
-			o.done <- o.ctx.Err()
-			continue
-		}
-		if o.state.CompareAndSwap(opQueued, opTaken) {
+		if o.ticket.Claim(o.ctx, o.done) {
 			live = append(live, o)
 		}
 	}
