@@ -197,7 +197,7 @@ func TestUnreachable(t *testing.T) {
 }
 
 // TestNotify: work accepted or replayed on one store wakes the others
-// at once (NOTIFY), not the store that did it.
+// (NOTIFY, within takeoverDelay), not the store that did it.
 func TestNotify(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.Shared(t).DSN(t)
