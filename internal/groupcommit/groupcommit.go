@@ -71,16 +71,25 @@ func (l Loop[T]) Run() {
 // batch even when ctx ends while Submit waits: callers whose writes may
 // then be retried need them to be harmless to write twice.
 func Submit[T any](ctx context.Context, ops chan<- T, stop <-chan struct{}, op T, done <-chan error, closed error) error {
-	select {
-	case ops <- op:
-	case <-stop:
-		return closed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := send(ctx, ops, op, stop, closed); err != nil {
+		return err
 	}
 	select {
 	case err := <-done:
 		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// send hands op to the writers on ops: closed when stop is closed
+// first, ctx's error when ctx ends first.
+func send[T any](ctx context.Context, ops chan<- T, op T, stop <-chan struct{}, closed error) error {
+	select {
+	case ops <- op:
+		return nil
+	case <-stop:
+		return closed
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -36,12 +36,8 @@ func (t *Ticket) Claim(ctx context.Context, done chan<- error) bool {
 // stop is closed when the store closes; writersDone once its writers
 // have returned (having drained what was queued).
 func Await[T any](ctx context.Context, ops chan<- T, op T, t *Ticket, done <-chan error, stop, writersDone <-chan struct{}, closed error) error {
-	select {
-	case ops <- op:
-	case <-stop:
-		return closed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := send(ctx, ops, op, stop, closed); err != nil {
+		return err
 	}
 	select {
 	case err := <-done:

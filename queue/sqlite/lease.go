@@ -175,30 +175,7 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 		s.leases.mu.Unlock()
 		return nil, fmt.Errorf("lease: %w", err)
 	}
-	until := now.Add(r.For)
-	h := s.leases.held[r.Sink]
-	if h == nil {
-		h = map[string]*lease{}
-		s.leases.held[r.Sink] = h
-	}
-	for i := range out {
-		s.leases.token++
-		out[i].Token = s.leases.token
-		h[out[i].ID] = &lease{token: s.leases.token, until: until, seq: seqs[i]}
-	}
-	if r.Every > 0 && len(out) > 0 {
-		s.leases.nextStart[r.Sink] = now.Add(time.Duration(len(out)) * r.Every)
-	}
-	s.leases.mu.Unlock()
-
-	if err := s.loadEvents(ctx, out); err != nil {
-		s.leases.mu.Lock()
-		for _, d := range out {
-			if s.leases.holder(&d) != nil {
-				delete(h, d.ID)
-			}
-		}
-		s.leases.mu.Unlock()
+	if err := s.hold(ctx, r, now, out, seqs); err != nil {
 		return nil, err
 	}
 	// As accepted: the rows came in due order.
@@ -214,22 +191,21 @@ func (s *Store) Lease(ctx context.Context, r queue.LeaseRequest) ([]queue.Delive
 	return sorted, nil
 }
 
-// leaseFresh leases deliveries from the fresh list: s.leases.mu is held,
-// and unlocked here.
-func (s *Store) leaseFresh(ctx context.Context, r queue.LeaseRequest, now time.Time, limit int) ([]queue.Delivery, error) {
-	entries := s.leases.popFresh(r.Sink, limit)
-	out := make([]queue.Delivery, len(entries))
+// hold leases out (rows seqs) to r's caller, with fresh tokens, and
+// loads their events: s.leases.mu is held, and unlocked here. When the
+// events cannot be read, the leases are let go and nothing is handed
+// out.
+func (s *Store) hold(ctx context.Context, r queue.LeaseRequest, now time.Time, out []queue.Delivery, seqs []int64) error {
 	until := now.Add(r.For)
 	h := s.leases.held[r.Sink]
 	if h == nil {
 		h = map[string]*lease{}
 		s.leases.held[r.Sink] = h
 	}
-	for i, e := range entries {
-		out[i] = e.d
+	for i := range out {
 		s.leases.token++
 		out[i].Token = s.leases.token
-		h[e.d.ID] = &lease{token: s.leases.token, until: until, seq: e.seq}
+		h[out[i].ID] = &lease{token: s.leases.token, until: until, seq: seqs[i]}
 	}
 	if r.Every > 0 && len(out) > 0 {
 		s.leases.nextStart[r.Sink] = now.Add(time.Duration(len(out)) * r.Every)
@@ -243,6 +219,21 @@ func (s *Store) leaseFresh(ctx context.Context, r queue.LeaseRequest, now time.T
 			}
 		}
 		s.leases.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// leaseFresh leases deliveries from the fresh list: s.leases.mu is held,
+// and unlocked here.
+func (s *Store) leaseFresh(ctx context.Context, r queue.LeaseRequest, now time.Time, limit int) ([]queue.Delivery, error) {
+	entries := s.leases.popFresh(r.Sink, limit)
+	out := make([]queue.Delivery, len(entries))
+	seqs := make([]int64, len(entries))
+	for i, e := range entries {
+		out[i], seqs[i] = e.d, e.seq
+	}
+	if err := s.hold(ctx, r, now, out, seqs); err != nil {
 		return nil, err
 	}
 	return out, nil
