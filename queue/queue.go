@@ -489,3 +489,21 @@ type RecordDelivery struct {
 	// History is the recorded attempts, oldest first.
 	History []AttemptInfo
 }
+
+// FormatTime is how a store keeps an event's optional times (its
+// timestamp, its received time as the platform sent it) as text: the
+// zero time as "", to the nanosecond otherwise. ParseTime reads it back.
+func FormatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// ParseTime reads a time FormatTime wrote.
+func ParseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}

@@ -87,7 +87,7 @@ func newAcceptWrite(in queue.Incoming, now time.Time) *acceptWrite {
 	created := ms(now)
 	a.args = []any{
 		cleaned(ev.ID), cleaned(ev.Source), dedup, cleaned(ev.EventType), cleaned(ev.Subject), ms(ev.ReceivedAt),
-		formatTime(ev.Timestamp), formatTime(ev.ReceivedAt), cleaned(ev.AgentID), cleaned(ev.AgentName), data, exact,
+		queue.FormatTime(ev.Timestamp), queue.FormatTime(ev.ReceivedAt), cleaned(ev.AgentID), cleaned(ev.AgentName), data, exact,
 		created, a.ids, a.sinks, routes, cleaned(ev.ExternalID), searchText(data), reqHeader, reqBody,
 	}
 	return a
@@ -199,20 +199,6 @@ func (a *acceptWrite) finish(ctx context.Context, tx pgx.Tx) ([]sinkDelta, error
 
 // ms truncates t to the millisecond: what the store keeps of its times.
 func ms(t time.Time) time.Time { return t.Truncate(time.Millisecond) }
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.Format(time.RFC3339Nano)
-}
-
-func parseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	return time.Parse(time.RFC3339Nano, s)
-}
 
 // clean reports whether s can be stored as PostgreSQL text.
 func clean(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }

@@ -320,10 +320,10 @@ func eventScanner() (func() (*event.Event, error), []any) {
 		}
 		ev.Data = data
 		var err error
-		if ev.Timestamp, err = parseTime(occurred); err != nil {
+		if ev.Timestamp, err = queue.ParseTime(occurred); err != nil {
 			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
 		}
-		if ev.ReceivedAt, err = parseTime(received); err != nil {
+		if ev.ReceivedAt, err = queue.ParseTime(received); err != nil {
 			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
 		}
 		return &ev, nil

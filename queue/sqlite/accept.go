@@ -22,7 +22,7 @@ func (s *Store) Accept(ctx context.Context, in queue.Incoming) (queue.Accepted, 
 	if len(bytes.TrimSpace(data)) == 0 {
 		data = []byte("null")
 	}
-	occurred, received := formatTime(ev.Timestamp), formatTime(ev.ReceivedAt)
+	occurred, received := queue.FormatTime(ev.Timestamp), queue.FormatTime(ev.ReceivedAt)
 	dedup := ev.DedupKey
 	if dedup == "" {
 		dedup = "id:" + ev.ID

@@ -4,27 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/queue"
 )
 
 // eventOverhead is what an event costs the cache beyond its data.
 const eventOverhead = 256
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.Format(time.RFC3339Nano)
-}
-
-func parseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	return time.Parse(time.RFC3339Nano, s)
-}
 
 // storedEventColumns are what scanStoredEvent reads.
 const storedEventColumns = `e.id, e.source, e.event_type, e.subject, e.occurred_at, e.received, e.agent_id, e.agent_name, e.external_id, ` + dataColumn + `, e.event`
@@ -55,8 +41,8 @@ func scanStoredEvent(row interface{ Scan(...any) error }, more ...any) (*event.E
 	}
 	ev.Data = data
 	var err1, err2 error
-	ev.Timestamp, err1 = parseTime(occurred)
-	ev.ReceivedAt, err2 = parseTime(received)
+	ev.Timestamp, err1 = queue.ParseTime(occurred)
+	ev.ReceivedAt, err2 = queue.ParseTime(received)
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, fmt.Errorf("event %s: %w", ev.ID, err)
 	}
