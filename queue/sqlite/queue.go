@@ -670,9 +670,11 @@ func (s *Store) tryBatch(batch []*op) bool {
 		}
 		return fail(err)
 	}
-	s.lastWrite.Store(time.Now().UnixNano())
-	if slices.ContainsFunc(batch, func(o *op) bool { return !o.lazy }) {
-		s.lastDurable.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	s.lastWrite.Store(now)
+	durable := slices.ContainsFunc(batch, func(o *op) bool { return !o.lazy })
+	if durable {
+		s.lastDurable.Store(now)
 	}
 	if len(deltas) > 0 {
 		s.bmu.Lock()
@@ -683,7 +685,9 @@ func (s *Store) tryBatch(batch []*op) bool {
 	}
 	s.commits.Add(1)
 	s.committed.Add(int64(len(batch)))
-	if s.needSync(batch) {
+	// A batch holding a write that must be on disk before it is
+	// answered waits for an fsync.
+	if s.sync && durable {
 		if s.syncs != nil {
 			s.syncing.Add(1)
 			s.syncs <- slices.Clone(batch) // the writer reuses batch
@@ -700,20 +704,6 @@ func (s *Store) tryBatch(batch []*op) bool {
 		o.done <- nil
 	}
 	return true
-}
-
-// needSync reports whether any write of batch must be on disk before it
-// is answered.
-func (s *Store) needSync(batch []*op) bool {
-	if !s.sync {
-		return false
-	}
-	for _, o := range batch {
-		if !o.lazy {
-			return true
-		}
-	}
-	return false
 }
 
 // storageFault reports whether err is the storage's, not the write's:
